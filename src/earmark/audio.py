@@ -1,0 +1,643 @@
+"""Audio in: decode, inspect, stream and standardize.
+
+Arrays are float32 with shape ``[channels, samples]`` everywhere, even for mono (one row).
+
+Decoding: soundfile (libsndfile) for WAV, FLAC, OGG/Vorbis, MP3 and the other formats it
+knows, because it is exact and seekable; PyAV (ffmpeg) for m4a, aac, opus, webm and the audio
+track of video containers (mp4, mkv, mov), which libsndfile cannot open. Resampling: soxr,
+the same high-quality resampler librosa uses by default.
+
+Nothing is read whole on trust of a header: samples are read in bounded blocks, and a WAV
+header announcing more audio than the file holds is rejected before any decoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+import soundfile as sf
+import soxr
+
+from earmark.errors import (
+    AudioError,
+    CorruptAudioError,
+    DurationLimitError,
+    EmptyFileError,
+    FileMissingError,
+    InvalidChannelsError,
+    InvalidSampleRateError,
+    NonFiniteSamplesError,
+    NotAudioError,
+    ParameterError,
+    TruncatedFileError,
+    UnsupportedCodecError,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioConfig",
+    "AudioInfo",
+    "fix_length",
+    "info",
+    "load",
+    "load_clip",
+    "normalize",
+    "resample",
+    "set_channels",
+    "standardize",
+    "stream",
+]
+
+#: Extensions decoded with PyAV (ffmpeg); everything else goes to soundfile first.
+PYAV_EXTENSIONS = frozenset(
+    {".m4a", ".aac", ".opus", ".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".wma", ".3gp"}
+)
+#: Extensions libsndfile reads.
+SOUNDFILE_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf"}
+    | {".w64", ".rf64"}
+)
+#: Every extension earmark treats as audio when it scans a folder.
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | PYAV_EXTENSIONS
+
+MIN_SAMPLE_RATE = 1_000  # Hz; below this a "sample rate" is a broken header, not audio
+MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters offer
+DEFAULT_MAX_DURATION = 3600.0  # seconds that `load` reads whole; use `stream` for longer
+_BLOCK_FRAMES = 1 << 18  # frames per read: bounds memory whatever a header claims
+# libsndfile's frame count for these subtypes is exact; compressed ones may be estimates.
+_EXACT_SUBTYPES = ("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header without decoding the samples.
+
+    ``frames`` is per channel; ``duration`` is in seconds. For compressed formats both can be
+    estimates made by the container.
+    """
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    duration: float
+    format: str
+    codec: str
+    backend: Literal["soundfile", "pyav"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening and checking a file
+
+
+def _check_file(path: Path) -> int:
+    if not path.exists():
+        raise FileMissingError(path, "no such file")
+    if not path.is_file():
+        raise FileMissingError(path, "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFileError(path, "the file is empty (0 bytes)")
+    return size
+
+
+def _check_rate_and_channels(path: Path, sample_rate: int, channels: int) -> None:
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InvalidSampleRateError(
+            path,
+            f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz",
+        )
+    if channels <= 0:
+        raise InvalidChannelsError(path, f"the header declares {channels} channels")
+
+
+def _check_riff_header(path: Path, size: int) -> None:
+    """Reject a WAV whose header contradicts the file before libsndfile sees it.
+
+    libsndfile quietly shrinks a data chunk that runs past the end of the file, so a file cut
+    in the middle would load as shorter audio, and gives cryptic messages for a zero rate.
+    Sizes 0 and 0xFFFFFFFF mean "unknown" (written by streaming encoders) and are accepted:
+    reading stops at the real end of the file either way.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        fmt: tuple[int, int, int] | None = None  # channels, rate, block align
+        for _ in range(64):  # a WAV has a handful of chunks; stop scanning junk early
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                break
+            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt " and csize >= 16:
+                _, channels, rate, _, align = struct.unpack("<HHIIH", fh.read(14))
+                fmt = (channels, rate, align)
+                if channels == 0:
+                    raise InvalidChannelsError(path, "the WAV header declares 0 channels")
+                if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+                    raise InvalidSampleRateError(
+                        path,
+                        f"the WAV header declares a sample rate of {rate} Hz "
+                        f"(accepted: {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)",
+                    )
+            elif cid == b"data":
+                available = size - (pos + 8)
+                if csize not in (0, 0xFFFFFFFF) and csize > available:
+                    claimed = _describe_bytes(csize, fmt)
+                    held = _describe_bytes(available, fmt)
+                    raise TruncatedFileError(
+                        path,
+                        f"truncated: the WAV header announces {claimed} of audio "
+                        f"but the file holds only {held}",
+                    )
+                if available <= 0:
+                    raise EmptyFileError(path, "the WAV file has a header but no samples")
+                return
+            pos += 8 + csize + (csize & 1)
+        if fmt is None:
+            raise CorruptAudioError(path, "the WAV file has no valid 'fmt ' chunk")
+
+
+def _describe_bytes(n: int, fmt: tuple[int, int, int] | None) -> str:
+    if fmt is None or fmt[1] == 0 or fmt[2] == 0:
+        return f"{n} bytes"
+    return f"{n} bytes ({n / fmt[2] / fmt[1]:.2f} s)"
+
+
+def _soundfile_error(path: Path, exc: Exception) -> AudioError:
+    msg = str(exc).split(":", 1)[-1].strip() if ":" in str(exc) else str(exc)
+    low = msg.lower()
+    if "channel count is zero" in low:
+        return InvalidChannelsError(path, "the header declares 0 channels")
+    if "sf_info struct incomplete" in low or "sample rate" in low:
+        return InvalidSampleRateError(path, f"the header's sample rate or layout is invalid ({msg})")
+    if "malformed" in low or "lost sync" in low or "unexpected end" in low:
+        return CorruptAudioError(path, f"malformed or truncated ({msg})")
+    if "not supported" in low or "unsupported" in low:
+        return UnsupportedCodecError(path, f"unsupported encoding ({msg})")
+    return CorruptAudioError(path, f"cannot decode ({msg})")
+
+
+def _open_pyav(path: Path) -> tuple[Any, Any]:
+    try:
+        container = av.open(str(path))
+    except av.error.InvalidDataError:
+        raise NotAudioError(path, "not an audio or media file (no decoder recognises it)") from None
+    except av.error.FFmpegError as exc:
+        raise CorruptAudioError(path, f"cannot open: {exc}") from None
+    if not container.streams.audio:
+        container.close()
+        raise UnsupportedCodecError(path, f"the {container.format.name} file has no audio track")
+    stream = container.streams.audio[0]
+    if stream.codec_context is None:
+        container.close()
+        raise UnsupportedCodecError(path, f"no decoder for audio codec {stream.codec.name!r}")
+    return container, stream
+
+
+def _pyav_info(path: Path, container: Any, stream: Any) -> AudioInfo:
+    ctx = stream.codec_context
+    rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
+    _check_rate_and_channels(path, rate, channels)
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    frames = round(duration * rate)
+    return AudioInfo(str(path), rate, channels, frames, frames / rate, container.format.name,
+                     ctx.name, "pyav")  # fmt: skip
+
+
+def info(path: str | Path) -> AudioInfo:
+    """Read a file's header: sample rate (Hz), channels, frames, duration (s), format, codec.
+
+    Raises an :class:`earmark.errors.AudioError` subclass naming the file when it is missing,
+    empty, truncated, not audio, or declares an impossible rate or channel count.
+    """
+    path = Path(path)
+    size = _check_file(path)
+    if path.suffix.lower() not in PYAV_EXTENSIONS:
+        _check_riff_header(path, size)
+        try:
+            i = sf.info(str(path))
+        except sf.LibsndfileError as exc:
+            if "format not recognised" not in str(exc).lower():
+                raise _soundfile_error(path, exc) from None
+        else:
+            _check_rate_and_channels(path, i.samplerate, i.channels)
+            if i.frames <= 0:
+                raise EmptyFileError(path, "the file has a header but no samples")
+            return AudioInfo(str(path), i.samplerate, i.channels, i.frames,
+                             i.frames / i.samplerate, i.format, i.subtype, "soundfile")  # fmt: skip
+    container, stream = _open_pyav(path)
+    with container:
+        return _pyav_info(path, container, stream)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: one chunk iterator per backend, shared by load() and stream()
+
+
+def _iter_soundfile(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.ndarray]:
+    path = Path(meta.path)
+    want = (meta.frames if stop is None else min(stop, meta.frames)) - start
+    got = 0
+    try:
+        with sf.SoundFile(meta.path) as f:
+            if start:
+                f.seek(start)
+            while stop is None or got < stop - start:
+                n = _BLOCK_FRAMES if stop is None else min(_BLOCK_FRAMES, stop - start - got)
+                block = f.read(n, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                got += block.shape[0]
+                yield block.T
+    except sf.LibsndfileError as exc:
+        err = _soundfile_error(path, exc)
+        err.problem = f"decoding failed after {got / meta.sample_rate:.2f} s: {err.problem}"
+        err.args = (f"{err.path}: {err.problem}",)
+        raise err from None
+    exact = meta.codec.upper().startswith(_EXACT_SUBTYPES)
+    slack = 0 if exact else max(2048, want // 100)
+    if got < want - slack:
+        raise TruncatedFileError(
+            path,
+            f"truncated: decoded {got / meta.sample_rate:.2f} s of the "
+            f"{want / meta.sample_rate:.2f} s the header announces",
+        )
+
+
+def _frame_to_float(frame: Any) -> np.ndarray:
+    """An av.AudioFrame as float32 ``[channels, samples]`` in [-1, 1]."""
+    a = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        a = a.reshape(-1, channels).T
+    if a.dtype.kind == "i":
+        return a.astype(np.float32) / np.float32(2 ** (8 * a.dtype.itemsize - 1))
+    if a.dtype.kind == "u":
+        return (a.astype(np.float32) - 128.0) / 128.0
+    return a.astype(np.float32, copy=False)
+
+
+def _iter_pyav(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.ndarray]:
+    path = Path(meta.path)
+    container, stream = _open_pyav(path)
+    rate = meta.sample_rate
+    pos: int | None = None
+    with container:
+        try:
+            if start > 0:
+                container.seek(int(start / rate / stream.time_base), stream=stream)
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    if pos is None:
+                        # Position from the first frame's timestamp, then by counting samples:
+                        # per-frame timestamps in ms time bases would drift by rounding.
+                        pos = 0 if frame.pts is None else round(frame.pts * frame.time_base * rate)
+                    a = _frame_to_float(frame)
+                    lo, hi = pos, pos + a.shape[1]
+                    pos = hi
+                    if hi <= start:
+                        continue
+                    a = a[:, max(0, start - lo) : (None if stop is None else max(0, stop - lo))]
+                    if a.shape[1]:
+                        yield a
+                    if stop is not None and pos >= stop:
+                        return
+        except av.error.FFmpegError as exc:
+            done = 0.0 if pos is None else pos / rate
+            raise CorruptAudioError(path, f"decoding failed after {done:.2f} s: {exc}") from None
+
+
+def _chunks(path: Path, offset: float, duration: float | None) -> tuple[AudioInfo, Iterator]:
+    if offset < 0:
+        raise ParameterError(f"{path}: offset must be >= 0 seconds, got {offset}")
+    if duration is not None and duration <= 0:
+        raise ParameterError(f"{path}: duration must be > 0 seconds, got {duration}")
+    meta = info(path)
+    start = round(offset * meta.sample_rate)
+    if meta.frames and start >= meta.frames:
+        raise ParameterError(
+            f"{path}: offset {offset:.3f} s is at or past the end of the audio "
+            f"({meta.duration:.3f} s)"
+        )
+    stop = None if duration is None else start + round(duration * meta.sample_rate)
+    reader = _iter_soundfile if meta.backend == "soundfile" else _iter_pyav
+    return meta, reader(meta, start, stop)
+
+
+def _downmix(y: np.ndarray) -> np.ndarray:
+    return y if y.shape[0] == 1 else y.mean(axis=0, keepdims=True, dtype=np.float32)
+
+
+def load(
+    path: str | Path,
+    sr: int | None = None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+    *,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+) -> tuple[np.ndarray, int]:
+    """Decode a file into float32 ``[channels, samples]`` and its sample rate (Hz).
+
+    Args:
+        path: any file soundfile or PyAV can decode (wav, flac, ogg, mp3, m4a, mp4, ...).
+        sr: target sample rate in Hz (resampled with soxr); ``None`` keeps the file's rate.
+        mono: average the channels into one row.
+        offset: start reading this many seconds into the file.
+        duration: read at most this many seconds.
+        max_duration: refuse to read more than this many seconds (``None``: no limit). Long
+            recordings belong to :func:`stream`, which holds one block at a time.
+
+    Raises:
+        AudioError: a subclass naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    meta, chunks = _chunks(path, offset, duration)
+    rate = meta.sample_rate
+    span = meta.duration - offset if duration is None else min(duration, meta.duration - offset)
+    limit = None if max_duration is None else round(max_duration * rate)
+    if limit is not None and span > max_duration:
+        raise DurationLimitError(
+            path, f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
+            "(raise max_duration, or use earmark.audio.stream for long recordings)"
+        )  # fmt: skip
+    parts, total = [], 0
+    for chunk in chunks:
+        total += chunk.shape[1]
+        if limit is not None and total > limit:  # the header understated the length
+            raise DurationLimitError(path, f"audio runs past the limit of {max_duration:.1f} s")
+        parts.append(_downmix(chunk) if mono else chunk)
+    if total == 0:
+        raise EmptyFileError(path, "no audio samples could be decoded")
+    y = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    _check_finite(path, y, rate)
+    if sr is not None and sr != rate:
+        y = resample(y, rate, sr)
+        rate = sr
+    return y, rate
+
+
+def _check_finite(path: Path, y: np.ndarray, sr: int, start: int = 0) -> None:
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=0))
+        raise NonFiniteSamplesError(
+            path,
+            f"{bad.size} samples are NaN or infinite (first at {(start + bad[0]) / sr:.3f} s)",
+        )
+
+
+def stream(
+    path: str | Path,
+    block_seconds: float,
+    *,
+    sr: int | None = None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield consecutive blocks of ``block_seconds`` as float32 ``[channels, samples]``.
+
+    Every block but the last holds exactly ``round(block_seconds * rate)`` samples at the
+    output rate ``sr`` (or the file's). Memory stays bounded by the block size however long the
+    recording is; resampling is done by a streaming soxr resampler, so blocks join seamlessly.
+    """
+    if block_seconds <= 0:
+        raise ParameterError(f"block_seconds must be > 0, got {block_seconds}")
+    path = Path(path)
+    meta, chunks = _chunks(path, offset, duration)
+    out_rate = sr or meta.sample_rate
+    block = max(1, round(block_seconds * out_rate))
+    channels = 1 if mono else meta.channels
+    resampler = (
+        soxr.ResampleStream(meta.sample_rate, out_rate, channels, dtype="float32", quality="HQ")
+        if out_rate != meta.sample_rate
+        else None
+    )
+    pending: list[np.ndarray] = []
+    held = 0
+    done_in = 0
+
+    def take(chunk: np.ndarray) -> Iterator[np.ndarray]:
+        nonlocal held, pending
+        if chunk.shape[1]:
+            pending.append(chunk)
+            held += chunk.shape[1]
+        while held >= block:
+            buf = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
+            yield np.ascontiguousarray(buf[:, :block])
+            rest = buf[:, block:]
+            pending, held = ([rest] if rest.shape[1] else []), rest.shape[1]
+
+    for chunk in chunks:
+        chunk = _downmix(chunk) if mono else chunk
+        _check_finite(path, chunk, meta.sample_rate, done_in)
+        done_in += chunk.shape[1]
+        if resampler is not None:
+            chunk = resampler.resample_chunk(np.ascontiguousarray(chunk.T)).T
+        yield from take(chunk)
+    if resampler is not None:
+        yield from take(resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True).T)
+    if held:
+        yield np.ascontiguousarray(np.concatenate(pending, axis=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Standardization
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int, *, quality: str = "HQ") -> np.ndarray:
+    """Resample ``[channels, samples]`` from ``orig_sr`` to ``target_sr`` (Hz) with soxr."""
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ParameterError(f"sample rates must be > 0 Hz, got {orig_sr} -> {target_sr}")
+    if orig_sr == target_sr:
+        return y
+    out = soxr.resample(np.ascontiguousarray(y.T), orig_sr, target_sr, quality=quality)
+    return np.ascontiguousarray(out.reshape(out.shape[0], -1).T, dtype=np.float32)
+
+
+ChannelPolicy = Literal["downmix", "pick", "duplicate"]
+
+
+def set_channels(
+    y: np.ndarray, channels: int, *, policy: ChannelPolicy = "downmix", channel: int = 0
+) -> np.ndarray:
+    """Return ``y`` (``[c, samples]``) with ``channels`` rows.
+
+    ``downmix`` averages all input channels, ``pick`` keeps input channel ``channel``; either
+    result is repeated when more than one output channel is asked for. ``duplicate`` keeps the
+    first ``channels`` input channels and repeats them cyclically when there are too few
+    (a mono file becomes identical left and right).
+    """
+    if channels < 1:
+        raise ParameterError(f"channels must be >= 1, got {channels}")
+    if y.ndim != 2 or y.shape[0] < 1:
+        raise ParameterError(f"expected audio shaped [channels, samples], got {y.shape}")
+    if policy == "downmix":
+        mono = _downmix(y)
+    elif policy == "pick":
+        if not -y.shape[0] <= channel < y.shape[0]:
+            raise ParameterError(f"channel {channel} does not exist in {y.shape[0]}-channel audio")
+        mono = y[channel : channel + 1] if channel >= 0 else y[[channel]]
+    elif policy == "duplicate":
+        if y.shape[0] == channels:
+            return y
+        return np.ascontiguousarray(y[np.arange(channels) % y.shape[0]])
+    else:
+        raise ParameterError(f"unknown channel policy {policy!r}; use downmix, pick or duplicate")
+    return np.ascontiguousarray(np.repeat(mono, channels, axis=0) if channels > 1 else mono)
+
+
+CropPolicy = Literal["start", "center", "random"]
+PadPolicy = Literal["end", "both"]
+
+
+def fix_length(
+    y: np.ndarray,
+    size: int,
+    *,
+    crop: CropPolicy = "start",
+    pad: PadPolicy = "end",
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Make ``y`` (``[..., samples]``) exactly ``size`` samples long.
+
+    Longer input is cropped: ``start`` keeps the head (a plain trim), ``center`` the middle,
+    ``random`` a window drawn from ``rng`` (required, so crops are repeatable). Shorter input
+    is zero-padded at the ``end`` or on ``both`` sides (centred).
+    """
+    if size < 1:
+        raise ParameterError(f"size must be >= 1 samples, got {size}")
+    n = y.shape[-1]
+    if n > size:
+        if crop == "start":
+            start = 0
+        elif crop == "center":
+            start = (n - size) // 2
+        elif crop == "random":
+            if rng is None:
+                raise ParameterError("crop='random' needs an explicit rng (np.random.Generator)")
+            start = int(rng.integers(0, n - size + 1))
+        else:
+            raise ParameterError(f"unknown crop policy {crop!r}; use start, center or random")
+        return np.ascontiguousarray(y[..., start : start + size])
+    if n < size:
+        if pad == "end":
+            before = 0
+        elif pad == "both":
+            before = (size - n) // 2
+        else:
+            raise ParameterError(f"unknown pad policy {pad!r}; use end or both")
+        widths = [(0, 0)] * (y.ndim - 1) + [(before, size - n - before)]
+        return np.pad(y, widths)
+    return y
+
+
+NormalizeMethod = Literal["peak", "rms"]
+_DEFAULT_TARGET_DB = {"peak": -1.0, "rms": -20.0}
+
+
+def normalize(
+    y: np.ndarray, *, method: NormalizeMethod = "peak", target_db: float | None = None
+) -> np.ndarray:
+    """Scale ``y`` so its peak (``peak``, default -1 dBFS) or RMS level (``rms``, a simple
+    loudness measure, default -20 dBFS) sits at ``target_db``. Silence is returned unchanged;
+    the result is clipped to [-1, 1] only by the caller's choice of target, never here.
+    """
+    if method not in _DEFAULT_TARGET_DB:
+        raise ParameterError(f"unknown normalization {method!r}; use peak or rms")
+    target = _DEFAULT_TARGET_DB[method] if target_db is None else target_db
+    level = float(np.abs(y).max()) if method == "peak" else float(np.sqrt(np.mean(np.square(y))))
+    if level <= 1e-10:
+        return y
+    return (y * np.float32(10 ** (target / 20) / level)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How every clip is standardized before features: plain data, round-trips through JSON.
+
+    ``sample_rate`` in Hz; ``duration`` in seconds (``None`` keeps each clip's own length);
+    ``max_duration`` in seconds is the longest file accepted.
+    """
+
+    sample_rate: int = 16_000
+    channels: int = 1
+    channel_policy: ChannelPolicy = "downmix"
+    channel: int = 0
+    duration: float | None = None
+    crop: CropPolicy = "start"
+    pad: PadPolicy = "end"
+    normalize: NormalizeMethod | None = None
+    target_db: float | None = None
+    max_duration: float | None = DEFAULT_MAX_DURATION
+
+    def __post_init__(self) -> None:
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ParameterError(f"sample_rate must be in Hz, got {self.sample_rate}")
+        if self.channels < 1:
+            raise ParameterError(f"channels must be >= 1, got {self.channels}")
+        if self.duration is not None and self.duration <= 0:
+            raise ParameterError(f"duration must be > 0 seconds, got {self.duration}")
+        if self.normalize not in (None, *_DEFAULT_TARGET_DB):
+            raise ParameterError(f"unknown normalization {self.normalize!r}; use peak or rms")
+
+    @property
+    def n_samples(self) -> int | None:
+        """Samples per clip after standardization, or ``None`` when lengths vary."""
+        return None if self.duration is None else round(self.duration * self.sample_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AudioConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ParameterError(f"unknown audio settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def key(self) -> str:
+        """A stable text key for caches (the settings as sorted JSON)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def standardize(
+    y: np.ndarray, sr: int, config: AudioConfig, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Apply ``config`` to ``y`` (``[channels, samples]`` at ``sr`` Hz): channels, rate,
+    normalization, then length. ``rng`` is needed only for ``crop='random'``."""
+    y = set_channels(y, config.channels, policy=config.channel_policy, channel=config.channel)
+    y = resample(y, sr, config.sample_rate)
+    if config.normalize is not None:
+        y = normalize(y, method=config.normalize, target_db=config.target_db)
+    if config.n_samples is not None:
+        y = fix_length(y, config.n_samples, crop=config.crop, pad=config.pad, rng=rng)
+    return y
+
+
+def load_clip(
+    path: str | Path, config: AudioConfig, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Decode ``path`` and standardize it with ``config``: float32 ``[channels, samples]``."""
+    mono = config.channels == 1 and config.channel_policy == "downmix"
+    y, sr = load(path, mono=mono, max_duration=config.max_duration)
+    return standardize(y, sr, config, rng=rng)
