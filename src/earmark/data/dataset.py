@@ -1,0 +1,137 @@
+"""A torch ``Dataset`` of standardized waveforms, decoded once and cached.
+
+Decoding and resampling dominate input cost, so each file's standardized waveform (channels,
+rate and normalization applied; length not yet fixed) is kept in memory and, optionally, on
+disk under a key made of the file's content hash and the audio settings: a renamed file hits
+the cache, an edited one misses it. Cropping to the training length happens per item, so a
+random crop differs between epochs but is repeatable for a given seed and epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from earmark.audio import AudioConfig, fix_length, load_clip
+from earmark.data.manifest import Manifest
+
+__all__ = ["AudioDataset", "WaveformCache"]
+
+_HASH_CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path) -> str:
+    """BLAKE2b hex digest (20 bytes) of a file's content."""
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class WaveformCache:
+    """Standardized waveforms on disk as ``.npy`` (read with ``allow_pickle=False``), keyed by
+    file content and settings, written atomically so a crash never leaves half a file."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, digest: str, config: AudioConfig) -> Path:
+        key = hashlib.blake2b(f"{digest}|{config.key()}".encode(), digest_size=20).hexdigest()
+        return self.directory / key[:2] / f"{key}.npy"
+
+    def get(self, digest: str, config: AudioConfig) -> np.ndarray | None:
+        path = self._path(digest, config)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # a damaged cache entry is recomputed, never trusted
+
+    def put(self, digest: str, config: AudioConfig, y: np.ndarray) -> None:
+        path = self._path(digest, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, y, allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class AudioDataset(Dataset):
+    """Items are ``(waveform [channels, samples] float32 tensor, class id)``; -1 if unlabelled.
+
+    Args:
+        manifest: the files and labels.
+        audio: standardization settings; ``audio.duration`` fixes every item's length.
+        classes: label order for class ids (default: the manifest's sorted labels).
+        cache_dir: folder for the on-disk waveform cache (``None``: memory only).
+        memory_cache: keep decoded waveforms in memory across epochs.
+        seed: seeds the random crops (``audio.crop == 'random'``) with :meth:`set_epoch`.
+
+    A file that cannot be decoded raises its :class:`earmark.errors.AudioError` from
+    ``__getitem__``; use :func:`earmark.data.scan` first to drop such files.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        audio: AudioConfig,
+        *,
+        classes: list[str] | None = None,
+        cache_dir: str | Path | None = None,
+        memory_cache: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.manifest = manifest
+        self.audio = audio
+        self.classes = list(manifest.classes if classes is None else classes)
+        self.targets = manifest.label_ids(self.classes)
+        self.paths = manifest.filepaths
+        self.disk = WaveformCache(cache_dir) if cache_dir is not None else None
+        self.memory: dict[int, np.ndarray] | None = {} if memory_cache else None
+        self.seed = seed
+        self.epoch = 0
+        # What is cached: every setting except the length policy, applied per item.
+        self._base = replace(audio, duration=None)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Random crops depend on (seed, epoch, index): call once per epoch for new crops."""
+        self.epoch = epoch
+
+    def waveform(self, index: int) -> np.ndarray:
+        """The standardized waveform of item ``index`` at its natural length (cached)."""
+        if self.memory is not None and index in self.memory:
+            return self.memory[index]
+        path = self.paths[index]
+        digest = file_digest(path) if self.disk is not None else None
+        y = self.disk.get(digest, self._base) if self.disk is not None else None
+        if y is None:
+            y = load_clip(path, self._base)
+            if self.disk is not None:
+                self.disk.put(digest, self._base, y)
+        if self.memory is not None:
+            self.memory[index] = y
+        return y
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        y = self.waveform(index)
+        n = self.audio.n_samples
+        if n is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            y = fix_length(y, n, crop=self.audio.crop, pad=self.audio.pad, rng=rng)
+        return torch.from_numpy(np.ascontiguousarray(y)), int(self.targets[index])

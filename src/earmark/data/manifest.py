@@ -1,0 +1,201 @@
+"""The manifest: one row per audio file, with its label and what splits must respect.
+
+Columns: ``filepath`` (absolute), ``label`` (text; empty for unlabelled audio), ``group``
+(speaker, recording, kit...: never on both sides of a split), ``fold`` (a predefined
+cross-validation fold) and ``split`` (``train`` / ``valid`` / ``test`` when the data set
+defines one). Only ``filepath`` and ``label`` are required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from earmark.errors import LayoutError
+
+if TYPE_CHECKING:
+    from earmark.data.splits import Splits
+
+__all__ = ["COLUMNS", "Manifest"]
+
+COLUMNS = ("filepath", "label", "group", "fold", "split")
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass
+class Manifest:
+    """A table of audio files (``frame``) and where it came from (``root``, ``layout``)."""
+
+    frame: pd.DataFrame
+    root: Path | None = None
+    layout: str = "custom"
+    _splits: Splits | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        missing = {"filepath", "label"} - set(self.frame.columns)
+        if missing:
+            raise LayoutError(f"a manifest needs the columns filepath and label; missing {missing}")
+        df = self.frame.reset_index(drop=True).copy()
+        for col in COLUMNS:
+            if col not in df.columns:
+                df[col] = pd.NA
+        df["filepath"] = df["filepath"].astype(str)
+        for col in ("label", "group", "split"):
+            df[col] = df[col].astype("string").str.strip().replace("", pd.NA)
+        df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
+        bad = set(df["split"].dropna().unique()) - set(SPLIT_NAMES)
+        if bad:
+            raise LayoutError(f"unknown split names {sorted(bad)}; use {SPLIT_NAMES}")
+        extra = [c for c in df.columns if c not in COLUMNS]
+        self.frame = df[list(COLUMNS) + extra]
+        if self.root is not None:
+            self.root = Path(self.root)
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_records(
+        cls,
+        filepaths: Sequence[str | Path],
+        labels: Sequence[str | None],
+        *,
+        groups: Sequence[str | None] | None = None,
+        folds: Sequence[int | None] | None = None,
+        splits: Sequence[str | None] | None = None,
+        root: Path | None = None,
+        layout: str = "custom",
+    ) -> Manifest:
+        """Build a manifest from parallel lists (``None`` for a missing value)."""
+        data: dict[str, Sequence] = {"filepath": [str(p) for p in filepaths], "label": labels}
+        for name, values in (("group", groups), ("fold", folds), ("split", splits)):
+            if values is not None:
+                data[name] = values
+        return cls(pd.DataFrame(data), root=root, layout=layout)
+
+    # -- views ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return (
+            f"Manifest(layout={self.layout!r}, files={len(self)}, classes={len(self.classes)}, "
+            f"groups={self.frame['group'].nunique() if self.has_groups else 0})"
+        )
+
+    @property
+    def filepaths(self) -> list[str]:
+        return self.frame["filepath"].tolist()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels as an object array; ``None`` marks unlabelled rows."""
+        return np.array([None if pd.isna(v) else str(v) for v in self.frame["label"]], dtype=object)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        if not self.has_groups:
+            return None
+        return self.frame["group"].fillna("<none>").astype(str).to_numpy(dtype=object)
+
+    @property
+    def classes(self) -> list[str]:
+        """The distinct labels, sorted."""
+        return sorted(str(v) for v in self.frame["label"].dropna().unique())
+
+    @property
+    def has_groups(self) -> bool:
+        return bool(self.frame["group"].notna().any())
+
+    @property
+    def has_folds(self) -> bool:
+        return bool(self.frame["fold"].notna().any())
+
+    @property
+    def has_splits(self) -> bool:
+        return bool(self.frame["split"].notna().any())
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of the rows that have a label."""
+        return self.frame["label"].notna().to_numpy()
+
+    def label_ids(self, classes: Sequence[str] | None = None) -> np.ndarray:
+        """Integer class ids (index into ``classes``, default :attr:`classes`); -1 if unlabelled.
+
+        A label missing from ``classes`` raises :class:`LayoutError`.
+        """
+        classes = list(self.classes if classes is None else classes)
+        index = {c: i for i, c in enumerate(classes)}
+        out = np.full(len(self), -1, dtype=np.int64)
+        for i, lab in enumerate(self.labels):
+            if lab is None:
+                continue
+            if lab not in index:
+                raise LayoutError(f"label {lab!r} of {self.filepaths[i]} is not among {classes}")
+            out[i] = index[lab]
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Files per class."""
+        return {str(k): int(v) for k, v in self.frame["label"].value_counts().sort_index().items()}
+
+    def subset(self, rows: np.ndarray | Sequence[int] | Sequence[bool]) -> Manifest:
+        """The manifest restricted to ``rows`` (positions or a boolean mask), same root."""
+        rows = np.asarray(rows)
+        picked = self.frame[rows] if rows.dtype == bool else self.frame.iloc[rows]
+        return Manifest(picked, root=self.root, layout=self.layout)
+
+    # -- splits -------------------------------------------------------------------------------
+
+    def split(self, **kwargs) -> Splits:
+        """Train / valid / test manifests: the data set's own split when it has one, else a
+        stratified, group-aware holdout (see :func:`earmark.data.splits.holdout`)."""
+        from earmark.data.splits import from_split_column, holdout
+
+        if self.has_splits and not kwargs:
+            return from_split_column(self)
+        return holdout(self, **kwargs)
+
+    def _default_splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = self.split()
+        return self._splits
+
+    @property
+    def train(self) -> Manifest:
+        """The training part of :meth:`split` with default settings (computed once)."""
+        return self._default_splits().train
+
+    @property
+    def valid(self) -> Manifest | None:
+        return self._default_splits().valid
+
+    @property
+    def test(self) -> Manifest:
+        return self._default_splits().test
+
+    # -- files --------------------------------------------------------------------------------
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the manifest as CSV, paths relative to the CSV's folder where possible."""
+        path = Path(path)
+        df = self.frame.copy()
+        base = path.parent.resolve()
+        rel = []
+        for p in df["filepath"]:
+            try:
+                rel.append(str(Path(p).resolve().relative_to(base)))
+            except ValueError:
+                rel.append(p)
+        df["filepath"] = rel
+        used = [c for c in df.columns if c in ("filepath", "label") or df[c].notna().any()]
+        tmp = path.with_name(path.name + ".tmp")
+        df[used].to_csv(tmp, index=False)
+        tmp.replace(path)
+        return path
