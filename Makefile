@@ -1,0 +1,58 @@
+# earmark: `make demo` and `make test` work on a bare Debian/Ubuntu machine.
+# System packages come from apt-get (as root, or through sudo); Python ones go into .venv.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := espeak-ng ffmpeg
+DEMO := out/demo
+
+.PHONY: setup system-packages demo test lint format bench clean
+
+setup: system-packages $(STAMP)
+
+# Installs only what is missing; needs root (or sudo) the first time.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# torch is pinned and installed first: any other version pulls gigabytes of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/earmark demo-data $(DEMO)/digits
+	$(BIN)/earmark inspect $(DEMO)/digits
+	$(BIN)/earmark features $(DEMO)/digits --kind logmel --duration 1.0 --out $(DEMO)/logmel.npz
+	$(BIN)/earmark features $(DEMO)/digits --kind handcrafted --out $(DEMO)/handcrafted.npz
+	$(BIN)/earmark plot $(DEMO)/digits/seven/v000.wav --out $(DEMO)/seven.png
+	@echo
+	@echo "demo done: data in $(DEMO)/digits, features in $(DEMO)/logmel.npz and $(DEMO)/handcrafted.npz,"
+	@echo "plot in $(DEMO)/seven.png"
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_logmel.py
+	$(BIN)/python benchmarks/bench_decode.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
