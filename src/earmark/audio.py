@@ -72,6 +72,7 @@ MIN_SAMPLE_RATE = 1_000  # Hz; below this a "sample rate" is a broken header, no
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters offer
 DEFAULT_MAX_DURATION = 3600.0  # seconds that `load` reads whole; use `stream` for longer
 _BLOCK_FRAMES = 1 << 18  # frames per read: bounds memory whatever a header claims
+_SEEK_PREROLL = 0.2  # seconds decoded and dropped before an offset in a compressed stream
 # libsndfile's frame count for these subtypes is exact; compressed ones may be estimates.
 _EXACT_SUBTYPES = ("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")
 
@@ -301,7 +302,10 @@ def _iter_pyav(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.nda
     with container:
         try:
             if start > 0:
-                container.seek(int(start / rate / stream.time_base), stream=stream)
+                # Land well before the target: codecs with overlapping frames (AAC, Opus)
+                # need a few frames of pre-roll before their output is exact again.
+                target = max(0.0, start / rate - _SEEK_PREROLL)
+                container.seek(int(target / stream.time_base), stream=stream)
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     if pos is None:
@@ -416,7 +420,8 @@ def stream(
     """Yield consecutive blocks of ``block_seconds`` as float32 ``[channels, samples]``.
 
     Every block but the last holds exactly ``round(block_seconds * rate)`` samples at the
-    output rate ``sr`` (or the file's). Memory stays bounded by the block size however long the
+    output rate ``sr`` (or the file's). An ``offset`` into a Matroska/WebM file is exact to
+    +-1 ms only: those containers time-stamp in milliseconds. Memory stays bounded by the block size however long the
     recording is; resampling is done by a streaming soxr resampler, so blocks join seamlessly.
     """
     if block_seconds <= 0:
