@@ -3,7 +3,8 @@
 When a manifest has groups (speaker, recording, kit...), every split here keeps each group on
 one side, and :func:`check_no_leak` proves it. Stratification keeps class proportions as close
 as the groups allow (scikit-learn's ``StratifiedGroupKFold``). Unlabelled rows never enter a
-test or validation set: they are added to the training side.
+test or validation set: they join the training side, except those whose group is held out,
+which are left out altogether (unlabelled audio of a test speaker would leak that speaker).
 """
 
 from __future__ import annotations
@@ -82,14 +83,26 @@ def kfold(
     """``k`` (train rows, test rows) pairs covering every labelled row once as test.
 
     ``group=None`` uses the manifest's groups when it has them (group k-fold); unlabelled
-    rows are added to every training side.
+    rows are added to every training side whose test groups they do not share.
     """
     labelled = np.flatnonzero(m.labelled)
     unlabelled = np.flatnonzero(~m.labelled)
     sub = m.subset(labelled)
     groups = sub.groups if _use_groups(m, group) else None
     folds = _kfold_indices(sub.labels.astype(str), groups, k, stratify=stratify, seed=seed)
-    return [(np.sort(np.r_[labelled[tr], unlabelled]), labelled[te]) for tr, te in folds]
+    return [
+        (np.sort(np.r_[labelled[tr], _unlabelled_outside(m, unlabelled, labelled[te])]),
+         labelled[te])
+        for tr, te in folds
+    ]  # fmt: skip
+
+
+def _unlabelled_outside(m: Manifest, unlabelled: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The unlabelled rows whose group is not among the groups of the ``held`` rows."""
+    if not m.has_groups or not len(unlabelled):
+        return unlabelled
+    groups = m.groups
+    return unlabelled[~np.isin(groups[unlabelled], groups[held])]
 
 
 def predefined_folds(m: Manifest) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -140,6 +153,9 @@ def holdout(
     valid = None
     if valid_size > 0:
         train, valid = cut(train, valid_size / (1 - test_size))
+    held = test if valid is None else np.r_[test, valid]
+    if use_groups:
+        unlabelled = _unlabelled_outside(m, unlabelled, held)
     splits = Splits(
         train=m.subset(np.sort(np.r_[train, unlabelled])),
         valid=None if valid is None else m.subset(np.sort(valid)),

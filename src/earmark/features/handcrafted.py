@@ -14,6 +14,7 @@ read and a classical learner can use.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,13 @@ class HandcraftedFeatures:
 
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Frame-level descriptors of mono audio ``y`` (``[samples]`` or ``[1, samples]``,
-        at ``self.sr`` Hz): ``[len(row_names), frames]``, float64."""
+        at ``self.sr`` Hz): ``[len(row_names), frames]``, float64. Clips shorter than
+        ``n_fft`` are zero-padded by the centred STFT, as librosa does."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
+            return self._frames(y)
+
+    def _frames(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float32)
         if y.ndim == 2:
             y = y.mean(axis=0)
