@@ -21,8 +21,9 @@ def tone(freq: float = 440.0, duration: float = 1.0, sr: int = SR, amp: float = 
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def write_pyav(path: Path, y: np.ndarray, sr: int, codec: str, *, fmt: str | None = None,
-               video: bool = False) -> Path:  # fmt: skip
+def write_pyav(
+    path: Path, y: np.ndarray, sr: int, codec: str, *, fmt: str | None = None, video: bool = False
+) -> Path:
     """Encode ``y`` (``[channels, samples]``) with PyAV, optionally beside a video track."""
     layout = "mono" if y.shape[0] == 1 else "stereo"
     with av.open(str(path), "w", format=fmt) as c:

@@ -6,4 +6,13 @@ from earmark.errors import EarmarkError
 
 __version__ = "0.1.0"
 
-__all__ = ["AudioConfig", "EarmarkError", "__version__", "audio", "errors", "info", "load", "stream"]
+__all__ = [
+    "AudioConfig",
+    "EarmarkError",
+    "__version__",
+    "audio",
+    "errors",
+    "info",
+    "load",
+    "stream",
+]

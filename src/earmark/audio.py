@@ -181,7 +181,9 @@ def _soundfile_error(path: Path, exc: Exception) -> AudioError:
     if "channel count is zero" in low:
         return InvalidChannelsError(path, "the header declares 0 channels")
     if "sf_info struct incomplete" in low or "sample rate" in low:
-        return InvalidSampleRateError(path, f"the header's sample rate or layout is invalid ({msg})")
+        return InvalidSampleRateError(
+            path, f"the header's sample rate or layout is invalid ({msg})"
+        )
     if "malformed" in low or "lost sync" in low or "unexpected end" in low:
         return CorruptAudioError(path, f"malformed or truncated ({msg})")
     if "not supported" in low or "unsupported" in low:
@@ -217,8 +219,9 @@ def _pyav_info(path: Path, container: Any, stream: Any) -> AudioInfo:
     else:
         duration = 0.0
     frames = round(duration * rate)
-    return AudioInfo(str(path), rate, channels, frames, frames / rate, container.format.name,
-                     ctx.name, "pyav")  # fmt: skip
+    return AudioInfo(
+        str(path), rate, channels, frames, frames / rate, container.format.name, ctx.name, "pyav"
+    )
 
 
 def info(path: str | Path) -> AudioInfo:
@@ -240,8 +243,16 @@ def info(path: str | Path) -> AudioInfo:
             _check_rate_and_channels(path, i.samplerate, i.channels)
             if i.frames <= 0:
                 raise EmptyFileError(path, "the file has a header but no samples")
-            return AudioInfo(str(path), i.samplerate, i.channels, i.frames,
-                             i.frames / i.samplerate, i.format, i.subtype, "soundfile")  # fmt: skip
+            return AudioInfo(
+                str(path),
+                i.samplerate,
+                i.channels,
+                i.frames,
+                i.frames / i.samplerate,
+                i.format,
+                i.subtype,
+                "soundfile",
+            )
     container, stream = _open_pyav(path)
     with container:
         return _pyav_info(path, container, stream)
@@ -378,9 +389,10 @@ def load(
     limit = None if max_duration is None else round(max_duration * rate)
     if limit is not None and span > max_duration:
         raise DurationLimitError(
-            path, f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
-            "(raise max_duration, or use earmark.audio.stream for long recordings)"
-        )  # fmt: skip
+            path,
+            f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
+            "(raise max_duration, or use earmark.audio.stream for long recordings)",
+        )
     parts, total = [], 0
     for chunk in chunks:
         total += chunk.shape[1]
@@ -420,9 +432,10 @@ def stream(
     """Yield consecutive blocks of ``block_seconds`` as float32 ``[channels, samples]``.
 
     Every block but the last holds exactly ``round(block_seconds * rate)`` samples at the
-    output rate ``sr`` (or the file's). An ``offset`` into a Matroska/WebM file is exact to
-    +-1 ms only: those containers time-stamp in milliseconds. Memory stays bounded by the block size however long the
-    recording is; resampling is done by a streaming soxr resampler, so blocks join seamlessly.
+    output rate ``sr`` (or the file's). Memory stays bounded by the block size however long
+    the recording is; resampling is done by a streaming soxr resampler, so blocks join
+    seamlessly. An ``offset`` into a Matroska/WebM file is exact to +-1 ms only: those
+    containers time-stamp in milliseconds.
     """
     if block_seconds <= 0:
         raise ParameterError(f"block_seconds must be > 0, got {block_seconds}")

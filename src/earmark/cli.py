@@ -54,8 +54,12 @@ def _progress(description: str, total: int, quiet: bool) -> Iterator[Callable[[]
     if quiet:
         yield lambda: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
@@ -101,7 +105,9 @@ def _fmt_seconds(s: float) -> str:
 @_friendly
 def inspect(
     path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
-    layout: Annotated[str, typer.Option(help=f"Layout: auto or {', '.join(data.LAYOUTS)}.")] = "auto",
+    layout: Annotated[
+        str, typer.Option(help=f"Layout: auto or {', '.join(data.LAYOUTS)}.")
+    ] = "auto",
     header_only: Annotated[
         bool, typer.Option("--header-only", help="Read headers only (fast; misses cut files).")
     ] = False,
@@ -127,11 +133,20 @@ def inspect(
     ok = report.table[report.table["error"].isna()]
     for label, rows in ok.groupby("label"):
         d = rows["duration"].astype(float)
-        table.add_row(str(label), str(len(rows)), _fmt_seconds(d.sum()), f"{d.min():.2f}",
-                      f"{d.mean():.2f}", f"{d.max():.2f}")  # fmt: skip
+        table.add_row(
+            str(label),
+            str(len(rows)),
+            _fmt_seconds(d.sum()),
+            f"{d.min():.2f}",
+            f"{d.mean():.2f}",
+            f"{d.max():.2f}",
+        )
     console.print(table)
-    for key, name in (("sample_rates", "sample rates (Hz)"), ("channels", "channels"),
-                      ("formats", "formats")):  # fmt: skip
+    for key, name in (
+        ("sample_rates", "sample rates (Hz)"),
+        ("channels", "channels"),
+        ("formats", "formats"),
+    ):
         parts = ", ".join(f"{k}: {v}" for k, v in summary[key].items())
         console.print(f"{name}: {parts or '-'}")
     if summary["unlabelled"]:
@@ -183,12 +198,19 @@ def features(
         if not quiet:
             err_console.print(f"clip length: {duration:.2f} s (the longest clip; set --duration)")
     audio_cfg = audio_io.AudioConfig(sample_rate=sr, duration=duration, crop=crop)
-    feat_cfg = FeatureConfig(kind=kind, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
-                             n_mels=n_mels, n_mfcc=n_mfcc, deltas=deltas)  # fmt: skip
+    feat_cfg = FeatureConfig(
+        kind=kind,
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        n_mfcc=n_mfcc,
+        deltas=deltas,
+    )
     with _progress(f"{kind} features", len(manifest), quiet) as advance:
         table = compute_features(manifest, audio_cfg, feat_cfg, on_file=advance)
     table.save(out)
-    for filepath, problem in table.skipped:
+    for _path, problem in table.skipped:
         err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     console.print(
         f"wrote {out}: X {tuple(table.X.shape)} ({kind}), {len(table.classes)} classes, "

@@ -51,9 +51,17 @@ def plot_clip(
     wave = y if y.ndim == 2 else y[None, :]
     cfg = features or FeatureConfig()
     fmax = cfg.fmax or sr / 2
-    mel = logmel(torch.from_numpy(wave.mean(axis=0)), sr, n_fft=cfg.n_fft,
-                 hop_length=cfg.hop_length, win_length=cfg.win_length, n_mels=cfg.n_mels,
-                 fmin=cfg.fmin, fmax=fmax, top_db=cfg.top_db).numpy()  # fmt: skip
+    mel = logmel(
+        torch.from_numpy(wave.mean(axis=0)),
+        sr,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=fmax,
+        top_db=cfg.top_db,
+    ).numpy()
 
     fig = Figure(figsize=(10, 6), layout="constrained")
     ax_wave, ax_mel = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2])
@@ -66,9 +74,16 @@ def plot_clip(
     ax_wave.set_xlim(0, max(t[-1], 1 / sr) if t.size else 1 / sr)
     ax_wave.set_title(title or f"{wave.shape[1] / sr:.2f} s at {sr} Hz")
     img = librosa.display.specshow(
-        mel, sr=sr, hop_length=cfg.hop_length, x_axis="time", y_axis="mel", fmin=cfg.fmin,
-        fmax=fmax, ax=ax_mel, cmap="magma",
-    )  # fmt: skip
+        mel,
+        sr=sr,
+        hop_length=cfg.hop_length,
+        x_axis="time",
+        y_axis="mel",
+        fmin=cfg.fmin,
+        fmax=fmax,
+        ax=ax_mel,
+        cmap="magma",
+    )
     ax_mel.set_xlabel("time (s)")
     ax_mel.set_ylabel("frequency (Hz)")
     fig.colorbar(img, ax=ax_mel, format="%+.0f dB", label="level (dB)")

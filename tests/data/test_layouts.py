@@ -52,8 +52,18 @@ def make_speech_commands(root: Path) -> None:
 
 
 def make_gtzan(root: Path) -> None:
-    for genre in ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
-                  "reggae", "rock"):  # fmt: skip
+    for genre in (
+        "blues",
+        "classical",
+        "country",
+        "disco",
+        "hiphop",
+        "jazz",
+        "metal",
+        "pop",
+        "reggae",
+        "rock",
+    ):
         wav(root / "genres_original" / genre / f"{genre}.00000.wav")
 
 
@@ -81,7 +91,9 @@ def make_folder(root: Path) -> None:
 def make_csv(root: Path) -> None:
     wav(root / "clips" / "x.wav")
     wav(root / "clips" / "y.wav")
-    (root / "manifest.csv").write_text("path,class,speaker\nclips/x.wav,up,s1\nclips/y.wav,down,s2\n")
+    (root / "manifest.csv").write_text(
+        "path,class,speaker\nclips/x.wav,up,s1\nclips/y.wav,down,s2\n"
+    )
 
 
 CASES = {
@@ -132,7 +144,9 @@ def test_csv_with_aliases_relative_paths_and_empty_labels(tmp_path: Path) -> Non
     assert m.layout == "csv"
     assert m.filepaths == [str((tmp_path / n).resolve()) for n in ("a.wav", "b.wav")]
     assert m.labels.tolist() == ["bird", None] and m.label_ids().tolist() == [0, -1]
-    back = Manifest.from_records(m.filepaths, m.labels, groups=m.groups).to_csv(tmp_path / "out.csv")
+    back = Manifest.from_records(m.filepaths, m.labels, groups=m.groups).to_csv(
+        tmp_path / "out.csv"
+    )
     assert data.load(back).filepaths == m.filepaths
 
 

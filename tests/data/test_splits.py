@@ -82,12 +82,14 @@ def test_unlabelled_rows_only_ever_train_and_never_leak_a_group() -> None:
 
 def test_predefined_folds_and_split_column() -> None:
     m = Manifest.from_records(
-        [f"/x/{i}.wav" for i in range(9)], ["a", "b", "c"] * 3, folds=[1, 1, 1, 2, 2, 2, 3, 3, 3],
+        [f"/x/{i}.wav" for i in range(9)],
+        ["a", "b", "c"] * 3,
+        folds=[1, 1, 1, 2, 2, 2, 3, 3, 3],
         splits=["train"] * 5 + ["valid", "test", "test", "test"],
-    )  # fmt: skip
+    )
     folds = predefined_folds(m)
     assert [te.tolist() for _, te in folds] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
-    assert [sorted(tr.tolist()) for tr, _ in folds][0] == [3, 4, 5, 6, 7, 8]
+    assert sorted(folds[0][0].tolist()) == [3, 4, 5, 6, 7, 8]
     s = from_split_column(m)
     assert s.sizes() == {"train": 5, "valid": 1, "test": 3}
     assert m.split().sizes() == s.sizes() and len(m.test) == 3

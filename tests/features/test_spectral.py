@@ -79,8 +79,9 @@ def test_real_speech_matches_librosa(speech: np.ndarray) -> None:
 def test_delta_matches_librosa(order: int, frames: int) -> None:
     x = np.random.default_rng(frames).standard_normal((13, frames)).astype(np.float32)
     ref = librosa.feature.delta(x, order=order)
-    np.testing.assert_allclose(spectral.delta(torch.from_numpy(x), order=order).numpy(), ref,
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        spectral.delta(torch.from_numpy(x), order=order).numpy(), ref, atol=1e-5
+    )
 
 
 def test_delta_on_very_short_input_shrinks_the_window() -> None:
@@ -104,7 +105,9 @@ def test_stft_matches_librosa() -> None:
     got = spectral.stft(torch.from_numpy(y), n_fft=512, hop_length=128).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-3 * np.abs(ref).max())
     power = spectral.stft(torch.from_numpy(y), n_fft=512, hop_length=128, power=2.0).numpy()
-    np.testing.assert_allclose(power, np.abs(ref) ** 2, rtol=1e-3, atol=1e-6 * np.abs(ref).max() ** 2)
+    np.testing.assert_allclose(
+        power, np.abs(ref) ** 2, rtol=1e-3, atol=1e-6 * np.abs(ref).max() ** 2
+    )
 
 
 def test_filterbank_and_mel_scale_match_librosa() -> None:
@@ -114,10 +117,12 @@ def test_filterbank_and_mel_scale_match_librosa() -> None:
         m = spectral.hz_to_mel(f, htk=htk)
         np.testing.assert_allclose(spectral.mel_to_hz(m, htk=htk), f, rtol=1e-9, atol=1e-9)
         for norm in ("slaney", None):
-            ours = spectral.mel_filterbank(sr=22_050, n_fft=1024, n_mels=80, fmin=30.0,
-                                           fmax=9000.0, htk=htk, norm=norm)  # fmt: skip
-            ref = librosa.filters.mel(sr=22_050, n_fft=1024, n_mels=80, fmin=30.0, fmax=9000.0,
-                                      htk=htk, norm=norm)  # fmt: skip
+            ours = spectral.mel_filterbank(
+                sr=22_050, n_fft=1024, n_mels=80, fmin=30.0, fmax=9000.0, htk=htk, norm=norm
+            )
+            ref = librosa.filters.mel(
+                sr=22_050, n_fft=1024, n_mels=80, fmin=30.0, fmax=9000.0, htk=htk, norm=norm
+            )
             np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
 
 
@@ -129,8 +134,11 @@ def test_batch_equals_items_one_by_one() -> None:
     for b in range(3):
         # top_db is taken jointly over an item's channels, as librosa does for [ch, samples].
         ref = librosa.power_to_db(
-            librosa.feature.melspectrogram(y=batch[b].numpy(), sr=SR, n_fft=512, hop_length=160,
-                                           n_mels=64), top_db=80.0)  # fmt: skip
+            librosa.feature.melspectrogram(
+                y=batch[b].numpy(), sr=SR, n_fft=512, hop_length=160, n_mels=64
+            ),
+            top_db=80.0,
+        )
         assert np.abs(out[b].numpy() - ref).max() < 0.01
 
 

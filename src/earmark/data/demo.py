@@ -31,9 +31,15 @@ __all__ = ["ACCENTS", "DIGITS", "Voice", "espeak_variants", "make_demo_digits", 
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ACCENTS = (
-    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-    "en-029", "en-us-nyc",
-)  # fmt: skip
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 ESPEAK = "espeak-ng"
 
 
@@ -64,8 +70,9 @@ def _espeak() -> str:
 
 def espeak_variants() -> list[str]:
     """The voice variants this espeak-ng offers (``espeak-ng --voices=variant``), sorted."""
-    out = subprocess.run([_espeak(), "--voices=variant"], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [_espeak(), "--voices=variant"], capture_output=True, text=True, check=True
+    ).stdout
     names = set()
     for line in out.splitlines()[1:]:
         cols = line.split()
@@ -90,8 +97,11 @@ def voices(n: int, *, seed: int = 0) -> list[Voice]:
     for i in range(n):
         variant = variants[order[i % len(order)]]
         accent = ACCENTS[i % len(ACCENTS)]
-        out.append(Voice(f"v{i:03d}", accent, variant, int(rng.integers(120, 211)),
-                         int(rng.integers(20, 81))))  # fmt: skip
+        out.append(
+            Voice(
+                f"v{i:03d}", accent, variant, int(rng.integers(120, 211)), int(rng.integers(20, 81))
+            )
+        )
     return out
 
 
@@ -99,8 +109,18 @@ def _speak(word: str, voice: Voice, workdir: Path) -> tuple[np.ndarray, int]:
     with tempfile.NamedTemporaryFile(dir=workdir, suffix=".wav", delete=False) as tmp:
         path = Path(tmp.name)
     try:
-        cmd = [_espeak(), "-v", voice.espeak_voice, "-s", str(voice.speed), "-p",
-               str(voice.pitch), "-w", str(path), word]  # fmt: skip
+        cmd = [
+            _espeak(),
+            "-v",
+            voice.espeak_voice,
+            "-s",
+            str(voice.speed),
+            "-p",
+            str(voice.pitch),
+            "-w",
+            str(path),
+            word,
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0 or not path.stat().st_size:
             raise EarmarkError(f"espeak-ng failed for voice {voice.espeak_voice}: {res.stderr}")
@@ -153,8 +173,14 @@ def make_demo_digits(
         sf.write(path, clip, sr, subtype="PCM_16")
         if on_clip is not None:
             on_clip()
-        return {"filepath": f"{digit}/{path.name}", "label": digit, "group": voice.name,
-                "voice": voice.espeak_voice, "speed": voice.speed, "pitch": voice.pitch}  # fmt: skip
+        return {
+            "filepath": f"{digit}/{path.name}",
+            "label": digit,
+            "group": voice.name,
+            "voice": voice.espeak_voice,
+            "speed": voice.speed,
+            "pitch": voice.pitch,
+        }
 
     with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
         rows = list(pool.map(make, jobs))

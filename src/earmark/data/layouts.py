@@ -31,8 +31,17 @@ from earmark.errors import LayoutError
 __all__ = ["LAYOUTS", "detect_layout", "from_csv", "from_folder", "load"]
 
 GTZAN_GENRES = (
-    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
-)  # fmt: skip
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
 SPEECH_COMMANDS_NOISE = "_background_noise_"
 _DIGIT_FILE = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
 
@@ -150,12 +159,18 @@ def _speech_commands(root: Path) -> Manifest:
             labels.append(sub.name)
             groups.append(p.name.split("_nohash_")[0])
             splits.append("test" if rel in test else "valid" if rel in valid else "train")
-    return Manifest.from_records(paths, labels, groups=groups, splits=splits, root=root,
-                                 layout="speech_commands")  # fmt: skip
+    return Manifest.from_records(
+        paths, labels, groups=groups, splits=splits, root=root, layout="speech_commands"
+    )
 
 
 def _gtzan_dir(root: Path) -> Path | None:
-    for cand in (root, root / "genres_original", root / "genres", root / "Data" / "genres_original"):
+    for cand in (
+        root,
+        root / "genres_original",
+        root / "genres",
+        root / "Data" / "genres_original",
+    ):
         if cand.is_dir() and sum((cand / g).is_dir() for g in GTZAN_GENRES) >= 8:
             return cand
     return None

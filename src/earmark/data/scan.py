@@ -56,8 +56,13 @@ class ScanReport:
 def _check(path: str, decode: bool) -> dict[str, Any]:
     try:
         meta = info(path)
-        row = {"sample_rate": meta.sample_rate, "channels": meta.channels,
-               "duration": meta.duration, "format": meta.format, "codec": meta.codec}  # fmt: skip
+        row = {
+            "sample_rate": meta.sample_rate,
+            "channels": meta.channels,
+            "duration": meta.duration,
+            "format": meta.format,
+            "codec": meta.codec,
+        }
         if decode:
             y, sr = load(path, mono=False, max_duration=None)
             row["duration"] = y.shape[1] / sr

@@ -91,10 +91,12 @@ def kfold(
     groups = sub.groups if _use_groups(m, group) else None
     folds = _kfold_indices(sub.labels.astype(str), groups, k, stratify=stratify, seed=seed)
     return [
-        (np.sort(np.r_[labelled[tr], _unlabelled_outside(m, unlabelled, labelled[te])]),
-         labelled[te])
+        (
+            np.sort(np.r_[labelled[tr], _unlabelled_outside(m, unlabelled, labelled[te])]),
+            labelled[te],
+        )
         for tr, te in folds
-    ]  # fmt: skip
+    ]
 
 
 def _unlabelled_outside(m: Manifest, unlabelled: np.ndarray, held: np.ndarray) -> np.ndarray:
@@ -145,8 +147,9 @@ def holdout(
         sub = m.subset(rows)
         k = max(2, round(1 / size))
         groups = sub.groups if use_groups else None
-        rest, held = _kfold_indices(sub.labels.astype(str), groups, k, stratify=stratify,
-                                    seed=seed)[0]  # fmt: skip
+        rest, held = _kfold_indices(
+            sub.labels.astype(str), groups, k, stratify=stratify, seed=seed
+        )[0]
         return rows[rest], rows[held]
 
     train, test = cut(rows, test_size)

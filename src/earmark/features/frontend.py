@@ -70,8 +70,13 @@ class FeatureConfig:
 
     def handcrafted(self, sr: int) -> HandcraftedFeatures:
         """The hand-crafted extractor these settings describe at ``sr`` Hz."""
-        return HandcraftedFeatures(sr=sr, n_fft=self.n_fft, hop_length=self.hop_length,
-                                   n_mels=min(self.n_mels, 40), stats=self.stats)  # fmt: skip
+        return HandcraftedFeatures(
+            sr=sr,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=min(self.n_mels, 40),
+            stats=self.stats,
+        )
 
 
 def build_frontend(config: FeatureConfig, sr: int) -> nn.Module:

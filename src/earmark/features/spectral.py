@@ -203,8 +203,9 @@ def stft(
     win_length = win_length or n_fft
     hop_length = hop_length or win_length // 4
     w = _as_tensor(_window(window, win_length), y)
-    return _stft(y, w, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode,
-                 power=power)  # fmt: skip
+    return _stft(
+        y, w, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, power=power
+    )
 
 
 def power_to_db(
@@ -241,8 +242,9 @@ def _logmel(
     amin: float,
     ref: float,
 ) -> Tensor:
-    S = _stft(y, window, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode,
-              power=power)  # fmt: skip
+    S = _stft(
+        y, window, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, power=power
+    )
     mel = torch.matmul(mel_fb, S)
     return power_to_db(mel, ref=ref, amin=amin, top_db=top_db)
 
@@ -276,10 +278,23 @@ def logmel(
     win_length = win_length or n_fft
     hop_length = hop_length or win_length // 4
     w = _as_tensor(_window(window, win_length), y)
-    fb = _as_tensor(mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                                   htk=htk, norm=norm), y)  # fmt: skip
-    return _logmel(y, w, fb, n_fft=n_fft, hop_length=hop_length, center=center,
-                   pad_mode=pad_mode, power=power, top_db=top_db, amin=amin, ref=ref)  # fmt: skip
+    fb = _as_tensor(
+        mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm),
+        y,
+    )
+    return _logmel(
+        y,
+        w,
+        fb,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
+        top_db=top_db,
+        amin=amin,
+        ref=ref,
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -356,11 +371,24 @@ def mfcc(
     """
     if deltas not in (0, 1, 2):
         raise ParameterError(f"deltas must be 0, 1 or 2, got {deltas}")
-    mel_db = logmel(y, sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                    window=window, center=center, pad_mode=pad_mode, power=power, n_mels=n_mels,
-                    fmin=fmin, fmax=fmax, htk=htk, norm=mel_norm, top_db=top_db)  # fmt: skip
-    return _mfcc_from_logmel(mel_db, _as_tensor(dct_matrix(n_mfcc, n_mels), mel_db), lifter,
-                             deltas)  # fmt: skip
+    mel_db = logmel(
+        y,
+        sr,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax,
+        htk=htk,
+        norm=mel_norm,
+        top_db=top_db,
+    )
+    return _mfcc_from_logmel(mel_db, _as_tensor(dct_matrix(n_mfcc, n_mels), mel_db), lifter, deltas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,8 +416,15 @@ class STFT(nn.Module):
         self.register_buffer("window", torch.from_numpy(_window(window, win_length).copy()))
 
     def forward(self, y: Tensor) -> Tensor:
-        return _stft(_check_wave(y), self.window, n_fft=self.n_fft, hop_length=self.hop_length,
-                     center=self.center, pad_mode=self.pad_mode, power=self.power)  # fmt: skip
+        return _stft(
+            _check_wave(y),
+            self.window,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+        )
 
 
 class LogMel(nn.Module):
@@ -421,8 +456,9 @@ class LogMel(nn.Module):
         self.center, self.pad_mode, self.power = center, pad_mode, power
         self.ref, self.amin, self.top_db = ref, amin, top_db
         self.register_buffer("window", torch.from_numpy(_window(window, win_length).copy()))
-        fb = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
-                            norm=norm)  # fmt: skip
+        fb = mel_filterbank(
+            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm
+        )
         self.register_buffer("mel_fb", torch.from_numpy(fb.copy()))
 
     @property
@@ -430,10 +466,19 @@ class LogMel(nn.Module):
         return self.mel_fb.shape[0]
 
     def forward(self, y: Tensor) -> Tensor:
-        return _logmel(_check_wave(y), self.window, self.mel_fb, n_fft=self.n_fft,
-                       hop_length=self.hop_length, center=self.center, pad_mode=self.pad_mode,
-                       power=self.power, top_db=self.top_db, amin=self.amin,
-                       ref=self.ref)  # fmt: skip
+        return _logmel(
+            _check_wave(y),
+            self.window,
+            self.mel_fb,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+            top_db=self.top_db,
+            amin=self.amin,
+            ref=self.ref,
+        )
 
 
 class MFCC(nn.Module):
