@@ -177,6 +177,9 @@ def _stft(
     spec = spec.reshape(*lead, *spec.shape[-2:])
     if power is None:
         return spec
+    if power == 2.0:  # |X|^2 = re^2 + im^2: no square root then square (the hot path)
+        re, im = torch.view_as_real(spec).unbind(-1)
+        return torch.addcmul(re * re, im, im)
     mag = spec.abs()
     return mag if power == 1.0 else mag.pow(power)
 
