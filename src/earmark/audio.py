@@ -30,6 +30,7 @@ from earmark.errors import (
     AudioError,
     CorruptAudioError,
     DurationLimitError,
+    EarmarkError,
     EmptyFileError,
     FileMissingError,
     InvalidChannelsError,
@@ -224,59 +225,75 @@ def _pyav_info(path: Path, container: Any, stream: Any) -> AudioInfo:
     )
 
 
+def _probe(path: Path) -> tuple[AudioInfo, sf.SoundFile | None]:
+    """Check the file and read its header; for soundfile, also return the open handle so the
+    samples are read without opening the file again (the caller closes it)."""
+    size = _check_file(path)
+    if path.suffix.lower() not in PYAV_EXTENSIONS:
+        _check_riff_header(path, size)
+        try:
+            f = sf.SoundFile(str(path))
+        except sf.LibsndfileError as exc:
+            if "format not recognised" not in str(exc).lower():
+                raise _soundfile_error(path, exc) from None
+        else:
+            try:
+                _check_rate_and_channels(path, f.samplerate, f.channels)
+                if f.frames <= 0:
+                    raise EmptyFileError(path, "the file has a header but no samples")
+            except AudioError:
+                f.close()
+                raise
+            meta = AudioInfo(
+                str(path),
+                f.samplerate,
+                f.channels,
+                f.frames,
+                f.frames / f.samplerate,
+                f.format,
+                f.subtype,
+                "soundfile",
+            )
+            return meta, f
+    container, stream = _open_pyav(path)
+    with container:
+        return _pyav_info(path, container, stream), None
+
+
 def info(path: str | Path) -> AudioInfo:
     """Read a file's header: sample rate (Hz), channels, frames, duration (s), format, codec.
 
     Raises an :class:`earmark.errors.AudioError` subclass naming the file when it is missing,
     empty, truncated, not audio, or declares an impossible rate or channel count.
     """
-    path = Path(path)
-    size = _check_file(path)
-    if path.suffix.lower() not in PYAV_EXTENSIONS:
-        _check_riff_header(path, size)
-        try:
-            i = sf.info(str(path))
-        except sf.LibsndfileError as exc:
-            if "format not recognised" not in str(exc).lower():
-                raise _soundfile_error(path, exc) from None
-        else:
-            _check_rate_and_channels(path, i.samplerate, i.channels)
-            if i.frames <= 0:
-                raise EmptyFileError(path, "the file has a header but no samples")
-            return AudioInfo(
-                str(path),
-                i.samplerate,
-                i.channels,
-                i.frames,
-                i.frames / i.samplerate,
-                i.format,
-                i.subtype,
-                "soundfile",
-            )
-    container, stream = _open_pyav(path)
-    with container:
-        return _pyav_info(path, container, stream)
+    meta, handle = _probe(Path(path))
+    if handle is not None:
+        handle.close()
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------
 # Decoding: one chunk iterator per backend, shared by load() and stream()
 
 
-def _iter_soundfile(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.ndarray]:
+def _iter_soundfile(
+    meta: AudioInfo, f: sf.SoundFile, start: int, stop: int | None
+) -> Iterator[np.ndarray]:
     path = Path(meta.path)
     want = (meta.frames if stop is None else min(stop, meta.frames)) - start
     got = 0
     try:
-        with sf.SoundFile(meta.path) as f:
+        with f:
             if start:
                 f.seek(start)
             while stop is None or got < stop - start:
                 n = _BLOCK_FRAMES if stop is None else min(_BLOCK_FRAMES, stop - start - got)
                 block = f.read(n, dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    break
                 got += block.shape[0]
-                yield block.T
+                if block.shape[0]:
+                    yield block.T
+                if block.shape[0] < n:  # a short read is the end of the file
+                    break
     except sf.LibsndfileError as exc:
         err = _soundfile_error(path, exc)
         err.problem = f"decoding failed after {got / meta.sample_rate:.2f} s: {err.problem}"
@@ -338,21 +355,37 @@ def _iter_pyav(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.nda
             raise CorruptAudioError(path, f"decoding failed after {done:.2f} s: {exc}") from None
 
 
-def _chunks(path: Path, offset: float, duration: float | None) -> tuple[AudioInfo, Iterator]:
+def _chunks(
+    path: Path, offset: float, duration: float | None, max_duration: float | None = None
+) -> tuple[AudioInfo, Iterator]:
+    """Probe ``path``, check the span asked for, and return the chunk iterator over it."""
     if offset < 0:
         raise ParameterError(f"{path}: offset must be >= 0 seconds, got {offset}")
     if duration is not None and duration <= 0:
         raise ParameterError(f"{path}: duration must be > 0 seconds, got {duration}")
-    meta = info(path)
-    start = round(offset * meta.sample_rate)
-    if meta.frames and start >= meta.frames:
-        raise ParameterError(
-            f"{path}: offset {offset:.3f} s is at or past the end of the audio "
-            f"({meta.duration:.3f} s)"
-        )
+    meta, handle = _probe(path)
+    try:
+        start = round(offset * meta.sample_rate)
+        if meta.frames and start >= meta.frames:
+            raise ParameterError(
+                f"{path}: offset {offset:.3f} s is at or past the end of the audio "
+                f"({meta.duration:.3f} s)"
+            )
+        span = meta.duration - offset if duration is None else min(duration, meta.duration - offset)
+        if max_duration is not None and span > max_duration:
+            raise DurationLimitError(
+                path,
+                f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
+                "(raise max_duration, or use earmark.audio.stream for long recordings)",
+            )
+    except EarmarkError:
+        if handle is not None:
+            handle.close()
+        raise
     stop = None if duration is None else start + round(duration * meta.sample_rate)
-    reader = _iter_soundfile if meta.backend == "soundfile" else _iter_pyav
-    return meta, reader(meta, start, stop)
+    if handle is not None:
+        return meta, _iter_soundfile(meta, handle, start, stop)
+    return meta, _iter_pyav(meta, start, stop)
 
 
 def _downmix(y: np.ndarray) -> np.ndarray:
@@ -383,16 +416,9 @@ def load(
         AudioError: a subclass naming the file and what is wrong with it.
     """
     path = Path(path)
-    meta, chunks = _chunks(path, offset, duration)
+    meta, chunks = _chunks(path, offset, duration, max_duration)
     rate = meta.sample_rate
-    span = meta.duration - offset if duration is None else min(duration, meta.duration - offset)
     limit = None if max_duration is None else round(max_duration * rate)
-    if limit is not None and span > max_duration:
-        raise DurationLimitError(
-            path,
-            f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
-            "(raise max_duration, or use earmark.audio.stream for long recordings)",
-        )
     parts, total = [], 0
     for chunk in chunks:
         total += chunk.shape[1]
