@@ -32,6 +32,7 @@ def timed(fn, paths: list[Path]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     results = {}
@@ -51,16 +52,21 @@ def main() -> None:
                 librosa.load(p, sr=SR_OUT, mono=True)
 
             ours(paths[0]), theirs(paths[0])  # warm-up (imports, resampler setup)
-            t_lib = min(timed(theirs, paths) for _ in range(2))
-            t_ours = min(timed(ours, paths) for _ in range(2))
-            results[fmt] = {
-                "files": args.files,
-                "librosa_s": t_lib,
-                "earmark_s": t_ours,
-                "librosa_files_per_s": args.files / t_lib,
-                "earmark_files_per_s": args.files / t_ours,
-                "ratio": t_lib / t_ours,
-            }
+            # Interleaved rounds, alternating who goes first: both see the same machine noise
+            # and neither always runs on the other's warm caches. Best and median reported.
+            times: dict[str, list[float]] = {"librosa": [], "earmark": []}
+            for r in range(args.rounds):
+                order = [("earmark", ours), ("librosa", theirs)]
+                for name, fn in order if r % 2 else order[::-1]:
+                    times[name].append(timed(fn, paths))
+            row: dict[str, float] = {"files": args.files}
+            for name, ts in times.items():
+                row[f"{name}_best_s"] = min(ts)
+                row[f"{name}_median_s"] = float(np.median(ts))
+                row[f"{name}_files_per_s_best"] = args.files / min(ts)
+            row["ratio_best"] = row["librosa_best_s"] / row["earmark_best_s"]
+            row["ratio_median"] = row["librosa_median_s"] / row["earmark_median_s"]
+            results[fmt] = row
     write("decode", {"sr_in": SR_IN, "sr_out": SR_OUT, "results": results, "goal_ratio": 1.0})
 
 

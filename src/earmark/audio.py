@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,11 +103,15 @@ class AudioInfo:
 
 
 def _check_file(path: Path) -> int:
-    if not path.exists():
-        raise FileMissingError(path, "no such file")
-    if not path.is_file():
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileMissingError(path, "no such file") from None
+    except OSError as exc:
+        raise FileMissingError(path, f"cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
         raise FileMissingError(path, "not a regular file")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise EmptyFileError(path, "the file is empty (0 bytes)")
     return size
@@ -429,11 +435,17 @@ def load(
         raise EmptyFileError(path, "no audio samples could be decoded")
     y = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     y = np.ascontiguousarray(y, dtype=np.float32)
-    _check_finite(path, y, rate)
+    if not _integer_coded(meta):
+        _check_finite(path, y, rate)
     if sr is not None and sr != rate:
         y = resample(y, rate, sr)
         rate = sr
     return y, rate
+
+
+def _integer_coded(meta: AudioInfo) -> bool:
+    """Integer PCM (and u-law / A-law) cannot hold NaN or infinity: no need to scan for them."""
+    return meta.backend == "soundfile" and meta.codec.upper().startswith(("PCM", "ULAW", "ALAW"))
 
 
 def _check_finite(path: Path, y: np.ndarray, sr: int, start: int = 0) -> None:
@@ -478,6 +490,7 @@ def stream(
     pending: list[np.ndarray] = []
     held = 0
     done_in = 0
+    integer = _integer_coded(meta)
 
     def take(chunk: np.ndarray) -> Iterator[np.ndarray]:
         nonlocal held, pending
@@ -492,7 +505,8 @@ def stream(
 
     for chunk in chunks:
         chunk = _downmix(chunk) if mono else chunk
-        _check_finite(path, chunk, meta.sample_rate, done_in)
+        if not integer:
+            _check_finite(path, chunk, meta.sample_rate, done_in)
         done_in += chunk.shape[1]
         if resampler is not None:
             chunk = resampler.resample_chunk(np.ascontiguousarray(chunk.T)).T

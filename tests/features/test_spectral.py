@@ -36,6 +36,7 @@ PARAMS = [
     dict(n_fft=512, hop_length=160, win_length=400, n_mels=64, fmin=20.0, fmax=7600.0),
     dict(n_fft=1024, hop_length=256, n_mels=40, htk=True),
     dict(n_fft=256, hop_length=128, n_mels=32, window="hamming", center=False),
+    dict(n_fft=512, hop_length=100, win_length=301, n_mels=48, pad_mode="reflect"),
 ]
 
 

@@ -148,7 +148,10 @@ def _check_wave(y: Tensor) -> Tensor:
     return y
 
 
-def _stft(
+_CHUNK_BYTES = 8 << 20  # frames per CPU chunk sized so the windowed frames stay in cache
+
+
+def _spectrogram(
     y: Tensor,
     window: Tensor,
     *,
@@ -157,31 +160,61 @@ def _stft(
     center: bool,
     pad_mode: str,
     power: float | None,
+    project: Tensor | None = None,
 ) -> Tensor:
+    """STFT of ``[..., samples]`` as ``[..., freq, frames]``; with ``power``, ``|X| ** power``
+    optionally projected by ``project`` (``[freq, bands]``, e.g. the transposed mel matrix)
+    into ``[..., bands, frames]``.
+
+    The complex STFT is ``torch.stft``. The power path frames the signal itself, because
+    ``torch.stft`` returns a transposed ``[freq, frames]`` view that every later step walks
+    with bad strides: frames are cut in ``[frames, freq]`` order, only the ``win_length``
+    samples under the window are multiplied (the window sits centred in the ``n_fft`` frame;
+    a circular shift inside the frame does not change ``|X|``), the batch is processed in
+    chunks that stay in cache on the CPU, and the result is transposed once at the end.
+    """
     lead = y.shape[:-1]
     flat = y.reshape(-1, y.shape[-1])
     if not center and flat.shape[-1] < n_fft:
         raise ParameterError(
             f"input is too short (n={flat.shape[-1]}) for n_fft={n_fft} with center=False"
         )
-    spec = torch.stft(
-        flat,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=window.shape[-1],
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-        return_complex=True,
-    )
-    spec = spec.reshape(*lead, *spec.shape[-2:])
+    win_length = window.shape[-1]
     if power is None:
-        return spec
-    if power == 2.0:  # |X|^2 = re^2 + im^2: no square root then square (the hot path)
-        re, im = torch.view_as_real(spec).unbind(-1)
-        return torch.addcmul(re * re, im, im)
-    mag = spec.abs()
-    return mag if power == 1.0 else mag.pow(power)
+        spec = torch.stft(
+            flat,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            return_complex=True,
+        )
+        return spec.reshape(*lead, *spec.shape[-2:])
+    padded = flat.shape[-1] + (2 * (n_fft // 2) if center else 0)
+    n_frames = 1 + (padded - n_fft) // hop_length
+    offset = (n_fft - win_length) // 2
+    step = flat.shape[0]
+    if flat.device.type == "cpu":
+        step = max(1, _CHUNK_BYTES // (n_frames * n_fft * flat.element_size()))
+    outs = []
+    for i in range(0, flat.shape[0], step):
+        part = flat[i : i + step]
+        if center:
+            part = torch.nn.functional.pad(part, (n_fft // 2, n_fft // 2), mode=pad_mode)
+        frames = part[:, offset:].unfold(-1, win_length, hop_length)[:, :n_frames]
+        spec = torch.fft.rfft(frames * window, n=n_fft)
+        if power == 2.0:  # |X|^2 = re^2 + im^2: no square root then square
+            re, im = torch.view_as_real(spec).unbind(-1)
+            S = torch.addcmul(re * re, im, im)
+        else:
+            S = spec.abs()
+            if power != 1.0:
+                S = S.pow(power)
+        outs.append(S if project is None else torch.matmul(S, project))
+    out = torch.cat(outs) if len(outs) > 1 else outs[0]
+    return out.transpose(-1, -2).reshape(*lead, out.shape[-1], n_frames)
 
 
 def stft(
@@ -206,7 +239,7 @@ def stft(
     win_length = win_length or n_fft
     hop_length = hop_length or win_length // 4
     w = _as_tensor(_window(window, win_length), y)
-    return _stft(
+    return _spectrogram(
         y, w, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, power=power
     )
 
@@ -245,11 +278,17 @@ def _logmel(
     amin: float,
     ref: float,
 ) -> Tensor:
-    S = _stft(
-        y, window, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, power=power
+    mel = _spectrogram(
+        y,
+        window,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
+        project=mel_fb.T,
     )
-    mel = torch.matmul(mel_fb, S)
-    return power_to_db(mel, ref=ref, amin=amin, top_db=top_db)
+    return power_to_db(mel, ref=ref, amin=amin, top_db=top_db).contiguous()
 
 
 def logmel(
@@ -419,7 +458,7 @@ class STFT(nn.Module):
         self.register_buffer("window", torch.from_numpy(_window(window, win_length).copy()))
 
     def forward(self, y: Tensor) -> Tensor:
-        return _stft(
+        return _spectrogram(
             _check_wave(y),
             self.window,
             n_fft=self.n_fft,
