@@ -21,15 +21,30 @@ def tone(freq: float = 440.0, duration: float = 1.0, sr: int = SR, amp: float = 
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def _video_stream(container: av.container.OutputContainer) -> av.VideoStream:
+    """A small mpeg4 video stream; streams must all exist before the first packet is muxed."""
+    vs = container.add_stream("mpeg4", rate=10)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    return vs
+
+
+def _write_black_frames(container: av.container.OutputContainer, vs, seconds: float) -> None:
+    for k in range(round(10 * seconds)):
+        vf = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        vf.pts = k
+        for p in vs.encode(vf):
+            container.mux(p)
+    for p in vs.encode():
+        container.mux(p)
+
+
 def write_pyav(
     path: Path, y: np.ndarray, sr: int, codec: str, *, fmt: str | None = None, video: bool = False
 ) -> Path:
     """Encode ``y`` (``[channels, samples]``) with PyAV, optionally beside a video track."""
     layout = "mono" if y.shape[0] == 1 else "stereo"
     with av.open(str(path), "w", format=fmt) as c:
-        if video:
-            vs = c.add_stream("mpeg4", rate=10)
-            vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs = _video_stream(c) if video else None
         s = c.add_stream(codec, rate=sr)
         s.layout = layout
         for i in range(0, y.shape[1], 1024):
@@ -41,28 +56,14 @@ def write_pyav(
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-        if video:
-            for k in range(int(10 * y.shape[1] / sr)):
-                vf = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-                vf.pts = k
-                for p in vs.encode(vf):
-                    c.mux(p)
-            for p in vs.encode():
-                c.mux(p)
+        if vs is not None:
+            _write_black_frames(c, vs, y.shape[1] / sr)
     return path
 
 
 def write_video_only(path: Path) -> Path:
     with av.open(str(path), "w") as c:
-        vs = c.add_stream("mpeg4", rate=10)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        for k in range(10):
-            vf = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            vf.pts = k
-            for p in vs.encode(vf):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
+        _write_black_frames(c, _video_stream(c), 1.0)
     return path
 
 

@@ -263,5 +263,5 @@ def test_audio_config_round_trips_and_standardizes(formats_dir: Path) -> None:
     assert y.shape == (1, 4_000) and abs(np.abs(y).max() - 10 ** (-1 / 20)) < 1e-4
     two = audio.load_clip(formats_dir / "pcm16.wav", audio.AudioConfig(channels=2, duration=2.0))
     assert two.shape == (2, 32_000) and np.all(two[:, SR:] == 0)
-    with pytest.raises(errors.ParameterError, match="unknown audio settings"):
+    with pytest.raises(errors.ParameterError, match="unknown AudioConfig settings"):
         audio.AudioConfig.from_dict({"sample_rate": 16_000, "colour": "red"})

@@ -13,8 +13,6 @@ header announcing more audio than the file holds is rejected before any decoding
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import stat
 import struct
@@ -28,6 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from earmark.config import JsonConfig
 from earmark.errors import (
     AudioError,
     CorruptAudioError,
@@ -629,7 +628,7 @@ def normalize(
 
 
 @dataclass(frozen=True)
-class AudioConfig:
+class AudioConfig(JsonConfig):
     """How every clip is standardized before features: plain data, round-trips through JSON.
 
     ``sample_rate`` in Hz; ``duration`` in seconds (``None`` keeps each clip's own length);
@@ -661,21 +660,6 @@ class AudioConfig:
     def n_samples(self) -> int | None:
         """Samples per clip after standardization, or ``None`` when lengths vary."""
         return None if self.duration is None else round(self.duration * self.sample_rate)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AudioConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(f"unknown audio settings: {sorted(unknown)}")
-        return cls(**data)
-
-    def key(self) -> str:
-        """A stable text key for caches (the settings as sorted JSON)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def standardize(

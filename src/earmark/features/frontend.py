@@ -8,14 +8,14 @@ for a batch of standardized clips, whatever the kind.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from earmark.config import JsonConfig
 from earmark.errors import ParameterError
 from earmark.features.handcrafted import HandcraftedFeatures
 from earmark.features.spectral import MFCC, STFT, LogMel
@@ -27,7 +27,7 @@ FEATURE_KINDS: tuple[str, ...] = ("waveform", "stft", "logmel", "mfcc", "handcra
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(JsonConfig):
     """Feature settings. Window and hop in samples; ``fmin`` / ``fmax`` in Hz; ``top_db`` in dB.
 
     The defaults suit 16 kHz speech and sound events: a 25 ms window (400 samples) in a
@@ -54,19 +54,6 @@ class FeatureConfig:
         if self.hop_length < 1:
             raise ParameterError(f"hop_length must be >= 1 samples, got {self.hop_length}")
         object.__setattr__(self, "stats", tuple(self.stats))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["stats"] = list(self.stats)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(f"unknown feature settings: {sorted(unknown)}")
-        return cls(**data)
 
     def handcrafted(self, sr: int) -> HandcraftedFeatures:
         """The hand-crafted extractor these settings describe at ``sr`` Hz."""

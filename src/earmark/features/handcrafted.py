@@ -13,7 +13,6 @@ read and a classical learner can use.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import librosa
 import numpy as np
 
+from earmark.config import JsonConfig
 from earmark.errors import ParameterError
 
 __all__ = ["HandcraftedFeatures", "handcrafted"]
@@ -62,7 +62,7 @@ def _contrast_bands(sr: int) -> int:
 
 
 @dataclass(frozen=True)
-class HandcraftedFeatures:
+class HandcraftedFeatures(JsonConfig):
     """Settings of the hand-crafted feature vector; call it on a clip to get the vector.
 
     ``n_fft`` and ``hop_length`` are in samples at ``sr`` Hz; ``stats`` are the summaries over
@@ -88,11 +88,6 @@ class HandcraftedFeatures:
         object.__setattr__(self, "stats", tuple(self.stats))
         for s in self.stats:
             _check_stat(s)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["stats"] = list(self.stats)
-        return d
 
     @property
     def row_names(self) -> list[str]:
