@@ -1,26 +1,28 @@
-"""earmark: labelled audio in, a trained, evaluated, portable classifier out."""
+"""earmark: labelled audio in, a trained, evaluated, portable classifier out.
 
-from earmark import audio, data, errors, features
-from earmark.audio import AudioConfig, info, load, stream
-from earmark.errors import EarmarkError
-from earmark.features import FeatureConfig
+Submodules and names load on first use (``earmark.audio``, ``earmark.Classifier``...), so
+``import earmark`` is fast and pulls in torch only when a torch feature is used.
+"""
 
-#: ``earmark.datasets.load("data/")`` reads as the design notes spell it; same module as ``data``.
-datasets = data
+from earmark._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AudioConfig",
-    "EarmarkError",
-    "FeatureConfig",
-    "__version__",
-    "audio",
-    "data",
-    "datasets",
-    "errors",
-    "features",
-    "info",
-    "load",
-    "stream",
-]
+_NAMES = {
+    "audio": "",
+    "data": "",
+    "errors": "",
+    "features": "",
+    "report": "",
+    "AudioConfig": "audio",
+    "FeatureConfig": "features",
+    "EarmarkError": "errors",
+}
+_lazy_getattr, __dir__ = lazy_attributes(__name__, _NAMES)
+__all__ = ["__version__", "datasets", *_NAMES]
+
+
+def __getattr__(name: str):
+    if name == "datasets":  # the design notes' spelling of earmark.data
+        return _lazy_getattr("data")
+    return _lazy_getattr(name)

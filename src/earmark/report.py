@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from earmark.features.frontend import FeatureConfig
+from earmark.features.config import FeatureConfig
 from earmark.features.spectral import logmel
 
 __all__ = ["plot_clip", "save_figure"]

@@ -1,33 +1,36 @@
-"""Data sets: manifests, known layouts, leak-free splits, a caching torch Dataset."""
+"""Data sets: manifests, known layouts, leak-free splits, a caching torch Dataset.
 
-from earmark.data.dataset import AudioDataset, WaveformCache
+The splits (scikit-learn) and ``AudioDataset`` (torch) load on first use: both take seconds
+to import, and listing or checking a data set needs neither.
+"""
+
+from earmark._lazy import lazy_attributes
 from earmark.data.layouts import LAYOUTS, detect_layout, from_csv, from_folder, load
 from earmark.data.manifest import Manifest
 from earmark.data.scan import ScanReport, scan
-from earmark.data.splits import (
-    Splits,
-    check_no_leak,
-    from_split_column,
-    holdout,
-    kfold,
-    predefined_folds,
-)
 
+_LAZY = {
+    "AudioDataset": "dataset",
+    "Splits": "splits",
+    "check_no_leak": "splits",
+    "from_split_column": "splits",
+    "holdout": "splits",
+    "kfold": "splits",
+    "predefined_folds": "splits",
+}
+__getattr__, _lazy_dir = lazy_attributes(__name__, _LAZY)
 __all__ = [
     "LAYOUTS",
-    "AudioDataset",
     "Manifest",
     "ScanReport",
-    "Splits",
-    "WaveformCache",
-    "check_no_leak",
     "detect_layout",
     "from_csv",
     "from_folder",
-    "from_split_column",
-    "holdout",
-    "kfold",
     "load",
-    "predefined_folds",
     "scan",
+    *_LAZY,
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,9 +9,6 @@ random crop differs between epochs but is repeatable for a given seed and epoch.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,53 +17,10 @@ import torch
 from torch.utils.data import Dataset
 
 from earmark.audio import AudioConfig, fix_length, load_clip
+from earmark.cache import ArrayCache, file_digest
 from earmark.data.manifest import Manifest
 
-__all__ = ["AudioDataset", "WaveformCache"]
-
-_HASH_CHUNK = 1 << 20
-
-
-def file_digest(path: str | Path) -> str:
-    """BLAKE2b hex digest (20 bytes) of a file's content."""
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class WaveformCache:
-    """Standardized waveforms on disk as ``.npy`` (read with ``allow_pickle=False``), keyed by
-    file content and settings, written atomically so a crash never leaves half a file."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def _path(self, digest: str, config: AudioConfig) -> Path:
-        key = hashlib.blake2b(f"{digest}|{config.key()}".encode(), digest_size=20).hexdigest()
-        return self.directory / key[:2] / f"{key}.npy"
-
-    def get(self, digest: str, config: AudioConfig) -> np.ndarray | None:
-        path = self._path(digest, config)
-        if not path.is_file():
-            return None
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            return None  # a damaged cache entry is recomputed, never trusted
-
-    def put(self, digest: str, config: AudioConfig, y: np.ndarray) -> None:
-        path = self._path(digest, config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, y, allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+__all__ = ["AudioDataset"]
 
 
 class AudioDataset(Dataset):
@@ -99,7 +53,7 @@ class AudioDataset(Dataset):
         self.classes = list(manifest.classes if classes is None else classes)
         self.targets = manifest.label_ids(self.classes)
         self.paths = manifest.filepaths
-        self.disk = WaveformCache(cache_dir) if cache_dir is not None else None
+        self.disk = ArrayCache(cache_dir) if cache_dir is not None else None
         self.memory: dict[int, np.ndarray] | None = {} if memory_cache else None
         self.seed = seed
         self.epoch = 0
@@ -119,11 +73,11 @@ class AudioDataset(Dataset):
             return self.memory[index]
         path = self.paths[index]
         digest = file_digest(path) if self.disk is not None else None
-        y = self.disk.get(digest, self._base) if self.disk is not None else None
+        y = self.disk.get(digest, self._base.key()) if self.disk is not None else None
         if y is None:
             y = load_clip(path, self._base)
             if self.disk is not None:
-                self.disk.put(digest, self._base, y)
+                self.disk.put(digest, self._base.key(), y)
         if self.memory is not None:
             self.memory[index] = y
         return y
