@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 from _common import write
 
-import earmark
+import earmark.audio
 
 SR_IN, SR_OUT = 44_100, 16_000
 
@@ -46,7 +46,7 @@ def main() -> None:
                 paths.append(path)
 
             def ours(p: Path) -> None:
-                earmark.load(p, sr=SR_OUT)
+                earmark.audio.load(p, sr=SR_OUT)
 
             def theirs(p: Path) -> None:
                 librosa.load(p, sr=SR_OUT, mono=True)

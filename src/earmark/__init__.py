@@ -2,6 +2,8 @@
 
 Submodules and names load on first use (``earmark.audio``, ``earmark.Classifier``...), so
 ``import earmark`` is fast and pulls in torch only when a torch feature is used.
+``earmark.load(directory)`` loads a trained model; audio files load with
+``earmark.audio.load``.
 """
 
 from earmark._lazy import lazy_attributes
@@ -14,9 +16,14 @@ _NAMES = {
     "errors": "",
     "features": "",
     "report": "",
+    "evaluation": "",
+    "artifact": "",
+    "models": "",
     "AudioConfig": "audio",
     "FeatureConfig": "features",
     "EarmarkError": "errors",
+    "Classifier": "classifier",
+    "load": "classifier",
 }
 _lazy_getattr, __dir__ = lazy_attributes(__name__, _NAMES)
 __all__ = ["__version__", "datasets", *_NAMES]

@@ -1,4 +1,5 @@
-"""Plots: a clip's waveform over its log-mel spectrogram, with axes in seconds and Hz.
+"""Plots and reports: a clip's waveform over its log-mel spectrogram (axes in s and Hz), the
+confusion matrix, and the files an evaluation leaves behind.
 
 Figures are built with matplotlib's object API (no pyplot global state, safe in threads and
 servers) and written to a temporary name, then renamed into place.
@@ -6,9 +7,11 @@ servers) and written to a temporary name, then renamed into place.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import librosa.display
 import numpy as np
@@ -18,7 +21,10 @@ from matplotlib.figure import Figure
 from earmark.features.config import FeatureConfig
 from earmark.features.spectral import logmel
 
-__all__ = ["plot_clip", "save_figure"]
+if TYPE_CHECKING:
+    from earmark.evaluation import Evaluation
+
+__all__ = ["plot_clip", "plot_confusion", "save_figure", "write_evaluation"]
 
 
 def save_figure(fig: Figure, out: str | Path, *, dpi: int = 120) -> Path:
@@ -88,3 +94,84 @@ def plot_clip(
     ax_mel.set_ylabel("frequency (Hz)")
     fig.colorbar(img, ax=ax_mel, format="%+.0f dB", label="level (dB)")
     return save_figure(fig, out)
+
+
+def plot_confusion(evaluation: Evaluation, out: str | Path, *, title: str | None = None) -> Path:
+    """The confusion matrix: colours are row-normalized (recall per true class), cells show
+    counts, and labels are rotated so long class names stay readable."""
+    classes = evaluation.classes
+    n = len(classes)
+    size = max(4.5, 0.55 * n + 2.5)
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.subplots()
+    norm = evaluation.confusion_normalized
+    img = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fontsize = 10 if n <= 12 else 8 if n <= 25 else 6
+    for i in range(n):
+        for j in range(n):
+            count = int(evaluation.confusion[i, j])
+            if count:
+                colour = "white" if norm[i, j] > 0.5 else "black"
+                ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=fontsize)
+    acc = evaluation.metrics["accuracy"]
+    ax.set_title(title or f"accuracy {acc:.1%} on {len(evaluation.y_true)} clips")
+    fig.colorbar(img, ax=ax, label="fraction of the true class", shrink=0.8)
+    return save_figure(fig, out)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_evaluation(
+    out_dir: str | Path,
+    evaluation: Evaluation,
+    *,
+    title: str,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_class.csv``, ``confusion.png`` and a short ``report.md``
+    into ``out_dir``; return their paths. ``details`` (model, data, split...) go into the
+    JSON and the report as they are."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out / "metrics.json",
+        "per_class": out / "per_class.csv",
+        "confusion": out / "confusion.png",
+        "report": out / "report.md",
+    }
+    _atomic_text(
+        paths["metrics"], json.dumps({**(details or {}), **evaluation.to_dict()}, indent=2)
+    )
+    _atomic_text(paths["per_class"], evaluation.per_class.to_csv(index=False, float_format="%.4f"))
+    plot_confusion(evaluation, paths["confusion"], title=title)
+    m = evaluation.metrics
+    lines = [f"# {title}", ""]
+    for key, value in (details or {}).items():
+        lines.append(f"- **{key}**: {value if not isinstance(value, dict) else json.dumps(value)}")
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in m.items()]
+    lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+    for row in evaluation.per_class.itertuples():
+        lines.append(
+            f"| {row._1} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} |"
+        )
+    pairs = [
+        (evaluation.confusion[i, j], evaluation.classes[i], evaluation.classes[j])
+        for i in range(len(evaluation.classes))
+        for j in range(len(evaluation.classes))
+        if i != j and evaluation.confusion[i, j]
+    ]
+    if pairs:
+        lines += ["", "Most frequent confusions (true -> predicted):", ""]
+        lines += [f"- {t} -> {p}: {int(c)}" for c, t, p in sorted(pairs, reverse=True)[:5]]
+    lines += ["", "![confusion matrix](confusion.png)", ""]
+    _atomic_text(paths["report"], "\n".join(lines))
+    return paths

@@ -1,0 +1,170 @@
+"""The model artifact: a directory loadable without pickle.
+
+``earmark.json`` holds the schema version, the earmark version, the labels, the exact audio
+and feature settings, the model family, name and hyper-parameters, a summary of the training
+data, the metrics, and the SHA-256 of every weight file. The weights are ``skops`` files for
+scikit-learn (loaded only when every type they name is on :data:`SKOPS_ALLOWED`) and
+``safetensors`` files for torch. A file whose checksum does not match, an unknown schema, or
+a foreign type is refused with a clear error.
+
+The directory is written under a temporary name beside the target and renamed into place,
+so a crash never leaves a half-written artifact under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from earmark.errors import EarmarkError
+
+__all__ = [
+    "META_FILE",
+    "SCHEMA_VERSION",
+    "SKOPS_ALLOWED",
+    "ArtifactError",
+    "is_artifact",
+    "load_skops",
+    "read_meta",
+    "save_skops",
+    "write_artifact",
+]
+
+META_FILE = "earmark.json"
+SCHEMA_VERSION = 1
+_REQUIRED = (
+    "schema_version",
+    "earmark_version",
+    "family",
+    "model",
+    "classes",
+    "audio",
+    "features",
+    "files",
+)
+
+#: Types a skops model file may name beyond those skops trusts by default (scikit-learn's
+#: estimators and numpy). These are the internals of the registered classical learners.
+SKOPS_ALLOWED = frozenset(
+    {
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.tree._tree.Tree",
+    }
+)
+
+
+class ArtifactError(EarmarkError):
+    """A model directory is missing, incomplete, tampered with, or not earmark's."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_artifact(
+    directory: str | Path, meta: dict[str, Any], writers: dict[str, Callable[[Path], None]]
+) -> Path:
+    """Write ``meta`` as ``earmark.json`` and each weight file (``writers[name](path)``) into
+    ``directory``, atomically: everything goes to a temporary sibling first, then replaces the
+    target in two renames. Returns the directory."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        files = {}
+        for name, write in writers.items():
+            write(tmp / name)
+            files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+        full = {**meta, "files": files}
+        (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def is_artifact(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding an ``earmark.json``."""
+    return (Path(path) / META_FILE).is_file()
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """Read and check ``earmark.json`` and the checksums of the files it lists."""
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: no such model directory")
+    if not meta_path.is_file():
+        raise ArtifactError(f"{directory}: not an earmark model (no {META_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{meta_path}: expected a JSON object")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path}: missing {', '.join(missing)}")
+    if not isinstance(meta["schema_version"], int) or meta["schema_version"] > SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{meta_path}: schema version {meta['schema_version']!r} is newer than this "
+            f"earmark reads ({SCHEMA_VERSION}); upgrade earmark"
+        )
+    for name, facts in meta["files"].items():
+        path = directory / name
+        if Path(name).name != name:
+            raise ArtifactError(f"{meta_path}: file name {name!r} points outside the model")
+        if not path.is_file():
+            raise ArtifactError(f"{directory}: {name} is missing")
+        if _sha256(path) != facts.get("sha256"):
+            raise ArtifactError(f"{path}: checksum mismatch (modified after saving?)")
+    return meta
+
+
+def save_skops(obj: Any, path: Path) -> None:
+    """Write a scikit-learn object with skops (no pickle)."""
+    import skops.io as sio
+
+    sio.dump(obj, path)
+
+
+def load_skops(path: Path) -> Any:
+    """Load a skops file, refusing any type beyond skops' defaults and :data:`SKOPS_ALLOWED`."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises several types for a damaged zip
+        raise ArtifactError(f"{path}: not a readable skops file ({exc})") from None
+    foreign = sorted(set(untrusted) - SKOPS_ALLOWED)
+    if foreign:
+        raise ArtifactError(
+            f"{path}: refusing to load types that are not on earmark's allow-list: "
+            f"{', '.join(foreign)}"
+        )
+    try:
+        return sio.load(path, trusted=list(untrusted))
+    except Exception as exc:
+        raise ArtifactError(f"{path}: cannot load ({exc})") from None

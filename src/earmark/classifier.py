@@ -1,0 +1,370 @@
+"""``earmark.Classifier``: one API over every model family, and ``earmark.load`` for artifacts.
+
+A classifier is its settings (model, hyper-parameters, audio and feature settings) plus what
+``fit`` learned. It computes its own features, so prediction always preprocesses exactly as
+training did, and it saves to / loads from an artifact directory (:mod:`earmark.artifact`).
+
+Audio longer than the training clips is cut into windows of the training clip length (half
+overlapping) and the window scores are pooled (``mean`` or ``max``), so a clip of any length
+gets one answer and, on request, its score track.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+import earmark
+from earmark import artifact
+from earmark import audio as audio_io
+from earmark.audio import AUDIO_EXTENSIONS, AudioConfig, fix_length, standardize
+from earmark.data.layouts import load as load_dataset
+from earmark.data.manifest import Manifest
+from earmark.errors import AudioError, EarmarkError, ParameterError
+from earmark.evaluation import Evaluation, evaluate
+from earmark.features.config import FeatureConfig
+from earmark.features.table import FeatureTable, compute_features
+from earmark.models import registry
+
+__all__ = ["Classifier", "Prediction", "as_manifest", "load"]
+
+Pooling = Literal["mean", "max"]
+_MODEL_FILE = "model.skops"
+
+
+@dataclass
+class Prediction:
+    """What a classifier says about one file.
+
+    ``labels`` / ``scores``: the top classes, best first, with their pooled scores (for
+    ``mean`` pooling, probabilities). ``window_scores``: ``[windows, classes]`` in
+    ``classes`` order, with ``window_starts`` in seconds. ``error`` is set (and the rest empty)
+    when the file could not be read.
+    """
+
+    path: str
+    labels: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    duration: float = 0.0
+    window_starts: list[float] = field(default_factory=list)
+    window_scores: np.ndarray | None = None
+    error: str | None = None
+
+    def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path}
+        if self.error is not None:
+            return d | {"error": self.error}
+        d |= {
+            "labels": self.labels,
+            "scores": [round(s, 6) for s in self.scores],
+            "duration_s": round(self.duration, 3),
+            "windows": len(self.window_starts),
+        }
+        if windows and self.window_scores is not None:
+            d["window_starts_s"] = [round(s, 3) for s in self.window_starts]
+            d["window_scores"] = np.round(self.window_scores, 6).tolist()
+        return d
+
+
+def as_manifest(data: Manifest | str | Path) -> Manifest:
+    """A manifest from a :class:`Manifest`, a data set folder or a manifest CSV."""
+    return data if isinstance(data, Manifest) else load_dataset(data)
+
+
+def _inputs(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
+    """Files to predict: a file, a folder (searched for audio), a manifest, or a list."""
+    if isinstance(inputs, Manifest):
+        return inputs.filepaths
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.suffix.lower() == ".csv":
+            out += load_dataset(p).filepaths
+        else:
+            out.append(str(p))
+    return out
+
+
+class Classifier:
+    """Train, evaluate, save and use an audio classifier.
+
+    Args:
+        model: a registered model name (``earmark.models.registry.names()``).
+        features: a :class:`FeatureConfig` or a feature kind name; default: the model's.
+        audio: how clips are standardized (rate, channels, length); default 16 kHz mono.
+        params: hyper-parameters over the model's defaults.
+        seed: seeds everything random in training.
+        cache_dir: per-file feature cache (``None``: no cache).
+        workers: processes / threads for feature extraction (default: all cores).
+        pooling: how window scores of long audio are combined, ``mean`` or ``max``.
+    """
+
+    def __init__(
+        self,
+        model: str = "svm",
+        *,
+        features: FeatureConfig | str | None = None,
+        audio: AudioConfig | None = None,
+        params: dict[str, Any] | None = None,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        workers: int | None = None,
+        pooling: Pooling = "mean",
+    ) -> None:
+        spec = registry.get(model)
+        if isinstance(features, str) or features is None:
+            features = FeatureConfig(kind=features or spec.default_features)
+        if pooling not in ("mean", "max"):
+            raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
+        self.model = model
+        self.family = spec.family
+        self.features = features
+        self.audio = audio or AudioConfig()
+        self.params = dict(params or {})
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.workers = workers
+        self.pooling: Pooling = pooling
+        self.estimator_: Any = None
+        self.classes_: list[str] = []
+        self.clip_seconds_: float | None = None
+        self.training_: dict[str, Any] = {}
+        self.metrics_: dict[str, Any] = {}
+        self.skipped_: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        state = f"{len(self.classes_)} classes" if self.estimator_ is not None else "unfitted"
+        return f"Classifier(model={self.model!r}, features={self.features.kind!r}, {state})"
+
+    # -- training ---------------------------------------------------------------------------
+
+    def features_of(
+        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
+    ) -> FeatureTable:
+        """The feature table of a data set's labelled files (cached, bad files skipped)."""
+        manifest = as_manifest(data)
+        return compute_features(
+            manifest.subset(manifest.labelled),
+            self.audio,
+            self.features,
+            cache_dir=self.cache_dir,
+            workers=self.workers,
+            on_file=on_file,
+        )
+
+    @staticmethod
+    def _matrix(table: FeatureTable) -> np.ndarray:
+        # Classical learners take one vector per clip: spectral features are flattened.
+        return table.X.reshape(len(table.X), -1)
+
+    def fit(
+        self,
+        data: Manifest | str | Path,
+        valid: Manifest | str | Path | None = None,
+        *,
+        on_file: Callable[[], None] | None = None,
+    ) -> Classifier:
+        """Train on the labelled files of ``data``; ``valid`` is for model families that
+        stop early (classical learners fit on ``data`` alone and ignore it)."""
+        from earmark.models.classical import ClassicalModel
+
+        table = self.features_of(data, on_file=on_file)
+        if len(set(table.y.tolist())) < 2:
+            raise EarmarkError("training needs at least two classes with readable files")
+        labels = np.asarray(table.classes, dtype=object)[table.y]
+        self.estimator_ = ClassicalModel(self.model, self.params, random_state=self.seed)
+        self.estimator_.fit(self._matrix(table), labels)
+        self.classes_ = [str(c) for c in self.estimator_.classes_]
+        self.skipped_ = table.skipped
+        durations = [audio_io.info(p).duration for p in table.filepaths]
+        self.clip_seconds_ = self.audio.duration or float(max(durations))
+        counts = np.bincount(table.y, minlength=len(table.classes))
+        self.training_ = {
+            "files": len(table.filepaths),
+            "skipped": len(table.skipped),
+            "skipped_files": [{"path": p, "error": e} for p, e in table.skipped[:50]],
+            "per_class": {c: int(n) for c, n in zip(table.classes, counts, strict=True)},
+            "groups": len(set(table.groups)),
+            "duration_s": float(sum(durations)),
+            "clip_seconds": {"min": float(min(durations)), "max": float(max(durations))},
+        }
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.estimator_ is None:
+            raise EarmarkError("this classifier is not trained yet: call fit() or earmark.load()")
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def _windows(self, y: np.ndarray, sr: int) -> tuple[list[np.ndarray], list[float]]:
+        win = max(1, round(self.clip_seconds_ * sr))
+        n = y.shape[1]
+        if n <= win:
+            return [y], [0.0]
+        hop = max(1, win // 2)
+        starts = list(range(0, n - win + 1, hop))
+        if starts[-1] + win < n:  # the tail gets a window aligned to the end
+            starts.append(n - win)
+        return [y[:, s : s + win] for s in starts], [s / sr for s in starts]
+
+    def _window_features(self, segments: list[np.ndarray]) -> np.ndarray:
+        sr = self.audio.sample_rate
+        if self.features.kind == "handcrafted":
+            extractor = self.features.handcrafted(sr)
+            return np.stack([extractor(s) for s in segments])
+        from earmark.features.frontend import extract
+
+        n = self.audio.n_samples or max(s.shape[1] for s in segments)
+        fixed = np.stack(
+            [fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad) for s in segments]
+        )
+        out = extract(fixed, sr, self.features)
+        return out.reshape(len(out), -1)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict_proba(X)
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
+        """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
+        self._check_fitted()
+        raw, sr = audio_io.load(
+            path, mono=self.audio.channels == 1, max_duration=self.audio.max_duration
+        )
+        y = standardize(raw, sr, dataclasses.replace(self.audio, duration=None))
+        segments, starts = self._windows(y, self.audio.sample_rate)
+        scores = self._proba(self._window_features(segments))
+        pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
+        order = np.argsort(-pooled)[: max(1, top_k)]
+        return Prediction(
+            path=str(path),
+            labels=[self.classes_[i] for i in order],
+            scores=[float(pooled[i]) for i in order],
+            duration=y.shape[1] / self.audio.sample_rate,
+            window_starts=starts,
+            window_scores=scores,
+        )
+
+    def predict_files(
+        self,
+        inputs: str | Path | Manifest | Iterable[str | Path],
+        *,
+        top_k: int = 3,
+        on_file: Callable[[], None] | None = None,
+    ) -> list[Prediction]:
+        """Classify files, folders (every audio file inside) or a manifest. A file that cannot
+        be read gives a :class:`Prediction` with ``error`` set; the others go on."""
+        out = []
+        for path in _inputs(inputs):
+            try:
+                out.append(self.predict_file(path, top_k=top_k))
+            except AudioError as exc:
+                out.append(Prediction(path=path, error=str(exc)))
+            if on_file is not None:
+                on_file()
+        return out
+
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order)."""
+        rows = []
+        for path in _inputs(inputs):
+            p = self.predict_file(path, top_k=len(self.classes_))
+            rows.append([p.scores[p.labels.index(c)] for c in self.classes_])
+        return np.asarray(rows)
+
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        """The most probable label of each file."""
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def evaluate(
+        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
+    ) -> Evaluation:
+        """Metrics on the labelled files of ``data``, each file one clip as in training."""
+        self._check_fitted()
+        table = self.features_of(data, on_file=on_file)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        unseen = sorted({table.classes[k] for k in table.y} - set(index))
+        if unseen:
+            raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
+        y_true = np.array([index[table.classes[k]] for k in table.y])
+        return evaluate(y_true, self._proba(self._matrix(table)), self.classes_)
+
+    # -- artifact ---------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write the artifact directory (see :mod:`earmark.artifact`); ``extra`` adds keys to
+        ``earmark.json`` (how the data was split, for instance)."""
+        self._check_fitted()
+        spec = registry.get(self.model)
+        meta = {
+            "schema_version": artifact.SCHEMA_VERSION,
+            "earmark_version": earmark.__version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "family": self.family,
+            "model": self.model,
+            "params": {**spec.defaults, **self.params},
+            "seed": self.seed,
+            "classes": self.classes_,
+            "audio": self.audio.to_dict(),
+            "features": self.features.to_dict(),
+            "pooling": self.pooling,
+            "clip_seconds": self.clip_seconds_,
+            "n_features": int(self.estimator_.n_features_in_),
+            "training": self.training_,
+            "metrics": self.metrics_,
+            **(extra or {}),
+        }
+        pipeline = self.estimator_.pipeline_
+        return artifact.write_artifact(
+            directory, meta, {_MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Classifier:
+        """Load an artifact directory written by :meth:`save`."""
+        from earmark.models.classical import ClassicalModel
+
+        meta = artifact.read_meta(directory)
+        if meta["family"] != "classical" or _MODEL_FILE not in meta["files"]:
+            raise artifact.ArtifactError(
+                f"{directory}: a {meta['family']} model; this earmark reads classical ones"
+            )
+        try:
+            clf = cls(
+                meta["model"],
+                features=FeatureConfig.from_dict(meta["features"]),
+                audio=AudioConfig.from_dict(meta["audio"]),
+                params={k: v for k, v in meta.get("params", {}).items()},
+                seed=meta.get("seed", 0),
+                pooling=meta.get("pooling", "mean"),
+            )
+        except (ParameterError, TypeError) as exc:
+            raise artifact.ArtifactError(f"{directory}: invalid settings ({exc})") from None
+        pipeline = artifact.load_skops(Path(directory) / _MODEL_FILE)
+        est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
+        est.pipeline_ = pipeline
+        est.classes_ = np.asarray(getattr(pipeline, "classes_", meta["classes"]), dtype=object)
+        est.n_features_in_ = int(meta.get("n_features", getattr(pipeline, "n_features_in_", 0)))
+        if [str(c) for c in est.classes_] != list(meta["classes"]):
+            raise artifact.ArtifactError(f"{directory}: the model's classes differ from its labels")
+        clf.estimator_ = est
+        clf.classes_ = list(meta["classes"])
+        clf.clip_seconds_ = meta.get("clip_seconds")
+        clf.training_ = meta.get("training", {})
+        clf.metrics_ = meta.get("metrics", {})
+        return clf
+
+
+def load(directory: str | Path) -> Classifier:
+    """Load a trained classifier from its artifact directory (``earmark.load("runs/svm")``)."""
+    return Classifier.load(directory)

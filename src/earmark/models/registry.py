@@ -1,0 +1,62 @@
+"""One registry of model families: every model the toolkit can train, by name.
+
+A :class:`ModelSpec` says what a name builds, which family it belongs to (``classical``:
+a scikit-learn estimator over feature vectors; ``neural``: a torch module over spectrograms),
+its default hyper-parameters, and the features it expects by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from earmark.errors import ParameterError
+
+__all__ = ["ModelSpec", "get", "names", "register"]
+
+Family = Literal["classical", "neural"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable model: ``build(**params)`` makes a fresh, unfitted instance."""
+
+    name: str
+    family: Family
+    build: Callable[..., Any]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    default_features: str = "handcrafted"
+    seeded: bool = False  # build() takes random_state
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry; a name can be registered once."""
+    if spec.name in _REGISTRY:
+        raise ParameterError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # The families register themselves on import; importing here keeps `registry` the one
+    # entry point without importing torch for a classical model.
+    import earmark.models.classical  # noqa: F401
+
+
+def get(name: str) -> ModelSpec:
+    """The spec registered as ``name``; the error lists the names that exist."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise ParameterError(f"unknown model {name!r}; available: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def names(family: Family | None = None) -> list[str]:
+    """Registered model names, optionally of one family, in registration order."""
+    _ensure_loaded()
+    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]

@@ -1,0 +1,220 @@
+"""The jobs behind ``earmark train``, ``evaluate`` and ``cv``, as library functions.
+
+Training records how the data was split (settings and the test files) in the artifact, so
+``evaluate`` on the same data later scores exactly the files training held out, and says so
+when the data set has changed since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.classifier import Classifier, as_manifest
+from earmark.config import JsonConfig
+from earmark.data.manifest import Manifest
+from earmark.errors import EarmarkError, ParameterError
+from earmark.evaluation import CVResult, Evaluation, cross_validate
+from earmark.report import write_evaluation
+
+__all__ = ["SplitSettings", "TrainResult", "evaluate_run", "run_cv", "train_run"]
+
+SPLITS = ("train", "valid", "test", "all")
+
+
+@dataclass(frozen=True)
+class SplitSettings(JsonConfig):
+    """How a data set is split for training: the data set's own split when it defines one
+    (``use_defined``), else a stratified holdout, group-aware when groups exist
+    (``group=None``: whenever the manifest has them). Sizes are fractions."""
+
+    test_size: float = 0.2
+    valid_size: float = 0.0
+    seed: int = 0
+    group: bool | None = None
+    use_defined: bool = True
+
+    def apply(self, manifest: Manifest):  # -> Splits
+        from earmark.data.splits import from_split_column, holdout
+
+        if self.use_defined and manifest.has_splits:
+            return from_split_column(manifest)
+        return holdout(
+            manifest,
+            test_size=self.test_size,
+            valid_size=self.valid_size,
+            group=self.group,
+            seed=self.seed,
+        )
+
+
+def _relative(paths: list[str], root: Path | None) -> list[str]:
+    if root is None:
+        return paths
+    base = Path(root).resolve()
+    out = []
+    for p in paths:
+        try:
+            out.append(str(Path(p).resolve().relative_to(base)))
+        except ValueError:
+            out.append(p)
+    return out
+
+
+@dataclass
+class TrainResult:
+    classifier: Classifier
+    evaluation: Evaluation
+    sizes: dict[str, int]
+    out: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def train_run(
+    data: Manifest | str | Path,
+    classifier: Classifier,
+    out: str | Path,
+    *,
+    split: SplitSettings | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
+    save the artifact to ``out`` and write the evaluation files beside it."""
+    split = split or SplitSettings()
+    manifest = as_manifest(data)
+    splits = split.apply(manifest)
+    classifier.fit(splits.train, splits.valid, on_file=on_file)
+    evaluation = classifier.evaluate(splits.test, on_file=on_file)
+    classifier.metrics_ = {"test": evaluation.metrics}
+    sizes = splits.sizes()
+    record = {
+        "root": str(manifest.root) if manifest.root is not None else None,
+        "layout": manifest.layout,
+        "split": split.to_dict(),
+        "sizes": sizes,
+        "test_files": _relative(splits.test.filepaths, manifest.root),
+    }
+    path = classifier.save(out, extra={"data": record})
+    files = write_evaluation(
+        path,
+        evaluation,
+        title=f"{classifier.model} ({classifier.features.kind}) on the test split",
+        details={"model": classifier.model, "data": str(manifest.root), "split sizes": sizes},
+    )
+    return TrainResult(classifier, evaluation, sizes, path, files)
+
+
+@dataclass
+class EvaluateResult:
+    evaluation: Evaluation
+    split: str
+    files: dict[str, Path]
+    warnings: list[str]
+
+
+def evaluate_run(
+    run: str | Path,
+    data: Manifest | str | Path,
+    *,
+    split: str = "test",
+    out: str | Path | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> EvaluateResult:
+    """Evaluate the saved model ``run`` on one split of ``data`` (``test`` by default: the
+    files training held out, recomputed with the recorded settings) or on ``all`` of it.
+    Writes the evaluation files to ``out`` (default ``<run>/evaluation-<split>``)."""
+    if split not in SPLITS:
+        raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
+    from earmark import artifact
+
+    classifier = Classifier.load(run)
+    record = artifact.read_meta(run).get("data", {})
+    manifest = as_manifest(data)
+    warnings = []
+    if split == "all":
+        part = manifest
+    else:
+        if "split" not in record:
+            raise EarmarkError(f"{run}: the model records no split; use --split all")
+        splits = SplitSettings.from_dict(record["split"]).apply(manifest)
+        if splits.sizes() != record.get("sizes"):
+            warnings.append(
+                f"the data set changed since training: split sizes {splits.sizes()} "
+                f"differ from the recorded {record.get('sizes')}"
+            )
+        elif split == "test" and sorted(_relative(splits.test.filepaths, manifest.root)) != sorted(
+            record.get("test_files", [])
+        ):
+            warnings.append("the test files differ from those recorded at training time")
+        part = getattr(splits, split)
+        if part is None or len(part) == 0:
+            raise EarmarkError(f"the {split} split of {manifest.root} is empty")
+    evaluation = classifier.evaluate(part, on_file=on_file)
+    files = write_evaluation(
+        out or Path(run) / f"evaluation-{split}",
+        evaluation,
+        title=f"{classifier.model} on the {split} split",
+        details={"model": str(run), "data": str(manifest.root), "split": split},
+    )
+    return EvaluateResult(evaluation, split, files, warnings)
+
+
+def run_cv(
+    data: Manifest | str | Path,
+    classifier: Classifier,
+    *,
+    folds: int | None = None,
+    group: bool | None = None,
+    seed: int = 0,
+    on_file: Callable[[], None] | None = None,
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[CVResult, list[tuple[str, str]]]:
+    """Cross-validate ``classifier``'s settings on ``data``: the data set's predefined folds
+    when it has them and ``folds`` is not given, else ``folds``-fold (default 5), grouped
+    whenever the manifest has groups (unless ``group=False``). Features are computed once.
+    Returns the result and the files skipped as unreadable."""
+    from earmark.data.splits import kfold, predefined_folds
+    from earmark.models.classical import ClassicalModel
+
+    manifest = as_manifest(data)
+    table = classifier.features_of(manifest, on_file=on_file)
+    rows = {p: i for i, p in enumerate(manifest.filepaths)}
+    kept = manifest.subset([rows[p] for p in table.filepaths])
+    if folds is None and kept.has_folds:
+        splits, kind = predefined_folds(kept), "predefined folds"
+    else:
+        grouped = kept.has_groups if group is None else group
+        splits = kfold(kept, folds or 5, group=grouped, seed=seed)
+        kind = "group k-fold" if grouped else "stratified k-fold"
+    X = Classifier._matrix(table)
+    result = cross_validate(
+        X,
+        np.asarray(table.y),
+        table.classes,
+        splits,
+        lambda: ClassicalModel(classifier.model, classifier.params, random_state=classifier.seed),
+        kind=kind,
+        on_fold=on_fold,
+    )
+    return result, table.skipped
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["C=10", "kernel=linear", "class_weight=null"]`` -> typed hyper-parameters (values
+    read as JSON when they parse, else as text)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"hyper-parameters are NAME=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
