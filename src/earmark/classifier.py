@@ -297,7 +297,9 @@ class Classifier:
         if unseen:
             raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
         y_true = np.array([index[table.classes[k]] for k in table.y])
-        return evaluate(y_true, self._proba(self._matrix(table)), self.classes_)
+        result = evaluate(y_true, self._proba(self._matrix(table)), self.classes_)
+        result.skipped = table.skipped
+        return result
 
     # -- artifact ---------------------------------------------------------------------------
 

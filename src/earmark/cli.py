@@ -18,6 +18,7 @@ from rich.table import Table
 import earmark
 from earmark import audio as audio_io
 from earmark import data
+from earmark.data.manifest import SPLIT_NAMES
 from earmark.errors import EarmarkError
 from earmark.features import FEATURE_KINDS, FeatureConfig, compute_features
 
@@ -234,6 +235,284 @@ def plot(
     y, rate = audio_io.load(path, sr=sr, mono=False, offset=offset, duration=duration)
     plot_clip(y, rate, out, features=FeatureConfig(n_mels=n_mels), title=path.name)
     console.print(f"wrote {out}")
+
+
+# -- training, evaluation, prediction ----------------------------------------------------------
+
+SPLITS = (*SPLIT_NAMES, "all")
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Hyper-parameter NAME=VALUE (repeatable), e.g. -p C=1."),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(help="Feature cache folder (default: $EARMARK_CACHE or ~/.cache/earmark)."),
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Compute features without a cache.")]
+
+
+def _classifier(
+    model: str,
+    features: str | None,
+    sr: int,
+    duration: float | None,
+    params: list[str] | None,
+    seed: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+    workers: int | None,
+):
+    from earmark.cache import default_cache_dir
+    from earmark.classifier import Classifier
+    from earmark.workflows import parse_params
+
+    if features is not None and features not in FEATURE_KINDS:
+        raise typer.BadParameter(
+            f"{features!r} is not one of {FEATURE_KINDS}", param_hint="--features"
+        )
+    return Classifier(
+        model,
+        features=features,
+        audio=audio_io.AudioConfig(sample_rate=sr, duration=duration, crop="center"),
+        params=parse_params(params or []),
+        seed=seed,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        workers=workers,
+    )
+
+
+def _metrics_table(metrics: dict[str, float], title: str) -> Table:
+    table = Table("metric", "value", title=title)
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}")
+    return table
+
+
+def _report_skipped(skipped: list[tuple[str, str]] | list[dict], quiet: bool) -> None:
+    if not skipped:
+        return
+    err_console.print(f"[yellow]{len(skipped)} unreadable files skipped[/]:")
+    for item in skipped[: 10 if quiet else 50]:
+        problem = item["error"] if isinstance(item, dict) else item[1]
+        err_console.print(f"  {problem}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_friendly
+def train(
+    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    model: Annotated[str, typer.Option(help="Model name (see `earmark models`).")] = "svm",
+    features: Annotated[
+        str | None, typer.Option(help="Feature kind; default: the model's (handcrafted).")
+    ] = None,
+    params: Params = None,
+    sr: Annotated[int, typer.Option(help="Sample rate to resample to (Hz).")] = 16_000,
+    duration: Annotated[
+        float | None, typer.Option(help="Clip length in seconds (pad/crop); default: as is.")
+    ] = None,
+    test_size: Annotated[float, typer.Option(help="Fraction held out for testing.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 0,
+    group: Annotated[
+        bool | None,
+        typer.Option(
+            "--group/--no-group",
+            help="Keep groups on one side (default: when the data has groups).",
+        ),
+    ] = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Feature workers (default: all cores).")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train on a split of the data, evaluate on its test part, save the model and a report."""
+    from earmark.workflows import SplitSettings, train_run
+
+    clf = _classifier(model, features, sr, duration, params, seed, cache_dir, no_cache, workers)
+    manifest = data.load(path)
+    split = SplitSettings(test_size=test_size, seed=seed, group=group)
+    with _progress("features", len(manifest), quiet) as advance:
+        result = train_run(manifest, clf, out, split=split, on_file=advance)
+    _report_skipped(clf.training_.get("skipped_files", []) + result.evaluation.skipped, quiet)
+    sizes = result.sizes
+    console.print(
+        f"trained [bold]{model}[/] on {sizes['train']} files ({len(clf.classes_)} classes), "
+        f"tested on {sizes['test']} held-out files"
+    )
+    console.print(_metrics_table(result.evaluation.metrics, "test split"))
+    console.print(f"model and report in {result.out}")
+
+
+@app.command()
+@_friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A model directory written by `earmark train`.")],
+    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    split: Annotated[str, typer.Option(help=f"Which files: {', '.join(SPLITS)}.")] = "test",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for the report (default: in the model)."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Metrics table, per-class table and confusion matrix of a saved model on a data split."""
+    from earmark.workflows import evaluate_run
+
+    if split not in SPLITS:
+        raise typer.BadParameter(f"use one of {SPLITS}", param_hint="--split")
+    manifest = data.load(path)
+    with _progress("evaluating", len(manifest), quiet) as advance:
+        result = evaluate_run(run, manifest, split=split, out=out, on_file=advance)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    _report_skipped(result.evaluation.skipped, quiet)
+    ev = result.evaluation
+    console.print(_metrics_table(ev.metrics, f"{split} split: {len(ev.y_true)} files"))
+    table = Table("class", "precision", "recall", "f1", "support", title="per class")
+    for row in ev.per_class.itertuples():
+        scores = [f"{v:.3f}" for v in (row.precision, row.recall, row.f1)]
+        table.add_row(str(row._1), *scores, str(row.support))
+    if not quiet:
+        console.print(table)
+    console.print(f"confusion matrix: {result.files['confusion']}")
+
+
+@app.command()
+@_friendly
+def cv(
+    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    model: Annotated[str, typer.Option(help="Model name (see `earmark models`).")] = "svm",
+    folds: Annotated[
+        int | None,
+        typer.Option(min=2, help="Number of folds; default: the data set's own folds, else 5."),
+    ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Feature kind (default: the model's).")
+    ] = None,
+    params: Params = None,
+    sr: Annotated[int, typer.Option(help="Sample rate (Hz).")] = 16_000,
+    duration: Annotated[float | None, typer.Option(help="Clip length (s).")] = None,
+    group: Annotated[
+        bool | None,
+        typer.Option(
+            "--group/--no-group", help="Group k-fold (default: when the data has groups)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for folds and model.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the results as JSON.")
+    ] = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Feature workers (default: all cores).")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Cross-validate: per-fold metrics and mean ± std; group-aware when groups exist."""
+    from earmark.workflows import run_cv
+
+    clf = _classifier(model, features, sr, duration, params, seed, cache_dir, no_cache, workers)
+    manifest = data.load(path)
+    n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
+    with _progress("features", len(manifest), quiet) as advance:
+        table = clf.features_of(manifest, on_file=advance)
+    lines = []
+
+    def fold_done(i: int, m: dict[str, float]) -> None:
+        lines.append((i, m))
+        if not quiet:
+            acc, f1 = m["accuracy"], m["f1_macro"]
+            err_console.print(f"fold {i + 1}/{n_folds}: accuracy {acc:.4f}, macro F1 {f1:.4f}")
+
+    result, skipped = run_cv(manifest, clf, folds=folds, group=group, seed=seed, on_fold=fold_done)
+    _report_skipped(skipped, quiet)
+    per_fold = Table(
+        "fold", "n", "accuracy", "balanced acc.", "macro F1", title=f"{model}: {result.kind}"
+    )
+    for (i, m), n in zip(lines, result.fold_sizes, strict=True):
+        cells = [f"{m[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "f1_macro")]
+        per_fold.add_row(str(i + 1), str(n), *cells)
+    console.print(per_fold)
+    mean, std = result.mean, result.std
+    for key in ("accuracy", "balanced_accuracy", "f1_macro"):
+        console.print(f"{key}: {mean[key]:.4f} ± {std[key]:.4f}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {"model": model, "files": len(table.filepaths), **result.to_dict()}, indent=2
+            )
+        )
+        console.print(f"wrote {out}")
+
+
+@app.command()
+@_friendly
+def predict(
+    run: Annotated[Path, typer.Argument(help="A model directory written by `earmark train`.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders or manifest CSVs.")],
+    top_k: Annotated[int, typer.Option(min=1, help="Labels to show per file.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    windows: Annotated[bool, typer.Option(help="Include window scores (JSON).")] = False,
+    pooling: Annotated[str | None, typer.Option(help="Pool window scores by mean or max.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Top-k labels with scores for each file; long audio is windowed and pooled."""
+    from earmark.classifier import Classifier
+
+    clf = Classifier.load(run)
+    if pooling is not None:
+        if pooling not in ("mean", "max"):
+            raise typer.BadParameter("use mean or max", param_hint="--pooling")
+        clf.pooling = pooling
+    with _progress("predicting", len(inputs), quiet or as_json or as_csv) as advance:
+        preds = clf.predict_files(inputs, top_k=top_k, on_file=advance)
+    failed = [p for p in preds if p.error is not None]
+    if as_json:
+        for p in preds:
+            print(json.dumps(p.to_dict(windows=windows)))
+    elif as_csv:
+        import csv
+        import sys
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["path", "rank", "label", "score", "duration_s", "error"])
+        for p in preds:
+            if p.error is not None:
+                writer.writerow([p.path, "", "", "", "", p.error])
+            for rank, (label, score) in enumerate(zip(p.labels, p.scores, strict=True), 1):
+                writer.writerow([p.path, rank, label, f"{score:.6f}", f"{p.duration:.3f}", ""])
+    else:
+        table = Table("file", "label", "score", *(f"#{k}" for k in range(2, top_k + 1)), "s")
+        for p in preds:
+            if p.error is not None:
+                continue
+            rest = [f"{lab} {sc:.2f}" for lab, sc in zip(p.labels[1:], p.scores[1:], strict=True)]
+            rest += [""] * (top_k - 1 - len(rest))
+            table.add_row(
+                Path(p.path).name, p.labels[0], f"{p.scores[0]:.3f}", *rest, f"{p.duration:.2f}"
+            )
+        console.print(table)
+    for p in failed:
+        err_console.print(f"[red]unreadable:[/] {p.error}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """List the models earmark can train."""
+    from earmark.models import registry
+
+    table = Table("name", "family", "default features", "description")
+    for name in registry.names():
+        spec = registry.get(name)
+        table.add_row(name, spec.family, spec.default_features, spec.description)
+    console.print(table)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ class Evaluation:
     metrics: dict[str, float]
     per_class: pd.DataFrame  # class, precision, recall, f1, support
     confusion: np.ndarray  # counts [true, predicted]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable (path, why)
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -67,6 +68,7 @@ class Evaluation:
             "per_class": self.per_class.to_dict(orient="records"),
             "confusion": self.confusion.tolist(),
             "classes": self.classes,
+            "skipped": [{"path": p, "error": e} for p, e in self.skipped],
         }
 
 

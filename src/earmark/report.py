@@ -13,13 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import librosa.display
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from earmark.features.config import FeatureConfig
-from earmark.features.spectral import logmel
 
 if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
@@ -53,6 +50,11 @@ def plot_clip(
     """Draw ``y`` (``[channels, samples]`` or ``[samples]`` at ``sr`` Hz): the waveform on top
     (time in s, amplitude), the log-mel spectrogram below (time in s, frequency in Hz on a
     mel scale, colour in dB). Multi-channel audio is averaged for the spectrogram."""
+    import librosa.display
+    import torch
+
+    from earmark.features.spectral import logmel
+
     y = np.asarray(y, dtype=np.float32)
     wave = y if y.ndim == 2 else y[None, :]
     cfg = features or FeatureConfig()

@@ -16,14 +16,14 @@ import numpy as np
 
 from earmark.classifier import Classifier, as_manifest
 from earmark.config import JsonConfig
-from earmark.data.manifest import Manifest
+from earmark.data.manifest import SPLIT_NAMES, Manifest
 from earmark.errors import EarmarkError, ParameterError
 from earmark.evaluation import CVResult, Evaluation, cross_validate
 from earmark.report import write_evaluation
 
 __all__ = ["SplitSettings", "TrainResult", "evaluate_run", "run_cv", "train_run"]
 
-SPLITS = ("train", "valid", "test", "all")
+SPLITS = (*SPLIT_NAMES, "all")
 
 
 @dataclass(frozen=True)

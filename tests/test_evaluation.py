@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from earmark.errors import ParameterError
+from earmark.evaluation import cross_validate, evaluate
+from earmark.models.classical import ClassicalModel
+
+CLASSES = ["cat", "dog", "owl", "bee"]
+
+
+def one_hot(idx: np.ndarray, n: int = 4) -> np.ndarray:
+    return np.eye(n)[idx]
+
+
+def test_perfect_and_known_predictions() -> None:
+    y = np.array([0, 1, 2, 3, 0, 1])
+    perfect = evaluate(y, one_hot(y), CLASSES)
+    assert all(perfect.metrics[k] == 1.0 for k in ("accuracy", "f1_macro", "balanced_accuracy"))
+    pred = np.array([0, 1, 2, 3, 1, 1])
+    ev = evaluate(y, one_hot(pred), CLASSES)
+    assert ev.metrics["accuracy"] == pytest.approx(5 / 6)
+    assert ev.metrics["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert ev.metrics["balanced_accuracy"] == pytest.approx((0.5 + 1 + 1 + 1) / 4)
+    assert ev.confusion.tolist()[0] == [1, 1, 0, 0]
+    np.testing.assert_allclose(ev.confusion_normalized.sum(axis=1), 1.0)
+    row = ev.per_class.set_index("class").loc["dog"]
+    assert row["precision"] == pytest.approx(2 / 3) and row["support"] == 2
+
+
+def test_top_k_accuracy() -> None:
+    y = np.array([0, 1])
+    proba = np.array([[0.1, 0.5, 0.3, 0.1], [0.2, 0.3, 0.4, 0.1]])  # truth ranked 3rd, 2nd
+    ev = evaluate(y, proba, CLASSES, top_k=(2, 3))
+    assert ev.metrics["accuracy"] == 0 and ev.metrics["top2_accuracy"] == 0.5
+    assert ev.metrics["top3_accuracy"] == 1.0
+    assert "top5_accuracy" not in evaluate(y, proba, CLASSES).metrics  # only k < n_classes
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ParameterError, match="proba must be"):
+        evaluate([0, 1], np.zeros((2, 3)), CLASSES)
+    with pytest.raises(ParameterError, match="outside"):
+        evaluate([0, 7], np.zeros((2, 4)), CLASSES)
+
+
+def test_cross_validate_reports_each_fold_and_the_spread() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    y = np.array([0, 1] * 40)
+    X[y == 1, 0] += 3
+    folds = [
+        (np.setdiff1d(np.arange(80), np.arange(k, 80, 4)), np.arange(k, 80, 4)) for k in range(4)
+    ]
+    seen = []
+    res = cross_validate(
+        X,
+        y,
+        ["a", "b"],
+        folds,
+        lambda: ClassicalModel("logreg"),
+        on_fold=lambda i, m: seen.append(i),
+    )
+    assert seen == [0, 1, 2, 3] and len(res.folds) == 4 and res.fold_sizes == [20] * 4
+    assert res.mean["accuracy"] > 0.8 and 0 <= res.std["accuracy"] < 0.2
+    assert res.to_dict()["mean"] == res.mean
