@@ -118,3 +118,88 @@ def test_help_and_version() -> None:
     for cmd in ("demo-data", "inspect", "features", "plot"):
         assert cmd in res.output
     assert run("--version").output.startswith("earmark ")
+
+
+# -- train / evaluate / cv / predict ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli-runs") / "lr"
+    cache = tmp_path_factory.mktemp("cli-cache")
+    res = run(
+        "train",
+        demo_digits,
+        "--model",
+        "logreg",
+        "-p",
+        "C=0.5",
+        "--out",
+        out,
+        "--cache-dir",
+        cache,
+        "-q",
+    )
+    assert res.exit_code == 0, res.output
+    assert "trained logreg on 60 files (10 classes), tested on 20 held-out files" in res.output
+    assert "accuracy" in res.output
+    return out
+
+
+def test_train_writes_artifact_and_report(run_dir: Path) -> None:
+    for name in ("earmark.json", "model.skops", "metrics.json", "confusion.png", "report.md"):
+        assert (run_dir / name).is_file()
+    assert json.loads((run_dir / "earmark.json").read_text())["params"]["C"] == 0.5
+
+
+def test_train_on_a_folder_with_a_corrupt_file_says_so(folder_set: Path, tmp_path: Path) -> None:
+    res = run("train", folder_set, "--model", "gnb", "--out", tmp_path / "m", "--no-cache")
+    assert res.exit_code == 0, res.output
+    assert "1 unreadable files skipped" in res.output and "broken.wav" in res.output
+
+
+def test_evaluate_command(run_dir: Path, demo_digits: Path) -> None:
+    res = run("evaluate", run_dir, demo_digits, "--split", "test")
+    assert res.exit_code == 0, res.output
+    assert "test split: 20 files" in res.output and "per class" in res.output
+    assert (run_dir / "evaluation-test" / "confusion.png").is_file()
+    assert run("evaluate", run_dir, demo_digits, "--split", "dev").exit_code == 2
+
+
+def test_cv_command(demo_digits: Path, tmp_path: Path) -> None:
+    res = run(
+        "cv",
+        demo_digits,
+        "--model",
+        "gnb",
+        "--folds",
+        4,
+        "--out",
+        tmp_path / "cv.json",
+        "--cache-dir",
+        tmp_path,
+    )
+    assert res.exit_code == 0, res.output
+    assert "group k-fold" in res.output and "fold 4/4" in res.output and "accuracy:" in res.output
+    assert "±" in res.output
+    record = json.loads((tmp_path / "cv.json").read_text())
+    assert len(record["folds"]) == 4 and record["kind"] == "group k-fold"
+
+
+def test_predict_command_formats(run_dir: Path, demo_digits: Path, broken_dir: Path) -> None:
+    clip = demo_digits / "five" / "v003.wav"
+    res = run("predict", run_dir, clip, "--top-k", 2)
+    assert res.exit_code == 0 and "v003.wav" in res.output
+    res = run("predict", run_dir, clip, "--json", "--windows")
+    line = json.loads(res.output.strip().splitlines()[0])
+    assert len(line["labels"]) == 3 and "window_scores" in line
+    res = run("predict", run_dir, demo_digits / "five", "--csv", "--top-k", 1)
+    rows = [r for r in res.output.strip().splitlines() if r.startswith(str(demo_digits))]
+    assert res.output.startswith("path,rank,label,score") and len(rows) == 8
+    res = run("predict", run_dir, clip, broken_dir / "text.wav")
+    assert res.exit_code == 1 and "unreadable" in res.output and "text.wav" in res.output
+
+
+def test_models_command() -> None:
+    res = run("models")
+    assert res.exit_code == 0 and "svm-linear" in res.output and "classical" in res.output

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from earmark import data
+from earmark.classifier import Classifier
+from earmark.errors import ParameterError
+from earmark.workflows import SplitSettings, evaluate_run, parse_params, run_cv, train_run
+
+
+@pytest.fixture(scope="module")
+def trained(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("runs") / "lr"
+    clf = Classifier("logreg", cache_dir=tmp_path_factory.mktemp("cache"))
+    return train_run(demo_digits, clf, out, split=SplitSettings(test_size=0.25, seed=2))
+
+
+def test_train_run_writes_the_model_and_its_report(trained) -> None:
+    names = {p.name for p in trained.out.iterdir()}
+    assert {
+        "earmark.json",
+        "model.skops",
+        "metrics.json",
+        "per_class.csv",
+        "confusion.png",
+        "report.md",
+    } <= names
+    meta = json.loads((trained.out / "earmark.json").read_text())
+    assert meta["data"]["sizes"] == trained.sizes and len(meta["data"]["test_files"]) == 20
+    assert meta["metrics"]["test"]["accuracy"] == trained.evaluation.metrics["accuracy"]
+    metrics = json.loads((trained.out / "metrics.json").read_text())
+    assert metrics["metrics"] == trained.evaluation.metrics and len(metrics["confusion"]) == 10
+    per_class = pd.read_csv(trained.out / "per_class.csv")
+    assert list(per_class.columns) == ["class", "precision", "recall", "f1", "support"]
+    assert "| accuracy |" in (trained.out / "report.md").read_text()
+
+
+def test_evaluate_run_scores_the_same_held_out_files(trained, demo_digits: Path) -> None:
+    result = evaluate_run(trained.out, demo_digits)
+    assert result.warnings == []
+    assert result.evaluation.metrics == trained.evaluation.metrics
+    assert (trained.out / "evaluation-test" / "confusion.png").is_file()
+    everything = evaluate_run(trained.out, demo_digits, split="all", out=trained.out / "all")
+    assert len(everything.evaluation.y_true) == 80
+
+
+def test_evaluate_run_warns_when_the_data_changed(
+    trained, demo_digits: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "digits"
+    shutil.copytree(demo_digits, copy)
+    manifest = pd.read_csv(copy / "manifest.csv")
+    manifest[manifest["group"] != "v007"].to_csv(copy / "manifest.csv", index=False)
+    result = evaluate_run(trained.out, copy, out=tmp_path / "eval")
+    assert result.warnings and "changed since training" in result.warnings[0]
+
+
+def test_cv_is_grouped_and_never_leaks(demo_digits: Path, tmp_path: Path) -> None:
+    clf = Classifier("gnb", cache_dir=tmp_path)
+    result, skipped = run_cv(demo_digits, clf, folds=4)
+    assert result.kind == "group k-fold" and len(result.folds) == 4 and skipped == []
+    assert sum(result.fold_sizes) == 80
+    from earmark.data.splits import kfold
+
+    m = data.load(demo_digits)
+    for train, test in kfold(m, 4):
+        assert set(m.groups[train]).isdisjoint(m.groups[test])
+
+
+def test_cv_uses_predefined_folds_when_the_data_set_has_them(
+    demo_digits: Path, tmp_path: Path
+) -> None:
+    manifest = pd.read_csv(demo_digits / "manifest.csv")
+    manifest["fold"] = manifest["group"].str[-1].astype(int) % 3 + 1
+    manifest["filepath"] = [str(demo_digits / p) for p in manifest["filepath"]]
+    manifest.to_csv(tmp_path / "folds.csv", index=False)
+    result, _ = run_cv(tmp_path / "folds.csv", Classifier("gnb", cache_dir=tmp_path))
+    assert result.kind == "predefined folds" and len(result.folds) == 3
+
+
+def test_parse_params() -> None:
+    assert parse_params(["C=10", "kernel=linear", "class_weight=null", "x=1.5"]) == {
+        "C": 10,
+        "kernel": "linear",
+        "class_weight": None,
+        "x": 1.5,
+    }
+    with pytest.raises(ParameterError, match="NAME=VALUE"):
+        parse_params(["C"])
