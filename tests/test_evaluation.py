@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from earmark.errors import ParameterError
 from earmark.evaluation import cross_validate, evaluate
@@ -24,6 +24,10 @@ def test_perfect_and_known_predictions() -> None:
     assert ev.metrics["accuracy"] == pytest.approx(5 / 6)
     assert ev.metrics["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"))
     assert ev.metrics["balanced_accuracy"] == pytest.approx((0.5 + 1 + 1 + 1) / 4)
+    partial = evaluate(np.array([0, 0, 1]), one_hot(np.array([0, 2, 1])), CLASSES)
+    with pytest.warns(UserWarning, match="not in y_true"):  # the oracle warns; earmark not
+        expected = balanced_accuracy_score([0, 0, 1], [0, 2, 1])
+    assert partial.metrics["balanced_accuracy"] == pytest.approx(expected)
     assert ev.confusion.tolist()[0] == [1, 1, 0, 0]
     np.testing.assert_allclose(ev.confusion_normalized.sum(axis=1), 1.0)
     row = ev.per_class.set_index("class").loc["dog"]
