@@ -33,11 +33,14 @@ demo: setup
 	$(BIN)/earmark demo-data $(DEMO)/digits
 	$(BIN)/earmark inspect $(DEMO)/digits
 	$(BIN)/earmark features $(DEMO)/digits --kind logmel --duration 1.0 --out $(DEMO)/logmel.npz
-	$(BIN)/earmark features $(DEMO)/digits --kind handcrafted --out $(DEMO)/handcrafted.npz
 	$(BIN)/earmark plot $(DEMO)/digits/seven/v000.wav --out $(DEMO)/seven.png
+	$(BIN)/earmark train $(DEMO)/digits --model logreg --out $(DEMO)/runs/logreg --cache-dir $(DEMO)/cache
+	$(BIN)/earmark cv $(DEMO)/digits --model logreg --folds 5 --cache-dir $(DEMO)/cache --quiet
+	$(BIN)/earmark predict $(DEMO)/runs/logreg $(DEMO)/digits/three $(DEMO)/digits/eight --top-k 2 --csv \
+	  | head -n 9
 	@echo
-	@echo "demo done: data in $(DEMO)/digits, features in $(DEMO)/logmel.npz and $(DEMO)/handcrafted.npz,"
-	@echo "plot in $(DEMO)/seven.png"
+	@echo "demo done: data in $(DEMO)/digits, log-mel features in $(DEMO)/logmel.npz,"
+	@echo "plot in $(DEMO)/seven.png, model and report in $(DEMO)/runs/logreg (report.md, confusion.png)"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -53,6 +56,7 @@ format: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_logmel.py
 	$(BIN)/python benchmarks/bench_decode.py
+	$(BIN)/python benchmarks/bench_classical.py --data $(DEMO)/digits
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
