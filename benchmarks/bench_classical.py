@@ -86,9 +86,9 @@ def main() -> None:
         labels = [train_table.classes[k] for k in train_table.y]
         for name in registry.names("classical"):
             t0 = time.perf_counter()
-            est = ClassicalModel(name, random_state=0).fit(Classifier._matrix(train_table), labels)
+            est = ClassicalModel(name, random_state=0).fit(base._matrix(train_table), labels)
             fit_s = time.perf_counter() - t0
-            pred = est.predict(Classifier._matrix(test_table))
+            pred = est.predict(base._matrix(test_table))
             truth = [test_table.classes[k] for k in test_table.y]
             acc = sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth)
             models[name] = {"accuracy": acc, "fit_s": fit_s, "train_s": features_s + fit_s}

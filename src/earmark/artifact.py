@@ -77,11 +77,16 @@ def _sha256(path: Path) -> str:
 
 
 def write_artifact(
-    directory: str | Path, meta: dict[str, Any], writers: dict[str, Callable[[Path], None]]
+    directory: str | Path,
+    meta: dict[str, Any],
+    writers: dict[str, Callable[[Path], None]],
+    *,
+    keep: tuple[str, ...] = (),
 ) -> Path:
     """Write ``meta`` as ``earmark.json`` and each weight file (``writers[name](path)``) into
     ``directory``, atomically: everything goes to a temporary sibling first, then replaces the
-    target in two renames. Returns the directory."""
+    target in two renames. Entries of the old directory named in ``keep`` (a training
+    checkpoint, say) move into the new one. Returns the directory."""
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -92,6 +97,9 @@ def write_artifact(
             files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
         full = {**meta, "files": files}
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
+        for name in keep:
+            if (target / name).exists():
+                os.replace(target / name, tmp / name)
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

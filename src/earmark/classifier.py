@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -32,10 +33,15 @@ from earmark.features.config import FeatureConfig
 from earmark.features.table import FeatureTable, compute_features
 from earmark.models import registry
 
+if TYPE_CHECKING:
+    from earmark.training import TrainConfig
+
 __all__ = ["Classifier", "Prediction", "as_manifest", "load"]
 
 Pooling = Literal["mean", "max"]
 _MODEL_FILE = "model.skops"
+_WEIGHTS_FILE = "model.safetensors"
+CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the model
 
 
 @dataclass
@@ -106,6 +112,8 @@ class Classifier:
         cache_dir: per-file feature cache (``None``: no cache).
         workers: processes / threads for feature extraction (default: all cores).
         pooling: how window scores of long audio are combined, ``mean`` or ``max``.
+        train: :class:`earmark.training.TrainConfig` for neural models (epochs, learning
+            rate, augmentation, device...); ignored by classical ones.
     """
 
     def __init__(
@@ -119,10 +127,13 @@ class Classifier:
         cache_dir: str | Path | None = None,
         workers: int | None = None,
         pooling: Pooling = "mean",
+        train: TrainConfig | None = None,
     ) -> None:
         spec = registry.get(model)
-        if isinstance(features, str) or features is None:
-            features = FeatureConfig(kind=features or spec.default_features)
+        if features is None:
+            features = FeatureConfig(**spec.default_features)
+        elif isinstance(features, str):
+            features = FeatureConfig(**{**spec.default_features, "kind": features})
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
         self.model = model
@@ -134,7 +145,9 @@ class Classifier:
         self.cache_dir = cache_dir
         self.workers = workers
         self.pooling: Pooling = pooling
+        self.train = train
         self.estimator_: Any = None
+        self.history_: list[dict[str, float]] = []
         self.classes_: list[str] = []
         self.clip_seconds_: float | None = None
         self.training_: dict[str, Any] = {}
@@ -161,10 +174,10 @@ class Classifier:
             on_file=on_file,
         )
 
-    @staticmethod
-    def _matrix(table: FeatureTable) -> np.ndarray:
-        # Classical learners take one vector per clip: spectral features are flattened.
-        return table.X.reshape(len(table.X), -1)
+    def _matrix(self, table: FeatureTable) -> np.ndarray:
+        # Classical learners take one vector per clip (spectral features are flattened);
+        # networks take the spectrograms themselves.
+        return table.X if self.family == "neural" else table.X.reshape(len(table.X), -1)
 
     def fit(
         self,
@@ -172,9 +185,17 @@ class Classifier:
         valid: Manifest | str | Path | None = None,
         *,
         on_file: Callable[[], None] | None = None,
+        **neural: Any,
     ) -> Classifier:
         """Train on the labelled files of ``data``; ``valid`` is for model families that
-        stop early (classical learners fit on ``data`` alone and ignore it)."""
+        stop early (classical learners fit on ``data`` alone and ignore it). Neural models
+        take ``checkpoint_dir`` / ``resume`` / ``on_step`` / ``on_epoch`` (see
+        :class:`earmark.training.Trainer`) and hold out a group-aware tenth of ``data`` for
+        early stopping when ``valid`` is not given."""
+        if self.family == "neural":
+            return self._fit_neural(as_manifest(data), valid, on_file=on_file, **neural)
+        if neural:
+            raise ParameterError(f"{sorted(neural)} apply to neural models only")
         from earmark.models.classical import ClassicalModel
 
         table = self.features_of(data, on_file=on_file)
@@ -196,6 +217,93 @@ class Classifier:
             "groups": len(set(table.groups)),
             "duration_s": float(sum(durations)),
             "clip_seconds": {"min": float(min(durations)), "max": float(max(durations))},
+        }
+        return self
+
+    def _fit_neural(
+        self,
+        manifest: Manifest,
+        valid: Manifest | str | Path | None,
+        *,
+        on_file: Callable[[], None] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        on_step: Callable[[int, int, float], None] | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> Classifier:
+        import torch
+
+        from earmark.data.splits import holdout
+        from earmark.features.frontend import build_frontend
+        from earmark.models.neural import NeuralModel
+        from earmark.training import TrainConfig, Trainer, WaveBank
+
+        config = self.train or TrainConfig(seed=self.seed)
+        labelled = manifest.subset(manifest.labelled)
+        if valid is None:
+            # A tenth of the groups (or files) for early stopping; one group of few.
+            units = labelled.frame["group"].nunique() if labelled.has_groups else len(labelled)
+            if units >= 3:
+                size = max(0.1, 1.0 / units)
+                parts = holdout(labelled, test_size=size, valid_size=0.0, seed=self.seed)
+                train_m, valid_m = parts.train, parts.test
+            else:
+                train_m, valid_m = labelled, labelled.subset([])
+        else:
+            train_m, valid_m = labelled, as_manifest(valid)
+            valid_m = valid_m.subset(valid_m.labelled)
+        classes = labelled.classes
+        base = dataclasses.replace(self.audio, duration=None)
+        banks, skipped = [], []
+        for part in (train_m, valid_m):
+            bank, kept, bad = WaveBank.from_manifest(part, base, classes, on_file=on_file)
+            banks.append((bank, kept))
+            skipped += bad
+        (train_bank, train_y), (valid_bank, valid_y) = banks
+        if train_bank is None or len(set(train_y.tolist())) < 2:
+            raise EarmarkError("training needs at least two classes with readable files")
+        lengths = train_bank.lengths.float() / self.audio.sample_rate
+        if self.audio.duration is None:  # train on clips as long as the longest (max 10 s)
+            seconds = min(10.0, math.ceil(float(lengths.max()) * 10) / 10)
+            self.audio = dataclasses.replace(self.audio, duration=seconds)
+        n_samples = self.audio.n_samples
+        torch.manual_seed(config.seed)  # the initial weights
+        model = NeuralModel(self.model, self.params, len(classes), self.audio.channels)
+        trainer = Trainer(config, checkpoint_dir=checkpoint_dir, on_step=on_step, on_epoch=on_epoch)
+        result = trainer.fit(
+            model.network,
+            build_frontend(self.features, self.audio.sample_rate),
+            train_bank,
+            train_y,
+            valid_bank,
+            valid_y,
+            n_classes=len(classes),
+            n_samples=n_samples,
+            sample_rate=self.audio.sample_rate,
+            resume=resume,
+        )
+        model.network.load_state_dict(result.best_state)
+        model.network.to("cpu").eval()
+        self.estimator_ = model
+        self.classes_ = list(classes)
+        self.clip_seconds_ = self.audio.duration
+        self.history_ = result.history
+        self.skipped_ = skipped
+        counts = torch.bincount(train_y, minlength=len(classes)).tolist()
+        self.training_ = {
+            "files": len(train_bank),
+            "valid_files": len(valid_bank) if valid_bank else 0,
+            "skipped": len(skipped),
+            "skipped_files": [{"path": p, "error": e} for p, e in skipped[:50]],
+            "per_class": dict(zip(classes, counts, strict=True)),
+            "groups": int(train_m.frame["group"].nunique()) if train_m.has_groups else 0,
+            "duration_s": float(lengths.sum()),
+            "clip_seconds": {"min": float(lengths.min()), "max": float(lengths.max())},
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+            "stopped": result.stopped,
+            "train_seconds": result.seconds,
+            "train_config": config.to_dict(),
         }
         return self
 
@@ -228,7 +336,7 @@ class Classifier:
             [fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad) for s in segments]
         )
         out = extract(fixed, sr, self.features)
-        return out.reshape(len(out), -1)
+        return out if self.family == "neural" else out.reshape(len(out), -1)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return self.estimator_.predict_proba(X)
@@ -321,15 +429,29 @@ class Classifier:
             "features": self.features.to_dict(),
             "pooling": self.pooling,
             "clip_seconds": self.clip_seconds_,
-            "n_features": int(self.estimator_.n_features_in_),
             "training": self.training_,
             "metrics": self.metrics_,
             **(extra or {}),
         }
-        pipeline = self.estimator_.pipeline_
-        return artifact.write_artifact(
-            directory, meta, {_MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
-        )
+        if self.family == "neural":
+            from safetensors.torch import save_file
+
+            state = {
+                k: v.detach().cpu().contiguous()
+                for k, v in self.estimator_.network.state_dict().items()
+            }
+            meta["history"] = self.history_
+            writers = {_WEIGHTS_FILE: lambda p: save_file(state, p)}
+        else:
+            meta["n_features"] = int(self.estimator_.n_features_in_)
+            pipeline = self.estimator_.pipeline_
+            writers = {_MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
+        path = artifact.write_artifact(directory, meta, writers, keep=(CHECKPOINT_DIR,))
+        if self.history_:
+            from earmark.report import write_history
+
+            write_history(path, self.history_)
+        return path
 
     @classmethod
     def load(cls, directory: str | Path) -> Classifier:
@@ -337,21 +459,30 @@ class Classifier:
         from earmark.models.classical import ClassicalModel
 
         meta = artifact.read_meta(directory)
-        if meta["family"] != "classical" or _MODEL_FILE not in meta["files"]:
+        weights = _WEIGHTS_FILE if meta["family"] == "neural" else _MODEL_FILE
+        if meta["family"] not in ("classical", "neural") or weights not in meta["files"]:
             raise artifact.ArtifactError(
-                f"{directory}: a {meta['family']} model; this earmark reads classical ones"
+                f"{directory}: a {meta['family']} model without its {weights}"
             )
         try:
             clf = cls(
                 meta["model"],
                 features=FeatureConfig.from_dict(meta["features"]),
                 audio=AudioConfig.from_dict(meta["audio"]),
-                params={k: v for k, v in meta.get("params", {}).items()},
+                params=dict(meta.get("params", {})),
                 seed=meta.get("seed", 0),
                 pooling=meta.get("pooling", "mean"),
             )
         except (ParameterError, TypeError) as exc:
             raise artifact.ArtifactError(f"{directory}: invalid settings ({exc})") from None
+        clf.classes_ = list(meta["classes"])
+        clf.clip_seconds_ = meta.get("clip_seconds")
+        clf.training_ = meta.get("training", {})
+        clf.metrics_ = meta.get("metrics", {})
+        clf.history_ = meta.get("history", [])
+        if clf.family == "neural":
+            clf.estimator_ = _load_network(clf, Path(directory) / _WEIGHTS_FILE)
+            return clf
         pipeline = artifact.load_skops(Path(directory) / _MODEL_FILE)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
         est.pipeline_ = pipeline
@@ -360,11 +491,22 @@ class Classifier:
         if [str(c) for c in est.classes_] != list(meta["classes"]):
             raise artifact.ArtifactError(f"{directory}: the model's classes differ from its labels")
         clf.estimator_ = est
-        clf.classes_ = list(meta["classes"])
-        clf.clip_seconds_ = meta.get("clip_seconds")
-        clf.training_ = meta.get("training", {})
-        clf.metrics_ = meta.get("metrics", {})
         return clf
+
+
+def _load_network(clf: Classifier, path: Path) -> Any:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from earmark.models.neural import NeuralModel
+
+    model = NeuralModel(clf.model, clf.params, len(clf.classes_), clf.audio.channels)
+    try:
+        model.network.load_state_dict(load_file(path))
+    except (SafetensorError, RuntimeError) as exc:
+        raise artifact.ArtifactError(f"{path}: weights do not fit {clf.model} ({exc})") from None
+    model.network.eval()
+    return model
 
 
 def load(directory: str | Path) -> Classifier:

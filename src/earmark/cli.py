@@ -297,28 +297,62 @@ def _report_skipped(skipped: list[tuple[str, str]] | list[dict], quiet: bool) ->
         err_console.print(f"  {problem}", highlight=False, soft_wrap=True)
 
 
+def _recipe(path: Path | None) -> dict[str, Any]:
+    """A YAML recipe: model, params, features, audio, train, split (all optional)."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise EarmarkError(f"{path}: cannot read the recipe ({exc})") from None
+    unknown = set(recipe) - {"model", "params", "features", "audio", "train", "split", "seed"}
+    if not isinstance(recipe, dict) or unknown:
+        raise EarmarkError(f"{path}: unknown recipe keys {sorted(unknown)}")
+    return recipe
+
+
 @app.command()
 @_friendly
 def train(
     path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    model: Annotated[str, typer.Option(help="Model name (see `earmark models`).")] = "svm",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Model directory to write.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `earmark models`).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML recipe; options given here win.")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the interrupted run in this directory.")
+    ] = None,
     features: Annotated[
-        str | None, typer.Option(help="Feature kind; default: the model's (handcrafted).")
+        str | None, typer.Option(help="Feature kind; default: the model's.")
     ] = None,
     params: Params = None,
-    sr: Annotated[int, typer.Option(help="Sample rate to resample to (Hz).")] = 16_000,
+    sr: Annotated[int | None, typer.Option(help="Sample rate to resample to (Hz).")] = None,
     duration: Annotated[
-        float | None, typer.Option(help="Clip length in seconds (pad/crop); default: as is.")
+        float | None, typer.Option(help="Clip length in seconds (pad/crop).")
     ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (networks).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (networks).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (networks).")] = None,
+    augment: Annotated[
+        str | None, typer.Option(help="Augmentation: none, default, strong (networks).")
+    ] = None,
+    background: Annotated[
+        Path | None, typer.Option(help="Folder of noise files mixed in by --augment strong.")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early-stopping patience in epochs; 0: off.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     test_size: Annotated[float, typer.Option(help="Fraction held out for testing.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for the split and the model.")] = None,
     group: Annotated[
         bool | None,
-        typer.Option(
-            "--group/--no-group",
-            help="Keep groups on one side (default: when the data has groups).",
-        ),
+        typer.Option("--group/--no-group", help="Keep groups on one side (default: if any)."),
     ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
@@ -328,18 +362,95 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train on a split of the data, evaluate on its test part, save the model and a report."""
+    from earmark.models import registry
     from earmark.workflows import SplitSettings, train_run
 
-    clf = _classifier(model, features, sr, duration, params, seed, cache_dir, no_cache, workers)
+    recipe = _recipe(config)
+    if resume is not None:
+        out = out or resume
+        from earmark.classifier import CHECKPOINT_DIR
+        from earmark.training import read_meta_checkpoint
+
+        try:
+            saved = read_meta_checkpoint(resume / CHECKPOINT_DIR)["state"]["config"]
+        except EarmarkError as exc:
+            raise EarmarkError(f"cannot resume {resume}: {exc}") from None
+        recipe.setdefault("train", {}).update(saved)
+    if out is None:
+        raise typer.BadParameter("give --out (or --resume RUN)", param_hint="--out")
+    name = model or recipe.get("model", "svm")
+    seed = seed if seed is not None else recipe.get("seed", 0)
+    spec = registry.get(name)
+    feat = recipe.get("features") or {}
+    if features is not None:
+        feat = {**feat, "kind": features}
+    audio = {"sample_rate": 16_000, "crop": "center", **recipe.get("audio", {})}
+    if sr is not None:
+        audio["sample_rate"] = sr
+    if duration is not None:
+        audio["duration"] = duration
+    from earmark.cache import default_cache_dir
+    from earmark.classifier import Classifier
+    from earmark.features import FeatureConfig
+    from earmark.workflows import parse_params
+
+    train_cfg = None
+    if spec.family == "neural":
+        from earmark.training import TrainConfig
+
+        given = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "augment": augment,
+            "background": str(background) if background else None,
+            "patience": patience,
+            "device": device,
+        }
+        train_cfg = TrainConfig.from_dict(
+            {
+                "seed": seed,
+                **recipe.get("train", {}),
+                **{k: v for k, v in given.items() if v is not None},
+            }
+        )
+    clf = Classifier(
+        name,
+        features=FeatureConfig(**{**spec.default_features, **feat}) if feat else None,
+        audio=audio_io.AudioConfig.from_dict(audio),
+        params={**recipe.get("params", {}), **parse_params(params or [])},
+        seed=seed,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        workers=workers,
+        train=train_cfg,
+    )
     manifest = data.load(path)
-    split = SplitSettings(test_size=test_size, seed=seed, group=group)
-    with _progress("features", len(manifest), quiet) as advance:
-        result = train_run(manifest, clf, out, split=split, on_file=advance)
+    split = SplitSettings.from_dict(
+        {"test_size": test_size, "seed": seed, "group": group, **recipe.get("split", {})}
+    )
+    fit: dict[str, Any] = {}
+    if spec.family == "neural":
+        fit["resume"] = resume is not None
+        if not quiet:
+
+            def epoch_line(r: dict[str, float]) -> None:
+                acc = r.get("valid_accuracy")
+                tail = f", valid accuracy {acc:.4f}" if acc is not None else ""
+                err_console.print(
+                    f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}{tail}, "
+                    f"{r['clips_per_s']:.0f} clips/s"
+                )
+
+            fit["on_epoch"] = epoch_line
+    with _progress("decoding / features", len(manifest), quiet) as advance:
+        result = train_run(manifest, clf, out, split=split, on_file=advance, **fit)
     _report_skipped(clf.training_.get("skipped_files", []) + result.evaluation.skipped, quiet)
+    if clf.training_.get("stopped") == "interrupted":
+        err_console.print(f"[yellow]interrupted[/]: continue with --resume {out}")
     sizes = result.sizes
     console.print(
-        f"trained [bold]{model}[/] on {sizes['train']} files ({len(clf.classes_)} classes), "
-        f"tested on {sizes['test']} held-out files"
+        f"trained [bold]{name}[/] on {clf.training_['files']} files ({len(clf.classes_)} "
+        f"classes), tested on {sizes['test']} held-out files"
     )
     console.print(_metrics_table(result.evaluation.metrics, "test split"))
     console.print(f"model and report in {result.out}")
@@ -511,7 +622,7 @@ def models() -> None:
     table = Table("name", "family", "default features", "description")
     for name in registry.names():
         spec = registry.get(name)
-        table.add_row(name, spec.family, spec.default_features, spec.description)
+        table.add_row(name, spec.family, spec.default_features["kind"], spec.description)
     console.print(table)
 
 

@@ -21,7 +21,7 @@ from earmark.features.config import FeatureConfig
 if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
 
-__all__ = ["plot_clip", "plot_confusion", "save_figure", "write_evaluation"]
+__all__ = ["plot_clip", "plot_confusion", "save_figure", "write_evaluation", "write_history"]
 
 
 def save_figure(fig: Figure, out: str | Path, *, dpi: int = 120) -> Path:
@@ -176,4 +176,32 @@ def write_evaluation(
         lines += [f"- {t} -> {p}: {int(c)}" for c, t, p in sorted(pairs, reverse=True)[:5]]
     lines += ["", "![confusion matrix](confusion.png)", ""]
     _atomic_text(paths["report"], "\n".join(lines))
+    return paths
+
+
+def write_history(out_dir: str | Path, history: list[dict[str, float]]) -> dict[str, Path]:
+    """``history.csv`` (one row per epoch) and ``curves.png`` (losses and validation accuracy
+    against epochs) in ``out_dir``."""
+    import pandas as pd
+
+    out = Path(out_dir)
+    frame = pd.DataFrame(history)
+    paths = {"history": out / "history.csv", "curves": out / "curves.png"}
+    _atomic_text(paths["history"], frame.to_csv(index=False, float_format="%.6g"))
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for col, label in (("train_loss", "train"), ("valid_loss", "validation")):
+        if col in frame:
+            ax_loss.plot(frame["epoch"], frame[col], marker=".", label=label)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend()
+    if "valid_accuracy" in frame:
+        ax_acc.plot(frame["epoch"], frame["valid_accuracy"], marker=".", label="accuracy")
+        ax_acc.plot(frame["epoch"], frame["valid_f1_macro"], marker=".", label="macro F1")
+        ax_acc.set_ylim(0, 1)
+        ax_acc.legend()
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_title("validation")
+    save_figure(fig, paths["curves"])
     return paths

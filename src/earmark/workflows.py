@@ -81,13 +81,20 @@ def train_run(
     *,
     split: SplitSettings | None = None,
     on_file: Callable[[], None] | None = None,
+    **fit: Any,
 ) -> TrainResult:
     """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
-    save the artifact to ``out`` and write the evaluation files beside it."""
+    save the artifact to ``out`` and write the evaluation files beside it. ``fit`` goes to
+    :meth:`Classifier.fit` (for networks: ``resume``, ``on_step``, ``on_epoch``); their
+    checkpoints go to ``<out>/checkpoint``."""
     split = split or SplitSettings()
     manifest = as_manifest(data)
     splits = split.apply(manifest)
-    classifier.fit(splits.train, splits.valid, on_file=on_file)
+    if classifier.family == "neural":
+        from earmark.classifier import CHECKPOINT_DIR
+
+        fit.setdefault("checkpoint_dir", Path(out) / CHECKPOINT_DIR)
+    classifier.fit(splits.train, splits.valid, on_file=on_file, **fit)
     evaluation = classifier.evaluate(splits.test, on_file=on_file)
     classifier.metrics_ = {"test": evaluation.metrics}
     sizes = splits.sizes()
@@ -180,6 +187,10 @@ def run_cv(
     from earmark.data.splits import kfold, predefined_folds
     from earmark.models.classical import ClassicalModel
 
+    if classifier.family != "classical":
+        raise ParameterError(
+            f"cross-validation trains classical models; {classifier.model} is {classifier.family}"
+        )
     manifest = as_manifest(data)
     table = classifier.features_of(manifest, on_file=on_file)
     rows = {p: i for i, p in enumerate(manifest.filepaths)}
@@ -190,7 +201,7 @@ def run_cv(
         grouped = kept.has_groups if group is None else group
         splits = kfold(kept, folds or 5, group=grouped, seed=seed)
         kind = "group k-fold" if grouped else "stratified k-fold"
-    X = Classifier._matrix(table)
+    X = classifier._matrix(table)
     result = cross_validate(
         X,
         np.asarray(table.y),

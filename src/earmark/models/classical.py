@@ -63,7 +63,7 @@ _LEARNERS: list[tuple[str, Any, dict[str, Any], bool, str]] = [
 ]  # fmt: skip
 
 for _name, _factory, _defaults, _seeded, _text in _LEARNERS:
-    register(ModelSpec(_name, "classical", _factory, _text, _defaults, "handcrafted", _seeded))
+    register(ModelSpec(_name, "classical", _factory, _text, _defaults, seeded=_seeded))
 
 
 class ClassicalModel(ClassifierMixin, BaseEstimator):

@@ -2,7 +2,9 @@
 
 A :class:`ModelSpec` says what a name builds, which family it belongs to (``classical``:
 a scikit-learn estimator over feature vectors; ``neural``: a torch module over spectrograms),
-its default hyper-parameters, and the features it expects by default.
+its default hyper-parameters, and the feature settings it expects by default. Neural specs
+import torch only when ``build`` is called, so listing or training classical models never
+loads it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class ModelSpec:
     build: Callable[..., Any]
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
-    default_features: str = "handcrafted"
+    default_features: dict[str, Any] = field(default_factory=lambda: {"kind": "handcrafted"})
     seeded: bool = False  # build() takes random_state
 
 
@@ -45,7 +47,8 @@ def register(spec: ModelSpec) -> ModelSpec:
 def _ensure_loaded() -> None:
     # The families register themselves on import; importing here keeps `registry` the one
     # entry point without importing torch for a classical model.
-    import earmark.models.classical  # noqa: F401
+    import earmark.models.classical
+    import earmark.models.zoo  # noqa: F401
 
 
 def get(name: str) -> ModelSpec:

@@ -1,0 +1,90 @@
+"""A trained network as a scorer of feature arrays (what ``Classifier`` holds for neural
+models), and the helpers to describe a network: parameters and multiply-adds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from earmark.models import registry
+
+__all__ = ["NeuralModel", "count_macs", "count_parameters"]
+
+
+class NeuralModel:
+    """Network ``name`` with ``params`` for ``n_classes`` classes, scoring features
+    ``[n, channels, freq, frames]`` in batches on ``device``."""
+
+    def __init__(
+        self,
+        name: str,
+        params: dict[str, Any],
+        n_classes: int,
+        in_channels: int,
+        *,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        spec = registry.get(name)
+        params = {**spec.defaults, **params}
+        self.network: nn.Module = spec.build(n_classes, in_channels=in_channels, **params)
+        self.device = torch.device(device)
+
+    def predict_proba(self, X: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        net = self.network.to(self.device).eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(X), batch_size):
+                x = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32)
+                out.append(torch.softmax(net(x.to(self.device)), dim=-1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-adds of one forward pass on ``example`` (conv, linear and recurrent layers;
+    element-wise work such as activations and norms is not counted)."""
+    total = 0
+
+    def conv(m: nn.Conv1d | nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        k = int(np.prod(m.kernel_size)) * (m.in_channels // m.groups)
+        total += out.numel() * k
+
+    def linear(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    def recurrent(m: nn.RNNBase, inp: Any, _out: Any) -> None:
+        nonlocal total
+        x = inp[0]
+        steps = x.shape[1] * x.shape[0] if m.batch_first else x.shape[0] * x.shape[1]
+        gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+        dirs = 2 if m.bidirectional else 1
+        size = m.input_size
+        for _ in range(m.num_layers):
+            total += steps * dirs * gates * m.hidden_size * (size + m.hidden_size)
+            size = m.hidden_size * dirs
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            hooks.append(m.register_forward_hook(conv))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear))
+        elif isinstance(m, nn.RNNBase):
+            hooks.append(m.register_forward_hook(recurrent))
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        model(example)
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total // example.shape[0]

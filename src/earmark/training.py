@@ -1,0 +1,442 @@
+"""The Trainer for neural networks: epochs, schedule, early stopping, checkpoints, resume.
+
+Input path: every clip is decoded and standardized once into a :class:`WaveBank` (one tensor
+in memory); each batch is cropped from it, augmented on the waveform, turned into log-mel by
+the torch frontend on the training device, augmented on the spectrogram, optionally mixed up,
+and fed to the network. No epoch after the first decodes audio again.
+
+Repeatability: all randomness of epoch ``e`` comes from generators seeded with
+``(seed, e)``, and a checkpoint (weights, optimizer state, history, early-stopping state;
+safetensors + JSON, written atomically) is saved after every epoch, so ``resume`` continues
+exactly where an interrupted run stopped and ends with the same weights on the CPU.
+Ctrl-C stops after the current batch and keeps the last checkpoint and the best weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from earmark.config import JsonConfig
+from earmark.errors import EarmarkError, ParameterError
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "WaveBank", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without one fails."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError("device 'cuda' asked for, but no CUDA GPU is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ParameterError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class TrainConfig(JsonConfig):
+    """Training settings. ``lr`` is the peak learning rate; ``patience`` epochs without a
+    better validation ``monitor`` value stop training (0: never stop early)."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup: float = 0.1  # fraction of all steps spent warming up (onecycle)
+    patience: int = 10
+    monitor: Literal["accuracy", "f1_macro", "loss"] = "loss"
+    class_weights: bool = False
+    balanced_sampling: bool = False
+    grad_clip: float | None = 5.0
+    label_smoothing: float = 0.0
+    mixed_precision: bool = True  # bfloat16 autocast on CUDA; ignored on the CPU
+    device: str = "auto"
+    augment: str = "default"
+    background: str | None = None  # folder of noise files for the strong preset
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError(
+                f"need epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}"
+            )
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ParameterError(f"unknown schedule {self.schedule!r}")
+        if self.monitor not in ("accuracy", "f1_macro", "loss"):
+            raise ParameterError(f"unknown monitor {self.monitor!r}")
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Learning-rate multiplier at ``step`` of ``total`` (a pure function: resumable)."""
+        if self.schedule == "constant" or total <= 1:
+            return 1.0
+        t = step / (total - 1)
+        if self.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if t < self.warmup:
+            return 0.04 + 0.96 * t / self.warmup
+        return 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup))) + 1e-3
+
+
+class WaveBank:
+    """Standardized waveforms of a data set in one padded tensor ``[n, channels, max_len]``
+    with their true lengths, cropped per batch without copying the whole set."""
+
+    def __init__(self, waves: list[np.ndarray]) -> None:
+        if not waves:
+            raise EarmarkError("no audio to train on")
+        channels = waves[0].shape[0]
+        self.lengths = torch.tensor([w.shape[1] for w in waves])
+        self.data = torch.zeros(len(waves), channels, int(self.lengths.max()))
+        for i, w in enumerate(waves):
+            self.data[i, :, : w.shape[1]] = torch.from_numpy(w)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: Any,
+        audio: Any,
+        classes: list[str],
+        *,
+        workers: int = 4,
+        on_file: Callable[[], None] | None = None,
+    ) -> tuple[WaveBank | None, Tensor, list[tuple[str, str]]]:
+        """Decode and standardize (``audio``, length untouched) every labelled file of
+        ``manifest`` once, in threads. Returns the bank (``None`` if nothing could be read),
+        the class ids of the clips in it, and the unreadable files with their errors."""
+        from earmark.audio import load_clip
+        from earmark.errors import AudioError
+
+        ids = manifest.label_ids(classes)
+
+        def one(path: str) -> tuple[np.ndarray | None, str | None]:
+            try:
+                return load_clip(path, audio), None
+            except AudioError as exc:
+                return None, str(exc)
+            finally:
+                if on_file is not None:
+                    on_file()
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            decoded = list(pool.map(one, manifest.filepaths))
+        kept = [i for i, (y, _) in enumerate(decoded) if y is not None]
+        skipped = [(manifest.filepaths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
+        bank = cls([decoded[i][0] for i in kept]) if kept else None
+        return bank, torch.as_tensor(ids[kept], dtype=torch.long), skipped
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def batch(
+        self, idx: Tensor, n_samples: int, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Clips ``idx`` as ``[len(idx), channels, n_samples]``: a random window of longer
+        clips when ``generator`` is given (training), else the centre; shorter clips are
+        zero-padded at the end."""
+        lengths = self.lengths[idx]
+        spare = (lengths - n_samples).clamp_min(0)
+        if generator is not None:
+            start = (torch.rand(len(idx), generator=generator) * (spare + 1)).long()
+        else:
+            start = spare // 2
+        if self.data.shape[-1] < n_samples:
+            padded = torch.nn.functional.pad(self.data[idx], (0, n_samples - self.data.shape[-1]))
+            return padded
+        if int(spare.max()) == 0:
+            return self.data[idx, :, :n_samples]
+        out = torch.empty(len(idx), self.data.shape[1], n_samples)
+        for k, (i, s) in enumerate(zip(idx.tolist(), start.tolist(), strict=True)):
+            out[k] = self.data[i, :, s : s + n_samples]
+        return out
+
+
+@dataclass
+class TrainResult:
+    """What training produced: the best weights (by the validation monitor), the history of
+    every epoch, and why it stopped (``completed``, ``early stopping``, ``interrupted``)."""
+
+    best_state: dict[str, Tensor]
+    history: list[dict[str, float]]
+    stopped: str
+    best_epoch: int
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor | None) -> Tensor:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    per = -(targets * logp)
+    if weight is not None:
+        per = per * weight[None, :]
+    return per.sum(dim=-1).mean()
+
+
+def _state_to_cpu(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+class Trainer:
+    """Trains ``model`` on features from ``frontend``.
+
+    ``checkpoint_dir`` receives a checkpoint after every epoch; ``on_step(done, total, loss)``
+    and ``on_epoch(record)`` report progress (the CLI draws them).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        on_step: Callable[[int, int, float], None] | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.on_step = on_step
+        self.on_epoch = on_epoch
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _save_checkpoint(
+        self, model: nn.Module, opt: torch.optim.Optimizer, best: dict, state: dict[str, Any]
+    ) -> None:
+        from safetensors.torch import save_file
+
+        from earmark.artifact import write_artifact
+
+        opt_state = opt.state_dict()
+        tensors, slots = {}, {}
+        for pid, s in opt_state["state"].items():
+            slots[str(pid)] = sorted(s)
+            for name, value in s.items():
+                tensors[f"{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {
+            "schema_version": 1,
+            "kind": "checkpoint",
+            "state": state,
+            "param_groups": opt_state["param_groups"],
+            "slots": slots,
+        }
+        write_artifact(
+            self.checkpoint_dir,
+            meta,
+            {
+                "model.safetensors": lambda p: save_file(_state_to_cpu(model), p),
+                "best.safetensors": lambda p: save_file(best, p),
+                "optimizer.safetensors": lambda p: save_file(tensors, p),
+            },
+        )
+
+    def _load_checkpoint(
+        self, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device
+    ) -> tuple[dict, dict[str, Any]]:
+        from safetensors.torch import load_file
+
+        from earmark.artifact import ArtifactError
+
+        d = self.checkpoint_dir
+        try:
+            meta = read_meta_checkpoint(d)
+        except ArtifactError as exc:
+            raise EarmarkError(f"cannot resume: {exc}") from None
+        model.load_state_dict(load_file(d / "model.safetensors", device=str(device)))
+        tensors = load_file(d / "optimizer.safetensors", device=str(device))
+        state = {
+            int(pid): {n: tensors[f"{pid}.{n}"] for n in names}
+            for pid, names in meta["slots"].items()
+        }
+        for s in state.values():
+            if "step" in s:
+                s["step"] = s["step"].cpu()
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        return load_file(d / "best.safetensors"), meta["state"]
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def fit(
+        self,
+        model: nn.Module,
+        frontend: nn.Module,
+        train: WaveBank,
+        y_train: Tensor,
+        valid: WaveBank | None,
+        y_valid: Tensor | None,
+        *,
+        n_classes: int,
+        n_samples: int,
+        sample_rate: int,
+        resume: bool = False,
+    ) -> TrainResult:
+        """Train and return the best weights and the history (see :class:`TrainResult`)."""
+        from earmark.augment import preset
+        from earmark.evaluation import evaluate
+
+        cfg = self.config
+        device = resolve_device(cfg.device)
+        model.to(device)
+        frontend.to(device)
+        aug = preset(cfg.augment, sample_rate=sample_rate, background=cfg.background)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        counts = torch.bincount(y_train, minlength=n_classes).float()
+        weight = None
+        if cfg.class_weights:
+            weight = (counts.sum() / (n_classes * counts.clamp_min(1))).to(device)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        amp = cfg.mixed_precision and device.type == "cuda"
+        history: list[dict[str, float]] = []
+        best = _state_to_cpu(model)
+        best_value, best_epoch, bad, start_epoch = -math.inf, 0, 0, 0
+        if resume:
+            if self.checkpoint_dir is None or not (self.checkpoint_dir / "earmark.json").is_file():
+                raise EarmarkError(f"cannot resume: no checkpoint in {self.checkpoint_dir}")
+            best, st = self._load_checkpoint(model, opt, device)
+            history, best_value = st["history"], st["best_value"]
+            best_epoch, bad, start_epoch = st["best_epoch"], st["bad_epochs"], st["epoch"] + 1
+        stopped, t_start = "completed", time.perf_counter()
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                if cfg.patience and bad >= cfg.patience:
+                    stopped = "early stopping"
+                    break
+                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+                torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
+                if cfg.balanced_sampling:
+                    w = (1.0 / counts.clamp_min(1))[y_train]
+                    order = torch.multinomial(w, len(train), replacement=True, generator=gen)
+                else:
+                    order = torch.randperm(len(train), generator=gen)
+                model.train()
+                frontend.eval()
+                t0, losses = time.perf_counter(), []
+                for b in range(steps_per_epoch):
+                    idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    step = epoch * steps_per_epoch + b
+                    for g in opt.param_groups:
+                        g["lr"] = cfg.lr * cfg.lr_factor(step, total)
+                    x = aug.waveform(train.batch(idx, n_samples, generator=gen), generator=gen)
+                    with torch.no_grad():
+                        feats = frontend(x.to(device, non_blocking=True))
+                    feats = aug.spectrogram(feats, generator=gen)
+                    targets = torch.nn.functional.one_hot(y_train[idx], n_classes).float()
+                    if cfg.label_smoothing:
+                        targets = (
+                            targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
+                        )
+                    targets = targets.to(device)
+                    if aug.mixup is not None:
+                        feats, targets = aug.mixup.mix(feats, targets, gen)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                        logits = model(feats)
+                    loss = _soft_cross_entropy(logits, targets, weight)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                    if self.on_step is not None:
+                        self.on_step(step + 1, total, losses[-1])
+                seconds = time.perf_counter() - t0
+                record = {
+                    "epoch": epoch + 1,
+                    "train_loss": float(np.mean(losses)),
+                    "lr": opt.param_groups[0]["lr"],
+                    "seconds": seconds,
+                    "clips_per_s": len(train) / seconds,
+                }
+                if valid is not None and y_valid is not None and len(valid):
+                    proba, vloss = predict_bank(
+                        model, frontend, valid, y_valid, n_samples, device, amp=amp
+                    )
+                    ev = evaluate(y_valid.numpy(), proba, [str(i) for i in range(n_classes)])
+                    record |= {
+                        "valid_loss": vloss,
+                        "valid_accuracy": ev.metrics["accuracy"],
+                        "valid_f1_macro": ev.metrics["f1_macro"],
+                    }
+                    value = -vloss if cfg.monitor == "loss" else record[f"valid_{cfg.monitor}"]
+                else:
+                    value = -record["train_loss"]
+                if value > best_value:
+                    best_value, best_epoch, bad = value, epoch + 1, 0
+                    best = _state_to_cpu(model)
+                else:
+                    bad += 1
+                history.append(record)
+                if self.checkpoint_dir is not None:
+                    self._save_checkpoint(
+                        model,
+                        opt,
+                        best,
+                        {
+                            "epoch": epoch,
+                            "history": history,
+                            "best_value": best_value,
+                            "best_epoch": best_epoch,
+                            "bad_epochs": bad,
+                            "config": cfg.to_dict(),
+                        },
+                    )
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        return TrainResult(best, history, stopped, best_epoch, time.perf_counter() - t_start)
+
+
+def read_meta_checkpoint(directory: Path) -> dict[str, Any]:
+    """A checkpoint's ``earmark.json`` after checking its files' checksums."""
+    from earmark.artifact import ArtifactError, _sha256
+
+    path = directory / "earmark.json"
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: no checkpoint")
+    meta = json.loads(path.read_text())
+    if meta.get("kind") != "checkpoint":
+        raise ArtifactError(f"{directory}: not a training checkpoint")
+    for name, facts in meta["files"].items():
+        if _sha256(directory / name) != facts["sha256"]:
+            raise ArtifactError(f"{directory / name}: checksum mismatch")
+    return meta
+
+
+def predict_bank(
+    model: nn.Module,
+    frontend: nn.Module,
+    bank: WaveBank,
+    y: Tensor | None,
+    n_samples: int,
+    device: torch.device,
+    *,
+    batch_size: int = 256,
+    amp: bool = False,
+) -> tuple[np.ndarray, float]:
+    """Class probabilities ``[n, classes]`` for every clip of ``bank`` (centre windows) and,
+    when ``y`` is given, the mean cross-entropy."""
+    model.eval()
+    out, loss, n = [], 0.0, len(bank)
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(start + batch_size, n))
+            feats = frontend(bank.batch(idx, n_samples).to(device))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                logits = model(feats).float()
+            if y is not None:
+                loss += float(
+                    torch.nn.functional.cross_entropy(logits, y[idx].to(device), reduction="sum")
+                )
+            out.append(torch.softmax(logits, dim=-1).cpu().numpy())
+    return np.concatenate(out), loss / max(n, 1)

@@ -1,0 +1,67 @@
+"""Every network of the zoo: learns, takes any length, round-trips through safetensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from earmark.models import registry
+from earmark.models.neural import NeuralModel, count_macs, count_parameters
+
+NETWORKS = registry.names("neural")
+
+
+def test_the_zoo_is_registered() -> None:
+    assert {"seed-cnn", "cnn"} <= set(NETWORKS)
+    for name in NETWORKS:
+        assert registry.get(name).default_features["kind"] == "logmel"
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_one_training_step_reduces_the_loss(name: str) -> None:
+    torch.manual_seed(0)
+    net = NeuralModel(name, {}, 3, 1).network.train()
+    x = torch.randn(8, 1, 40, 51)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("frames", [8, 51, 500])
+def test_forward_shapes_for_short_and_long_inputs(name: str, frames: int) -> None:
+    net = NeuralModel(name, {}, 7, 2).network.eval()
+    with torch.inference_mode():
+        assert net(torch.randn(3, 2, 40, frames)).shape == (3, 7)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    a = NeuralModel(name, {}, 5, 1)
+    a.network.train()
+    a.network(torch.randn(4, 1, 40, 51))  # move batch-norm statistics off their defaults
+    save_file({k: v.contiguous() for k, v in a.network.state_dict().items()}, tmp_path / "w.st")
+    b = NeuralModel(name, {}, 5, 1)
+    b.network.load_state_dict(load_file(tmp_path / "w.st"))
+    x = torch.randn(2, 1, 40, 51).numpy()
+    torch.testing.assert_close(
+        torch.from_numpy(a.predict_proba(x)), torch.from_numpy(b.predict_proba(x))
+    )
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_size_figures(name: str) -> None:
+    net = NeuralModel(name, {}, 10, 1).network
+    assert 1_000 < count_parameters(net) < 5_000_000
+    assert count_macs(net, torch.randn(2, 1, 40, 51)) > count_parameters(net)

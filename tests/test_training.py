@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from earmark.errors import EarmarkError, ParameterError
+from earmark.features import FeatureConfig, build_frontend
+from earmark.models.neural import NeuralModel
+from earmark.training import TrainConfig, Trainer, WaveBank, read_meta_checkpoint, resolve_device
+
+SR = 8_000
+FEATURES = FeatureConfig(kind="logmel", n_fft=256, win_length=200, hop_length=100, n_mels=24)
+
+
+def toy_bank(n: int = 48, seed: int = 0) -> tuple[WaveBank, torch.Tensor]:
+    """Three classes of tones (300, 900, 2000 Hz) with noise: easy to learn."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(SR // 2) / SR
+    waves, labels = [], []
+    for i in range(n):
+        k = i % 3
+        f = (300.0, 900.0, 2000.0)[k] * rng.uniform(0.95, 1.05)
+        y = 0.3 * np.sin(2 * np.pi * f * t) + 0.02 * rng.standard_normal(t.size)
+        waves.append(y[None, : rng.integers(SR // 4, SR // 2)].astype(np.float32))
+        labels.append(k)
+    return WaveBank(waves), torch.tensor(labels)
+
+
+def run(
+    epochs: int,
+    checkpoint: Path | None = None,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    **cfg,
+) -> tuple:
+    torch.manual_seed(0)
+    net = NeuralModel("seed-cnn", {}, 3, 1).network
+    bank, y = toy_bank()
+    vbank, vy = toy_bank(12, seed=1)
+    config = TrainConfig(
+        epochs=epochs, batch_size=16, lr=3e-3, augment="default", device="cpu", **cfg
+    )
+
+    def interrupt(record: dict) -> None:
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    trainer = Trainer(config, checkpoint_dir=checkpoint, on_epoch=interrupt)
+    result = trainer.fit(
+        net,
+        build_frontend(FEATURES, SR),
+        bank,
+        y,
+        vbank,
+        vy,
+        n_classes=3,
+        n_samples=SR // 2,
+        sample_rate=SR,
+        resume=resume,
+    )
+    return result, net
+
+
+def test_training_learns_and_records_history() -> None:
+    result, _ = run(6)
+    assert result.stopped == "completed" and len(result.history) == 6
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < first["train_loss"]
+    assert max(r["valid_accuracy"] for r in result.history) > 0.6
+    assert {"valid_loss", "valid_f1_macro", "lr", "clips_per_s"} <= set(last)
+
+
+def test_resume_after_an_interruption_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    straight, _ = run(4, tmp_path / "a")
+    broken, _ = run(4, tmp_path / "b", stop_after=2)
+    assert broken.stopped == "interrupted" and len(broken.history) == 2
+    assert read_meta_checkpoint(tmp_path / "b")["state"]["epoch"] == 1
+    resumed, _ = run(4, tmp_path / "b", resume=True)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    for k, v in straight.best_state.items():
+        torch.testing.assert_close(resumed.best_state[k], v, rtol=0, atol=0)
+
+
+def test_early_stopping_and_repeatability() -> None:
+    a, _ = run(30, patience=2, monitor="accuracy")
+    assert a.stopped == "early stopping" and len(a.history) < 30
+    b, _ = run(30, patience=2, monitor="accuracy")
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path: Path) -> None:
+    with pytest.raises(EarmarkError, match="no checkpoint"):
+        run(2, tmp_path / "nothing", resume=True)
+
+
+def test_schedules_and_settings() -> None:
+    cfg = TrainConfig(epochs=1)
+    factors = [cfg.lr_factor(s, 100) for s in range(100)]
+    assert factors[0] < 0.1 and max(factors) == pytest.approx(1.0, abs=0.02) and factors[-1] < 0.01
+    assert TrainConfig(schedule="constant").lr_factor(50, 100) == 1.0
+    with pytest.raises(ParameterError, match="unknown schedule"):
+        TrainConfig(schedule="triangle")
+    assert resolve_device("cpu").type == "cpu" and resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_wavebank_crops_and_pads() -> None:
+    bank = WaveBank([np.arange(10, dtype=np.float32)[None], np.arange(4, dtype=np.float32)[None]])
+    centre = bank.batch(torch.tensor([0, 1]), 6)
+    assert centre.shape == (2, 1, 6)
+    assert centre[0, 0].tolist() == [2, 3, 4, 5, 6, 7] and centre[1, 0].tolist() == [
+        0,
+        1,
+        2,
+        3,
+        0,
+        0,
+    ]
+    starts = {
+        int(bank.batch(torch.tensor([0]), 6, generator=torch.Generator().manual_seed(s))[0, 0, 0])
+        for s in range(30)
+    }
+    assert starts == {0, 1, 2, 3, 4}
+    assert bank.batch(torch.tensor([1]), 12).shape == (1, 1, 12)
