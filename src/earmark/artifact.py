@@ -94,7 +94,10 @@ def write_artifact(
         files = {}
         for name, write in writers.items():
             write(tmp / name)
-            files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+            if (tmp / name).is_dir():  # nested artifacts (ensemble members) check themselves
+                files[name] = {"directory": True}
+            else:
+                files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
         full = {**meta, "files": files}
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
         for name in keep:
@@ -144,6 +147,10 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         path = directory / name
         if Path(name).name != name:
             raise ArtifactError(f"{meta_path}: file name {name!r} points outside the model")
+        if facts.get("directory"):
+            if not path.is_dir():
+                raise ArtifactError(f"{directory}: {name}/ is missing")
+            continue
         if not path.is_file():
             raise ArtifactError(f"{directory}: {name} is missing")
         if _sha256(path) != facts.get("sha256"):

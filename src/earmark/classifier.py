@@ -268,7 +268,9 @@ class Classifier:
             self.audio = dataclasses.replace(self.audio, duration=seconds)
         n_samples = self.audio.n_samples
         torch.manual_seed(config.seed)  # the initial weights
-        model = NeuralModel(self.model, self.params, len(classes), self.audio.channels)
+        model = NeuralModel(
+            self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
+        )
         trainer = Trainer(config, checkpoint_dir=checkpoint_dir, on_step=on_step, on_epoch=on_epoch)
         result = trainer.fit(
             model.network,
@@ -500,7 +502,9 @@ def _load_network(clf: Classifier, path: Path) -> Any:
 
     from earmark.models.neural import NeuralModel
 
-    model = NeuralModel(clf.model, clf.params, len(clf.classes_), clf.audio.channels)
+    model = NeuralModel(
+        clf.model, clf.params, len(clf.classes_), clf.audio.channels, n_bins=clf.features.n_bins
+    )
     try:
         model.network.load_state_dict(load_file(path))
     except (SafetensorError, RuntimeError) as exc:
@@ -509,6 +513,11 @@ def _load_network(clf: Classifier, path: Path) -> Any:
     return model
 
 
-def load(directory: str | Path) -> Classifier:
-    """Load a trained classifier from its artifact directory (``earmark.load("runs/svm")``)."""
+def load(directory: str | Path) -> Classifier | Any:
+    """Load a trained model from its artifact directory (``earmark.load("runs/svm")``): a
+    :class:`Classifier`, or an :class:`earmark.ensemble.Ensemble` for an ensemble."""
+    if artifact.read_meta(directory)["family"] == "ensemble":
+        from earmark.ensemble import Ensemble
+
+        return Ensemble.load(directory)
     return Classifier.load(directory)

@@ -573,13 +573,14 @@ def predict(
     quiet: Quiet = False,
 ) -> None:
     """Top-k labels with scores for each file; long audio is windowed and pooled."""
-    from earmark.classifier import Classifier
+    from earmark.classifier import load
 
-    clf = Classifier.load(run)
+    clf = load(run)
     if pooling is not None:
         if pooling not in ("mean", "max"):
             raise typer.BadParameter("use mean or max", param_hint="--pooling")
-        clf.pooling = pooling
+        for member in getattr(clf, "members", [clf]):
+            member.pooling = pooling
     with _progress("predicting", len(inputs), quiet or as_json or as_csv) as advance:
         preds = clf.predict_files(inputs, top_k=top_k, on_file=advance)
     failed = [p for p in preds if p.error is not None]
@@ -612,6 +613,37 @@ def predict(
         err_console.print(f"[red]unreadable:[/] {p.error}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Model directories to combine.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble directory to write.")],
+    method: Annotated[str, typer.Option(help="mean, weighted or vote.")] = "mean",
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated member weights (method weighted).")
+    ] = None,
+) -> None:
+    """Combine saved models (neural or classical) into one ensemble model."""
+    from earmark.ensemble import Ensemble
+
+    if method not in ("mean", "weighted", "vote"):
+        raise typer.BadParameter("use mean, weighted or vote", param_hint="--method")
+    try:
+        w = [float(x) for x in weights.split(",")] if weights else None
+    except ValueError:
+        raise typer.BadParameter(f"not numbers: {weights}", param_hint="--weights") from None
+    ens, record = Ensemble.from_runs(runs, method=method, weights=w)
+    ens.save(out, extra=record)
+    console.print(
+        f"wrote {out}: {len(runs)} members ({method}), {len(ens.classes_)} classes", soft_wrap=True
+    )
+    if not record:
+        err_console.print(
+            "[yellow]note:[/] the members were split differently; "
+            "evaluate the ensemble with --split all on data none of them saw"
+        )
 
 
 @app.command()

@@ -137,8 +137,9 @@ def evaluate_run(
     if split not in SPLITS:
         raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
     from earmark import artifact
+    from earmark.classifier import load
 
-    classifier = Classifier.load(run)
+    classifier = load(run)
     record = artifact.read_meta(run).get("data", {})
     manifest = as_manifest(data)
     warnings = []

@@ -65,3 +65,10 @@ def test_size_figures(name: str) -> None:
     net = NeuralModel(name, {}, 10, 1).network
     assert 1_000 < count_parameters(net) < 5_000_000
     assert count_macs(net, torch.randn(2, 1, 40, 51)) > count_parameters(net)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_networks_follow_the_number_of_feature_bins(name: str) -> None:
+    net = NeuralModel(name, {}, 4, 1, n_bins=24).network.eval()
+    with torch.inference_mode():
+        assert net(torch.randn(2, 1, 24, 30)).shape == (2, 4)

@@ -48,6 +48,15 @@ class FeatureConfig(JsonConfig):
             raise ParameterError(f"hop_length must be >= 1 samples, got {self.hop_length}")
         object.__setattr__(self, "stats", tuple(self.stats))
 
+    @property
+    def n_bins(self) -> int:
+        """Feature bins per frame of the spectral kinds (what a network's input layer sees)."""
+        if self.kind == "mfcc":
+            return self.n_mfcc * (1 + self.deltas)
+        if self.kind == "stft":
+            return self.n_fft // 2 + 1
+        return self.n_mels
+
     def handcrafted(self, sr: int) -> HandcraftedFeatures:
         """The hand-crafted extractor these settings describe at ``sr`` Hz."""
         return HandcraftedFeatures(

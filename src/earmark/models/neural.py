@@ -16,7 +16,7 @@ __all__ = ["NeuralModel", "count_macs", "count_parameters"]
 
 class NeuralModel:
     """Network ``name`` with ``params`` for ``n_classes`` classes, scoring features
-    ``[n, channels, freq, frames]`` in batches on ``device``."""
+    ``[n, channels, n_bins, frames]`` in batches on ``device``."""
 
     def __init__(
         self,
@@ -25,10 +25,13 @@ class NeuralModel:
         n_classes: int,
         in_channels: int,
         *,
+        n_bins: int = 40,
         device: str | torch.device = "cpu",
     ) -> None:
         spec = registry.get(name)
         params = {**spec.defaults, **params}
+        if spec.needs_bins:
+            params.setdefault("n_mels", n_bins)
         self.network: nn.Module = spec.build(n_classes, in_channels=in_channels, **params)
         self.device = torch.device(device)
 

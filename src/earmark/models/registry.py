@@ -31,6 +31,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     default_features: dict[str, Any] = field(default_factory=lambda: {"kind": "handcrafted"})
     seeded: bool = False  # build() takes random_state
+    needs_bins: bool = False  # build() takes n_mels: the feature bins per frame
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

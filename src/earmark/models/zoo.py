@@ -58,3 +58,79 @@ register(
         seeded=True,
     )
 )
+
+
+def _crnn(n_classes: int, **params: Any):
+    from earmark.models.crnn import CRNN
+
+    return CRNN(n_classes, **params)
+
+
+def _lstm(n_classes: int, **params: Any):
+    from earmark.models.crnn import LSTMNet
+
+    return LSTMNet(n_classes, **params)
+
+
+def _transformer(n_classes: int, **params: Any):
+    from earmark.models.transformer import PatchTransformer
+
+    return PatchTransformer(n_classes, **params)
+
+
+def _fusion(n_classes: int, **params: Any):
+    from earmark.models.fusion import Fusion
+
+    return Fusion(n_classes, **params)
+
+
+# The recurrent and patch networks size their input layer from the number of feature bins
+# per frame (needs_bins): the Classifier passes it as n_mels.
+register(
+    ModelSpec(
+        "crnn",
+        "neural",
+        _crnn,
+        "CNN front, bidirectional GRU, attention pooling",
+        {"widths": [16, 32, 64], "hidden": 64, "dropout": 0.2},
+        dict(NEURAL_FEATURES),
+        seeded=True,
+        needs_bins=True,
+    )
+)
+register(
+    ModelSpec(
+        "lstm",
+        "neural",
+        _lstm,
+        "stacked BiLSTM over mel frames, attention pooling",
+        {"hidden": 64, "layers": 2, "dropout": 0.2},
+        dict(NEURAL_FEATURES),
+        seeded=True,
+        needs_bins=True,
+    )
+)
+register(
+    ModelSpec(
+        "transformer",
+        "neural",
+        _transformer,
+        "AST-like: spectrogram patches, CLS token, small Transformer encoder",
+        {"patch_freq": 8, "patch_time": 4, "dim": 64, "heads": 4, "layers": 2},
+        dict(NEURAL_FEATURES),
+        seeded=True,
+        needs_bins=True,
+    )
+)
+register(
+    ModelSpec(
+        "fusion",
+        "neural",
+        _fusion,
+        "CNN branch + GRU-attention branch, concatenated before the classifier",
+        {"widths": [16, 32, 64], "hidden": 48, "dropout": 0.2},
+        dict(NEURAL_FEATURES),
+        seeded=True,
+        needs_bins=True,
+    )
+)

@@ -1,0 +1,211 @@
+"""Decision-level ensembles of trained models, neural or classical.
+
+Each member scores a file with its own audio and feature settings; the ensemble combines the
+members' class probabilities by their ``mean``, a ``weighted`` mean, or a majority ``vote``
+(each member's top class counts once; the vote share is the score, mean probability breaks
+ties). Members must know the same classes (in any order). An ensemble is saved as an
+artifact of its own, with copies of its members inside, and loads with ``earmark.load``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+import earmark
+from earmark import artifact
+from earmark.classifier import Classifier, Prediction, _inputs, as_manifest
+from earmark.data.manifest import Manifest
+from earmark.errors import AudioError, EarmarkError, ParameterError
+from earmark.evaluation import Evaluation, evaluate
+
+__all__ = ["Ensemble"]
+
+Method = Literal["mean", "weighted", "vote"]
+_MEMBERS = "members"
+
+
+class Ensemble:
+    """Combine ``members`` (trained :class:`Classifier` objects) by ``method``."""
+
+    family = "ensemble"
+
+    def __init__(
+        self,
+        members: Sequence[Classifier],
+        *,
+        method: Method = "mean",
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        if not members:
+            raise ParameterError("an ensemble needs at least one member")
+        if method not in ("mean", "weighted", "vote"):
+            raise ParameterError(f"method must be mean, weighted or vote, got {method!r}")
+        classes = sorted(members[0].classes_)
+        for m in members[1:]:
+            if sorted(m.classes_) != classes:
+                raise EarmarkError(
+                    f"members know different classes: {sorted(m.classes_)} vs {classes}"
+                )
+        if method == "weighted":
+            if weights is None or len(weights) != len(members) or min(weights) < 0:
+                raise ParameterError("weighted needs one non-negative weight per member")
+            if sum(weights) <= 0:
+                raise ParameterError("the weights must not all be zero")
+        self.members = list(members)
+        self.method: Method = method
+        self.weights = [float(w) for w in weights] if weights is not None else None
+        self.classes_ = classes
+        self.metrics_: dict[str, Any] = {}
+        self.model = f"ensemble({', '.join(m.model for m in members)})"
+
+    def __repr__(self) -> str:
+        return f"Ensemble({len(self.members)} members, method={self.method!r})"
+
+    def _aligned(self, member: Classifier, scores: np.ndarray) -> np.ndarray:
+        order = [member.classes_.index(c) for c in self.classes_]
+        return scores[..., order]
+
+    def combine(self, scores: Sequence[np.ndarray]) -> np.ndarray:
+        """Combine the members' probabilities (each ``[n, classes]``, ensemble class order)."""
+        stack = np.stack(scores)  # [members, n, classes]
+        if self.method == "mean":
+            return stack.mean(axis=0)
+        if self.method == "weighted":
+            w = np.asarray(self.weights)[:, None, None]
+            return (stack * w).sum(axis=0) / w.sum()
+        votes = np.zeros(stack.shape[1:])
+        rows = np.arange(stack.shape[1])
+        for member in stack:
+            votes[rows, member.argmax(axis=1)] += 1
+        share = votes / len(stack)
+        return share + 1e-6 * stack.mean(axis=0)  # ties go to the higher mean probability
+
+    # -- the Classifier interface -----------------------------------------------------------
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
+        """Classify one file: every member scores it, the scores are combined."""
+        preds = [m.predict_file(path, top_k=len(self.classes_)) for m in self.members]
+        scores = []
+        for m, p in zip(self.members, preds, strict=True):
+            pooled = np.array([p.scores[p.labels.index(c)] for c in m.classes_])
+            scores.append(self._aligned(m, pooled[None])[0])
+        combined = self.combine([s[None] for s in scores])[0]
+        order = np.argsort(-combined)[: max(1, top_k)]
+        return Prediction(
+            path=str(path),
+            labels=[self.classes_[i] for i in order],
+            scores=[float(combined[i]) for i in order],
+            duration=preds[0].duration,
+            window_starts=[0.0],
+            window_scores=combined[None],
+        )
+
+    def predict_files(
+        self,
+        inputs: str | Path | Manifest | Iterable[str | Path],
+        *,
+        top_k: int = 3,
+        on_file: Callable[[], None] | None = None,
+    ) -> list[Prediction]:
+        """As :meth:`Classifier.predict_files`: unreadable files give an ``error``."""
+        out = []
+        for path in _inputs(inputs):
+            try:
+                out.append(self.predict_file(path, top_k=top_k))
+            except AudioError as exc:
+                out.append(Prediction(path=path, error=str(exc)))
+            if on_file is not None:
+                on_file()
+        return out
+
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Combined class scores ``[files, classes]`` in ``classes_`` order."""
+        return self.combine([self._aligned(m, m.predict_proba(inputs)) for m in self.members])
+
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
+
+    def evaluate(
+        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
+    ) -> Evaluation:
+        """Metrics of the combined scores on the labelled files of ``data`` (files any member
+        cannot read are left out for all)."""
+        manifest = as_manifest(data)
+        tables = [m.features_of(manifest, on_file=on_file) for m in self.members]
+        common = set(tables[0].filepaths).intersection(*(t.filepaths for t in tables[1:]))
+        scores = []
+        for m, t in zip(self.members, tables, strict=True):
+            rows = [i for i, p in enumerate(t.filepaths) if p in common]
+            proba = m._proba(m._matrix(t)[rows])
+            scores.append(self._aligned(m, proba))
+        t0 = tables[0]
+        rows = [i for i, p in enumerate(t0.filepaths) if p in common]
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y_true = np.array([index[t0.classes[t0.y[i]]] for i in rows])
+        result = evaluate(y_true, self.combine(scores), self.classes_)
+        result.skipped = sorted({s for t in tables for s in t.skipped})
+        return result
+
+    # -- artifact ---------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """An artifact holding ``earmark.json`` and a copy of every member under ``members/``."""
+        first = self.members[0]
+        meta = {
+            "schema_version": artifact.SCHEMA_VERSION,
+            "earmark_version": earmark.__version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "family": "ensemble",
+            "model": self.model,
+            "method": self.method,
+            "weights": self.weights,
+            "classes": self.classes_,
+            "audio": first.audio.to_dict(),
+            "features": first.features.to_dict(),
+            "member_names": [f"{i}-{m.model}" for i, m in enumerate(self.members)],
+            "metrics": self.metrics_,
+            **(extra or {}),
+        }
+
+        def write_members(path: Path) -> None:
+            path.mkdir()
+            for name, m in zip(meta["member_names"], self.members, strict=True):
+                m.save(path / name)
+
+        return artifact.write_artifact(directory, meta, {_MEMBERS: write_members})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Ensemble:
+        meta = artifact.read_meta(directory)
+        if meta["family"] != "ensemble":
+            raise artifact.ArtifactError(f"{directory}: not an ensemble")
+        members = [
+            Classifier.load(Path(directory) / _MEMBERS / name) for name in meta["member_names"]
+        ]
+        ens = cls(members, method=meta["method"], weights=meta.get("weights"))
+        ens.metrics_ = meta.get("metrics", {})
+        return ens
+
+    @classmethod
+    def from_runs(
+        cls,
+        runs: Sequence[str | Path],
+        *,
+        method: Method = "mean",
+        weights: Sequence[float] | None = None,
+    ) -> tuple[Ensemble, dict[str, Any]]:
+        """An ensemble of saved models and the split record they share (if they do), so
+        ``earmark evaluate`` scores the ensemble on the members' held-out files."""
+        members = [Classifier.load(r) for r in runs]
+        records = [artifact.read_meta(r).get("data") for r in runs]
+        shared = (
+            records[0]
+            if records[0] and all(r and r.get("split") == records[0].get("split") for r in records)
+            else None
+        )
+        return cls(members, method=method, weights=weights), ({"data": shared} if shared else {})
