@@ -429,21 +429,44 @@ def train(
         {"test_size": test_size, "seed": seed, "group": group, **recipe.get("split", {})}
     )
     fit: dict[str, Any] = {}
+    bar = None
     if spec.family == "neural":
         fit["resume"] = resume is not None
         if not quiet:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            bar = Progress(*columns, console=err_console, transient=True)
+            task = bar.add_task("training", total=None)
+            last = {"acc": ""}
+
+            def step_done(done: int, total: int, loss: float) -> None:
+                bar.update(
+                    task,
+                    completed=done,
+                    total=total,
+                    description=f"training: loss {loss:.3f}{last['acc']}",
+                )
 
             def epoch_line(r: dict[str, float]) -> None:
                 acc = r.get("valid_accuracy")
-                tail = f", valid accuracy {acc:.4f}" if acc is not None else ""
-                err_console.print(
-                    f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}{tail}, "
-                    f"{r['clips_per_s']:.0f} clips/s"
+                last["acc"] = f", valid acc. {acc:.3f}" if acc is not None else ""
+                bar.console.print(
+                    f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}"
+                    f"{last['acc']}, {r['clips_per_s']:.0f} clips/s"
                 )
 
-            fit["on_epoch"] = epoch_line
-    with _progress("decoding / features", len(manifest), quiet) as advance:
-        result = train_run(manifest, clf, out, split=split, on_file=advance, **fit)
+            fit["on_step"], fit["on_epoch"] = step_done, epoch_line
+            bar.start()
+    try:
+        with _progress("decoding / features", len(manifest), quiet or bar is not None) as advance:
+            result = train_run(manifest, clf, out, split=split, on_file=advance, **fit)
+    finally:
+        if bar is not None:
+            bar.stop()
     _report_skipped(clf.training_.get("skipped_files", []) + result.evaluation.skipped, quiet)
     if clf.training_.get("stopped") == "interrupted":
         err_console.print(f"[yellow]interrupted[/]: continue with --resume {out}")
@@ -648,13 +671,23 @@ def ensemble(
 
 @app.command()
 def models() -> None:
-    """List the models earmark can train."""
+    """List the models earmark can train (networks: parameters and multiply-adds for one
+    second of 16 kHz audio through their default frontend)."""
     from earmark.models import registry
 
-    table = Table("name", "family", "default features", "description")
+    table = Table("name", "family", "features", "parameters", "MACs / s", "description")
     for name in registry.names():
         spec = registry.get(name)
-        table.add_row(name, spec.family, spec.default_features["kind"], spec.description)
+        size = ("", "")
+        if spec.family == "neural":
+            import torch
+
+            from earmark.models.neural import NeuralModel, count_macs, count_parameters
+
+            net = NeuralModel(name, {}, 10, 1).network
+            example = torch.zeros(1, 1, spec.default_features["n_mels"], 51)
+            size = (f"{count_parameters(net):,}", f"{count_macs(net, example) / 1e6:.1f} M")
+        table.add_row(name, spec.family, spec.default_features["kind"], *size, spec.description)
     console.print(table)
 
 
