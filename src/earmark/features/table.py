@@ -183,7 +183,9 @@ def compute_features(
             for i in todo:
                 keep(i, *_handcrafted_file(paths[i], *args))
     else:
-        from earmark.features.frontend import extract  # torch, only for these kinds
+        import torch  # only for these kinds
+
+        from earmark.features.frontend import build_frontend
 
         def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
             try:
@@ -191,16 +193,23 @@ def compute_features(
             except AudioError as exc:
                 return i, None, str(exc)
 
+        frontend = build_frontend(features, audio.sample_rate).to(device)
+        batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
         with ThreadPoolExecutor(max_workers=min(8, workers)) as pool:
-            for start in range(0, len(todo), batch_size):
-                batch = list(pool.map(decode, todo[start : start + batch_size]))
+            # Decoding of the next batch runs while the frontend computes this one.
+            pending = [pool.submit(decode, i) for i in batches[0]] if batches else []
+            for k in range(len(batches)):
+                batch = [f.result() for f in pending]
+                if k + 1 < len(batches):
+                    pending = [pool.submit(decode, i) for i in batches[k + 1]]
                 good = [(i, y) for i, y, err in batch if err is None]
                 for i, _, err in batch:
                     if err is not None:
                         keep(i, None, err)
                 if good:
-                    stacked = np.stack([y for _, y in good])
-                    out = extract(stacked, audio.sample_rate, features, device=device)
+                    stacked = torch.from_numpy(np.stack([y for _, y in good])).to(device)
+                    with torch.inference_mode():
+                        out = frontend(stacked).float().cpu().numpy()
                     for (i, _), value in zip(good, out, strict=True):
                         keep(i, value, None)
     kept = sorted(found)
