@@ -125,3 +125,42 @@ def test_compose_and_one_of() -> None:
     )
     with pytest.raises(ParameterError, match="min_gain_db must be <= max_gain_db"):
         A.Gain(3.0, -3.0)
+
+
+def test_full_control_from_a_spec(tmp_path: Path) -> None:
+    sf.write(tmp_path / "n.wav", np.zeros(SR, np.float32) + 0.01, SR)
+    spec = {
+        "waveform": [
+            {"name": "Shift", "max_shift_s": 0.05, "p": 1.0},
+            {
+                "name": "OneOf",
+                "p": 1.0,
+                "transforms": [{"name": "Gain", "min_gain_db": 3.0, "max_gain_db": 3.0, "p": 1.0}],
+            },
+            {"name": "BackgroundNoise", "folder": str(tmp_path), "p": 1.0},
+        ],
+        "spectrogram": [{"name": "SpecAugment", "freq_masks": 1, "p": 1.0}],
+        "mixup": {"alpha": 0.3},
+    }
+    aug = A.from_spec(spec, sample_rate=SR)
+    assert len(aug.waveform) == 3 and len(aug.spectrogram) == 1 and aug.mixup.alpha == 0.3
+    assert aug.waveform(wave(), generator=gen()).shape == (4, 1, SR)
+    A.check_spec(spec)
+    for bad, words in [
+        ({"waveform": [{"name": "Reverb"}]}, "unknown transform 'Reverb'"),
+        ({"spectrogram": [{"name": "Gain"}]}, "unknown transform 'Gain'"),
+        ({"waveform": [{"name": "Gain", "loudness": 3}]}, "bad settings for Gain"),
+        ({"echo": []}, "unknown sections"),
+        ("wild", "unknown augmentation preset"),
+    ]:
+        with pytest.raises(ParameterError, match=words):
+            A.check_spec(bad)
+
+
+def test_train_config_checks_its_augmentation() -> None:
+    from earmark.training import TrainConfig
+
+    cfg = TrainConfig(augment={"spectrogram": [{"name": "SpecAugment"}]})
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ParameterError, match="unknown augmentation preset"):
+        TrainConfig(augment="heavy")

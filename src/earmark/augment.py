@@ -10,7 +10,8 @@ probability ``p`` is per example.
 
 Presets for ``--augment``: ``none``, ``default`` (shift, gain, noise, SpecAugment) and
 ``strong`` (wider ranges, background noise when a folder is given, time stretch, pitch shift,
-mixup). :class:`Mixup` acts on examples and targets together and is applied by the trainer.
+mixup); a recipe can instead spell out every transform (:func:`from_spec`). :class:`Mixup`
+acts on examples and targets together and is applied by the trainer.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = [
     "SpecAugment",
     "TimeStretch",
     "Transform",
+    "check_spec",
+    "from_spec",
     "preset",
 ]
 
@@ -445,3 +448,76 @@ def preset(name: str, *, sample_rate: int, background: str | Path | None = None)
         )
         return Augmentation(Compose(wave), spec, Mixup(alpha=0.4, p=0.5))
     raise ParameterError(f"unknown augmentation preset {name!r}; use none, default or strong")
+
+
+_BY_NAME: dict[str, type] = {
+    c.__name__: c
+    for c in (Shift, Gain, GaussianNoise, BackgroundNoise, TimeStretch, PitchShift, SpecAugment)
+}
+_NEEDS_RATE = {"Shift", "BackgroundNoise", "PitchShift"}
+_WAVEFORM = {"Shift", "Gain", "GaussianNoise", "BackgroundNoise", "TimeStretch", "PitchShift"}
+
+
+def _build(item: dict[str, Any], sample_rate: int, where: str) -> Transform | OneOf:
+    if not isinstance(item, dict) or "name" not in item:
+        raise ParameterError(f"augment {where}: each transform is a mapping with a 'name'")
+    args = {k: v for k, v in item.items() if k != "name"}
+    name = item["name"]
+    if name == "OneOf":
+        inner = [_build(t, sample_rate, where) for t in args.pop("transforms", [])]
+        return OneOf(inner, **args)
+    allowed = _WAVEFORM if where == "waveform" else {"SpecAugment"}
+    if name not in allowed:
+        raise ParameterError(
+            f"augment {where}: unknown transform {name!r}; use {', '.join(sorted(allowed))}"
+            + (" or OneOf" if where == "waveform" else "")
+        )
+    if name in _NEEDS_RATE:
+        args["sample_rate"] = sample_rate
+    try:
+        return _BY_NAME[name](**args)
+    except TypeError as exc:
+        raise ParameterError(f"augment {where}: bad settings for {name}: {exc}") from None
+
+
+def from_spec(
+    spec: str | dict[str, Any], *, sample_rate: int, background: str | Path | None = None
+) -> Augmentation:
+    """A preset name, or full control as plain data (a recipe's ``train.augment``)::
+
+    waveform: [{name: Shift, max_shift_s: 0.1, p: 0.5},
+               {name: OneOf, p: 0.3, transforms: [{name: TimeStretch}, {name: PitchShift}]}]
+    spectrogram: [{name: SpecAugment, freq_masks: 2, max_freq_width: 8}]
+    mixup: {alpha: 0.2, p: 0.5}
+    """
+    if isinstance(spec, str):
+        return preset(spec, sample_rate=sample_rate, background=background)
+    unknown = set(spec) - {"waveform", "spectrogram", "mixup"}
+    if unknown:
+        raise ParameterError(f"augment: unknown sections {sorted(unknown)}")
+    wave = [_build(t, sample_rate, "waveform") for t in spec.get("waveform", [])]
+    spectro = [_build(t, sample_rate, "spectrogram") for t in spec.get("spectrogram", [])]
+    mix = spec.get("mixup")
+    return Augmentation(Compose(wave), Compose(spectro), Mixup(**mix) if mix else None)
+
+
+def check_spec(spec: str | dict[str, Any]) -> None:
+    """Raise :class:`ParameterError` if ``spec`` names an unknown preset, section, transform
+    or setting (builds it at 16 kHz without background files, which load only in training)."""
+    if isinstance(spec, str):
+        if spec not in ("none", "default", "strong"):
+            raise ParameterError(
+                f"unknown augmentation preset {spec!r}; use none, default or strong"
+            )
+        return
+    if not isinstance(spec, dict):
+        raise ParameterError(f"augment must be a preset name or a mapping, got {spec!r}")
+    checked = {
+        **spec,
+        "waveform": [
+            t
+            for t in spec.get("waveform", [])
+            if not (isinstance(t, dict) and t.get("name") == "BackgroundNoise")
+        ],
+    }
+    from_spec(checked, sample_rate=16_000)

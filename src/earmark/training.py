@@ -63,7 +63,7 @@ class TrainConfig(JsonConfig):
     label_smoothing: float = 0.0
     mixed_precision: bool = True  # bfloat16 autocast on CUDA; ignored on the CPU
     device: str = "auto"
-    augment: str = "default"
+    augment: str | dict[str, Any] = "default"  # a preset name or a full spec (augment.from_spec)
     background: str | None = None  # folder of noise files for the strong preset
     seed: int = 0
 
@@ -76,6 +76,9 @@ class TrainConfig(JsonConfig):
             raise ParameterError(f"unknown schedule {self.schedule!r}")
         if self.monitor not in ("accuracy", "f1_macro", "loss"):
             raise ParameterError(f"unknown monitor {self.monitor!r}")
+        from earmark.augment import check_spec
+
+        check_spec(self.augment)
 
     def lr_factor(self, step: int, total: int) -> float:
         """Learning-rate multiplier at ``step`` of ``total`` (a pure function: resumable)."""
@@ -280,14 +283,14 @@ class Trainer:
         resume: bool = False,
     ) -> TrainResult:
         """Train and return the best weights and the history (see :class:`TrainResult`)."""
-        from earmark.augment import preset
+        from earmark.augment import from_spec
         from earmark.evaluation import evaluate
 
         cfg = self.config
         device = resolve_device(cfg.device)
         model.to(device)
         frontend.to(device)
-        aug = preset(cfg.augment, sample_rate=sample_rate, background=cfg.background)
+        aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         counts = torch.bincount(y_train, minlength=n_classes).float()
         weight = None
