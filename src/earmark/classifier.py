@@ -36,7 +36,7 @@ from earmark.models import registry
 if TYPE_CHECKING:
     from earmark.training import TrainConfig
 
-__all__ = ["Classifier", "Prediction", "as_manifest", "load"]
+__all__ = ["Classifier", "Prediction", "as_manifest", "load", "predict_many"]
 
 Pooling = Literal["mean", "max"]
 _MODEL_FILE = "model.skops"
@@ -97,6 +97,26 @@ def _inputs(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
             out += load_dataset(p).filepaths
         else:
             out.append(str(p))
+    return out
+
+
+def predict_many(
+    predict_file: Callable[..., Prediction],
+    inputs: str | Path | Manifest | Iterable[str | Path],
+    *,
+    top_k: int = 3,
+    on_file: Callable[[], None] | None = None,
+) -> list[Prediction]:
+    """``predict_file`` over files, folders or a manifest; unreadable files become
+    predictions with ``error`` set instead of stopping the run."""
+    out = []
+    for path in _inputs(inputs):
+        try:
+            out.append(predict_file(path, top_k=top_k))
+        except AudioError as exc:
+            out.append(Prediction(path=path, error=str(exc)))
+        if on_file is not None:
+            on_file()
     return out
 
 
@@ -372,15 +392,7 @@ class Classifier:
     ) -> list[Prediction]:
         """Classify files, folders (every audio file inside) or a manifest. A file that cannot
         be read gives a :class:`Prediction` with ``error`` set; the others go on."""
-        out = []
-        for path in _inputs(inputs):
-            try:
-                out.append(self.predict_file(path, top_k=top_k))
-            except AudioError as exc:
-                out.append(Prediction(path=path, error=str(exc)))
-            if on_file is not None:
-                on_file()
-        return out
+        return predict_many(self.predict_file, inputs, top_k=top_k, on_file=on_file)
 
     def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
         """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order)."""

@@ -249,6 +249,7 @@ CacheDir = Annotated[
     typer.Option(help="Feature cache folder (default: $EARMARK_CACHE or ~/.cache/earmark)."),
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Compute features without a cache.")]
+Workers = Annotated[int | None, typer.Option(help="Feature workers (default: all cores).")]
 
 
 def _classifier(
@@ -356,9 +357,7 @@ def train(
     ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
-    workers: Annotated[
-        int | None, typer.Option(help="Feature workers (default: all cores).")
-    ] = None,
+    workers: Workers = None,
     quiet: Quiet = False,
 ) -> None:
     """Train on a split of the data, evaluate on its test part, save the model and a report."""
@@ -540,9 +539,7 @@ def cv(
     ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
-    workers: Annotated[
-        int | None, typer.Option(help="Feature workers (default: all cores).")
-    ] = None,
+    workers: Workers = None,
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate: per-fold metrics and mean ± std; group-aware when groups exist."""

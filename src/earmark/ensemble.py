@@ -18,9 +18,9 @@ import numpy as np
 
 import earmark
 from earmark import artifact
-from earmark.classifier import Classifier, Prediction, _inputs, as_manifest
+from earmark.classifier import Classifier, Prediction, as_manifest, predict_many
 from earmark.data.manifest import Manifest
-from earmark.errors import AudioError, EarmarkError, ParameterError
+from earmark.errors import EarmarkError, ParameterError
 from earmark.evaluation import Evaluation, evaluate
 
 __all__ = ["Ensemble"]
@@ -113,15 +113,7 @@ class Ensemble:
         on_file: Callable[[], None] | None = None,
     ) -> list[Prediction]:
         """As :meth:`Classifier.predict_files`: unreadable files give an ``error``."""
-        out = []
-        for path in _inputs(inputs):
-            try:
-                out.append(self.predict_file(path, top_k=top_k))
-            except AudioError as exc:
-                out.append(Prediction(path=path, error=str(exc)))
-            if on_file is not None:
-                on_file()
-        return out
+        return predict_many(self.predict_file, inputs, top_k=top_k, on_file=on_file)
 
     def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
         """Combined class scores ``[files, classes]`` in ``classes_`` order."""
