@@ -128,3 +128,27 @@ def test_wavebank_crops_and_pads() -> None:
     }
     assert starts == {0, 1, 2, 3, 4}
     assert bank.batch(torch.tensor([1]), 12).shape == (1, 1, 12)
+
+
+def test_class_weights_and_balanced_sampling_on_imbalanced_data() -> None:
+    bank, y = toy_bank(60)
+    keep = torch.cat([torch.nonzero(y == 0).flatten()[:4], torch.nonzero(y != 0).flatten()])
+    waves = [bank.data[i, :, : int(bank.lengths[i])].numpy() for i in keep.tolist()]
+    small, y_small = WaveBank(waves), y[keep]  # class 0 is rare: 4 of 44 clips
+    vbank, vy = toy_bank(12, seed=1)
+    for cfg in ({"class_weights": True}, {"balanced_sampling": True}):
+        torch.manual_seed(0)
+        net = NeuralModel("seed-cnn", {}, 3, 1).network
+        config = TrainConfig(epochs=8, batch_size=16, lr=3e-3, augment="none", device="cpu", **cfg)
+        result = Trainer(config).fit(
+            net,
+            build_frontend(FEATURES, SR),
+            small,
+            y_small,
+            vbank,
+            vy,
+            n_classes=3,
+            n_samples=SR // 2,
+            sample_rate=SR,
+        )
+        assert max(r["valid_accuracy"] for r in result.history) > 0.6, cfg
