@@ -131,3 +131,17 @@ def test_recipes(demo_digits: Path, tmp_path: Path) -> None:
         app, ["train", str(demo_digits), "--config", str(bad), "--out", str(tmp_path / "x")]
     )
     assert res.exit_code == 1 and "unknown recipe keys" in res.output
+
+
+def test_a_second_fit_reads_waveforms_from_the_cache(splits, tmp_path: Path, monkeypatch) -> None:
+    from earmark.data import dataset as dataset_module
+
+    cfg = TrainConfig(epochs=1, batch_size=32, device="cpu")
+    Classifier("seed-cnn", train=cfg, cache_dir=tmp_path).fit(splits.train)
+    calls = []
+    real = dataset_module.load_clip
+    monkeypatch.setattr(
+        dataset_module, "load_clip", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
+    Classifier("seed-cnn", train=cfg, cache_dir=tmp_path).fit(splits.train)
+    assert calls == []

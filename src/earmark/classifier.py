@@ -273,10 +273,11 @@ class Classifier:
             train_m, valid_m = labelled, as_manifest(valid)
             valid_m = valid_m.subset(valid_m.labelled)
         classes = labelled.classes
-        base = dataclasses.replace(self.audio, duration=None)
         banks, skipped = [], []
         for part in (train_m, valid_m):
-            bank, kept, bad = WaveBank.from_manifest(part, base, classes, on_file=on_file)
+            bank, kept, bad = WaveBank.from_manifest(
+                part, self.audio, classes, cache_dir=self.cache_dir, on_file=on_file
+            )
             banks.append((bank, kept))
             skipped += bad
         (train_bank, train_y), (valid_bank, valid_y) = banks

@@ -14,6 +14,7 @@ Ctrl-C stops after the current batch and keeps the last checkpoint and the best 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -112,20 +113,26 @@ class WaveBank:
         audio: Any,
         classes: list[str],
         *,
+        cache_dir: str | Path | None = None,
         workers: int = 4,
         on_file: Callable[[], None] | None = None,
     ) -> tuple[WaveBank | None, Tensor, list[tuple[str, str]]]:
-        """Decode and standardize (``audio``, length untouched) every labelled file of
-        ``manifest`` once, in threads. Returns the bank (``None`` if nothing could be read),
-        the class ids of the clips in it, and the unreadable files with their errors."""
-        from earmark.audio import load_clip
+        """Decode and standardize every file of ``manifest`` once, in threads, through an
+        :class:`earmark.data.AudioDataset` (``audio`` with its length untouched; waveforms
+        cached under ``cache_dir`` by file content). Returns the bank (``None`` if nothing
+        could be read), the class ids of its clips, and the unreadable files with their
+        errors."""
+        from earmark.data.dataset import AudioDataset
         from earmark.errors import AudioError
 
-        ids = manifest.label_ids(classes)
+        base = dataclasses.replace(audio, duration=None)
+        dataset = AudioDataset(
+            manifest, base, classes=classes, cache_dir=cache_dir, memory_cache=False
+        )
 
-        def one(path: str) -> tuple[np.ndarray | None, str | None]:
+        def one(i: int) -> tuple[np.ndarray | None, str | None]:
             try:
-                return load_clip(path, audio), None
+                return dataset.waveform(i), None
             except AudioError as exc:
                 return None, str(exc)
             finally:
@@ -133,11 +140,11 @@ class WaveBank:
                     on_file()
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            decoded = list(pool.map(one, manifest.filepaths))
+            decoded = list(pool.map(one, range(len(dataset))))
         kept = [i for i, (y, _) in enumerate(decoded) if y is not None]
-        skipped = [(manifest.filepaths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
+        skipped = [(dataset.paths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
         bank = cls([decoded[i][0] for i in kept]) if kept else None
-        return bank, torch.as_tensor(ids[kept], dtype=torch.long), skipped
+        return bank, torch.as_tensor(dataset.targets[kept], dtype=torch.long), skipped
 
     def __len__(self) -> int:
         return self.data.shape[0]
