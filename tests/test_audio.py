@@ -190,6 +190,32 @@ def test_unknown_size_wav_header_reads_the_samples_present(
     assert y.shape == (1, SR)
 
 
+def test_plain_pcm16_wav_fast_path_matches_libsndfile(
+    write_wav, rng: np.random.Generator, tmp_path: Path
+) -> None:
+    stereo = np.clip(rng.normal(0, 0.4, (2, 4001)), -1, 1).astype(np.float32)
+    stereo[:, :4] = [[-1.0, 1.0, 0.0, -0.5], [1.0, -1.0, 0.25, 0.0]]  # full scale both ways
+    path = write_wav("s.wav", stereo)
+    # a LIST chunk after the data must not be read as samples
+    raw = bytearray(path.read_bytes())
+    extra = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
+    raw[4:8] = (len(raw) - 8 + len(extra)).to_bytes(4, "little")
+    (tmp_path / "tagged.wav").write_bytes(bytes(raw) + extra)
+    for name in ("s.wav", "tagged.wav"):
+        ref, sr = sf.read(tmp_path / name, dtype="float32", always_2d=True)
+        assert audio._read_pcm16_wav(tmp_path / name, None) is not None  # the fast path
+        y, rate = audio.load(tmp_path / name, mono=False)
+        assert rate == sr and y.dtype == np.float32
+        np.testing.assert_array_equal(y, ref.T)
+        mono, _ = audio.load(tmp_path / name)
+        np.testing.assert_allclose(mono[0], ref.mean(axis=1), atol=1e-7)
+    with pytest.raises(errors.DurationLimitError, match=r"s\.wav"):
+        audio.load(path, max_duration=0.1)
+    # other layouts go through libsndfile
+    assert audio._read_pcm16_wav(write_wav("f.wav", stereo, subtype="FLOAT"), None) is None
+    assert audio._read_pcm16_wav(write_wav("p24.wav", stereo, subtype="PCM_24"), None) is None
+
+
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(errors.FileMissingError, match="no such file"):
         audio.load(tmp_path / "nope.wav")

@@ -57,6 +57,23 @@ def test_any_length_is_windowed(trained: Classifier, demo_digits: Path, tmp_path
     assert trained.predict_file(tmp_path / "short.wav").window_starts == [0.0]
 
 
+def test_batched_prediction_equals_one_file_at_a_time(
+    trained: Classifier, splits, demo_digits: Path, broken_dir: Path, tmp_path: Path
+) -> None:
+    long = np.concatenate([sf.read(demo_digits / "four" / f"v00{i}.wav")[0] for i in range(4)])
+    sf.write(tmp_path / "long.wav", long, 16_000)
+    files = [*splits.test.filepaths[:9], str(broken_dir / "cut.wav"), str(tmp_path / "long.wav")]
+    batched = trained.predict_files(files, top_k=10, batch_size=4, workers=3)
+    assert [p.path for p in batched] == files
+    assert batched[9].error is not None and "cut.wav" in batched[9].error
+    for path, p in zip(files, batched, strict=True):
+        if p.error is None:
+            one = trained.predict_file(path, top_k=10)
+            assert p.labels == one.labels and p.window_starts == one.window_starts
+            np.testing.assert_allclose(p.window_scores, one.window_scores, atol=1e-6)
+    assert len(batched[-1].window_starts) > 1
+
+
 def test_cli_trains_a_network_and_resumes(demo_digits: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cnn"

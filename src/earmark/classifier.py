@@ -24,7 +24,7 @@ import numpy as np
 import earmark
 from earmark import artifact
 from earmark import audio as audio_io
-from earmark.audio import AUDIO_EXTENSIONS, AudioConfig, fix_length, standardize
+from earmark.audio import AUDIO_EXTENSIONS, AudioConfig, fix_length, load_clip
 from earmark.data.layouts import load as load_dataset
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError, ParameterError
@@ -32,11 +32,12 @@ from earmark.evaluation import Evaluation, evaluate
 from earmark.features.config import FeatureConfig
 from earmark.features.table import FeatureTable, compute_features
 from earmark.models import registry
+from earmark.prefetch import prefetch_map
 
 if TYPE_CHECKING:
     from earmark.training import TrainConfig
 
-__all__ = ["Classifier", "Prediction", "as_manifest", "load", "predict_many"]
+__all__ = ["Classifier", "Prediction", "as_manifest", "input_files", "load", "pooled_scores"]
 
 Pooling = Literal["mean", "max"]
 _MODEL_FILE = "model.skops"
@@ -83,7 +84,7 @@ def as_manifest(data: Manifest | str | Path) -> Manifest:
     return data if isinstance(data, Manifest) else load_dataset(data)
 
 
-def _inputs(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
+def input_files(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
     """Files to predict: a file, a folder (searched for audio), a manifest, or a list."""
     if isinstance(inputs, Manifest):
         return inputs.filepaths
@@ -100,24 +101,15 @@ def _inputs(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
     return out
 
 
-def predict_many(
-    predict_file: Callable[..., Prediction],
-    inputs: str | Path | Manifest | Iterable[str | Path],
-    *,
-    top_k: int = 3,
-    on_file: Callable[[], None] | None = None,
-) -> list[Prediction]:
-    """``predict_file`` over files, folders or a manifest; unreadable files become
-    predictions with ``error`` set instead of stopping the run."""
-    out = []
-    for path in _inputs(inputs):
-        try:
-            out.append(predict_file(path, top_k=top_k))
-        except AudioError as exc:
-            out.append(Prediction(path=path, error=str(exc)))
-        if on_file is not None:
-            on_file()
-    return out
+def pooled_scores(preds: Sequence[Prediction], classes: Sequence[str]) -> np.ndarray:
+    """``[files, classes]`` pooled scores of full predictions (``top_k`` = every class), in
+    ``classes`` order; raises :class:`AudioError` for the first prediction with an error."""
+    rows = []
+    for p in preds:
+        if p.error is not None:
+            raise AudioError(p.error)
+        rows.append([p.scores[p.labels.index(c)] for c in classes])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(classes))
 
 
 class Classifier:
@@ -173,6 +165,7 @@ class Classifier:
         self.training_: dict[str, Any] = {}
         self.metrics_: dict[str, Any] = {}
         self.skipped_: list[tuple[str, str]] = []
+        self._frontend: tuple[Any, Any] | None = None  # built once for prediction
 
     def __repr__(self) -> str:
         state = f"{len(self.classes_)} classes" if self.estimator_ is not None else "unfitted"
@@ -352,37 +345,62 @@ class Classifier:
         if self.features.kind == "handcrafted":
             extractor = self.features.handcrafted(sr)
             return np.stack([extractor(s) for s in segments])
-        from earmark.features.frontend import extract
+        import torch
 
         n = self.audio.n_samples or max(s.shape[1] for s in segments)
-        fixed = np.stack(
-            [fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad) for s in segments]
-        )
-        out = extract(fixed, sr, self.features)
+        # One zeroed batch, each window copied in once (shorter ones padded at the end).
+        fixed = np.zeros((len(segments), segments[0].shape[0], n), dtype=np.float32)
+        for row, s in zip(fixed, segments, strict=True):
+            if s.shape[1] > n or (s.shape[1] < n and self.audio.pad != "end"):
+                s = fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad)
+            row[:, : s.shape[1]] = s
+        key = (self.features.key(), sr)
+        if self._frontend is None or self._frontend[0] != key:
+            from earmark.features.frontend import build_frontend
+
+            self._frontend = (key, build_frontend(self.features, sr))
+        with torch.inference_mode():
+            out = self._frontend[1](torch.as_tensor(fixed, dtype=torch.float32)).float().numpy()
         return out if self.family == "neural" else out.reshape(len(out), -1)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return self.estimator_.predict_proba(X)
 
+    def _decode(self, path: str) -> tuple[str, np.ndarray | None, str | None]:
+        """``path`` decoded and standardized at any length, or the reason it cannot be."""
+        try:
+            return path, load_clip(path, dataclasses.replace(self.audio, duration=None)), None
+        except AudioError as exc:
+            return path, None, str(exc)
+
+    def _score(self, clips: list[tuple[str, np.ndarray]], top_k: int) -> list[Prediction]:
+        """Predictions for decoded clips, all their windows scored in one batch."""
+        sr = self.audio.sample_rate
+        cut = [self._windows(y, sr) for _, y in clips]
+        scores = self._proba(self._window_features([s for segs, _ in cut for s in segs]))
+        out, at = [], 0
+        for (path, y), (segs, starts) in zip(clips, cut, strict=True):
+            mine = scores[at : at + len(segs)]
+            at += len(segs)
+            pooled = mine.mean(axis=0) if self.pooling == "mean" else mine.max(axis=0)
+            order = np.argsort(-pooled)[: max(1, top_k)]
+            out.append(
+                Prediction(
+                    path=path,
+                    labels=[self.classes_[i] for i in order],
+                    scores=[float(pooled[i]) for i in order],
+                    duration=y.shape[1] / sr,
+                    window_starts=starts,
+                    window_scores=mine,
+                )
+            )
+        return out
+
     def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
         """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
         self._check_fitted()
-        raw, sr = audio_io.load(
-            path, mono=self.audio.channels == 1, max_duration=self.audio.max_duration
-        )
-        y = standardize(raw, sr, dataclasses.replace(self.audio, duration=None))
-        segments, starts = self._windows(y, self.audio.sample_rate)
-        scores = self._proba(self._window_features(segments))
-        pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
-        order = np.argsort(-pooled)[: max(1, top_k)]
-        return Prediction(
-            path=str(path),
-            labels=[self.classes_[i] for i in order],
-            scores=[float(pooled[i]) for i in order],
-            duration=y.shape[1] / self.audio.sample_rate,
-            window_starts=starts,
-            window_scores=scores,
-        )
+        y = load_clip(path, dataclasses.replace(self.audio, duration=None))
+        return self._score([(str(path), y)], top_k)[0]
 
     def predict_files(
         self,
@@ -390,18 +408,48 @@ class Classifier:
         *,
         top_k: int = 3,
         on_file: Callable[[], None] | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
     ) -> list[Prediction]:
         """Classify files, folders (every audio file inside) or a manifest. A file that cannot
-        be read gives a :class:`Prediction` with ``error`` set; the others go on."""
-        return predict_many(self.predict_file, inputs, top_k=top_k, on_file=on_file)
+        be read gives a :class:`Prediction` with ``error`` set; the others go on.
+
+        ``workers`` threads decode ahead of the model (default: the cores, at most 8) and the
+        windows of consecutive files are scored in batches of about ``batch_size``."""
+        self._check_fitted()
+        paths = input_files(inputs)
+        out: list[Prediction | None] = [None] * len(paths)
+        group: list[tuple[int, str, np.ndarray]] = []
+        n_windows = 0
+
+        def flush() -> None:
+            nonlocal group, n_windows
+            preds = self._score([(p, y) for _, p, y in group], top_k)
+            for (i, _, _), pred in zip(group, preds, strict=True):
+                out[i] = pred
+                if on_file is not None:
+                    on_file()
+            group, n_windows = [], 0
+
+        decoded = prefetch_map(self._decode, paths, workers=workers, ahead=2 * batch_size)
+        for i, (path, y, error) in enumerate(decoded):
+            if error is not None:
+                out[i] = Prediction(path=path, error=error)
+                if on_file is not None:
+                    on_file()
+                continue
+            group.append((i, path, y))
+            n_windows += len(self._windows(y, self.audio.sample_rate)[1])
+            if n_windows >= batch_size:
+                flush()
+        if group:
+            flush()
+        return [p for p in out if p is not None]
 
     def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order)."""
-        rows = []
-        for path in _inputs(inputs):
-            p = self.predict_file(path, top_k=len(self.classes_))
-            rows.append([p.scores[p.labels.index(c)] for c in self.classes_])
-        return np.asarray(rows)
+        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
+        :class:`AudioError` for the first file that cannot be read."""
+        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
 
     def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
         """The most probable label of each file."""

@@ -18,9 +18,9 @@ import numpy as np
 
 import earmark
 from earmark import artifact
-from earmark.classifier import Classifier, Prediction, as_manifest, predict_many
+from earmark.classifier import Classifier, Prediction, as_manifest, input_files, pooled_scores
 from earmark.data.manifest import Manifest
-from earmark.errors import EarmarkError, ParameterError
+from earmark.errors import AudioError, EarmarkError, ParameterError
 from earmark.evaluation import Evaluation, evaluate
 
 __all__ = ["Ensemble"]
@@ -88,22 +88,12 @@ class Ensemble:
     # -- the Classifier interface -----------------------------------------------------------
 
     def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
-        """Classify one file: every member scores it, the scores are combined."""
-        preds = [m.predict_file(path, top_k=len(self.classes_)) for m in self.members]
-        scores = []
-        for m, p in zip(self.members, preds, strict=True):
-            pooled = np.array([p.scores[p.labels.index(c)] for c in m.classes_])
-            scores.append(self._aligned(m, pooled[None])[0])
-        combined = self.combine([s[None] for s in scores])[0]
-        order = np.argsort(-combined)[: max(1, top_k)]
-        return Prediction(
-            path=str(path),
-            labels=[self.classes_[i] for i in order],
-            scores=[float(combined[i]) for i in order],
-            duration=preds[0].duration,
-            window_starts=[0.0],
-            window_scores=combined[None],
-        )
+        """Classify one file: every member scores it, the scores are combined; raises
+        :class:`AudioError` if a member cannot read it."""
+        pred = self.predict_files([path], top_k=top_k)[0]
+        if pred.error is not None:
+            raise AudioError(pred.error)
+        return pred
 
     def predict_files(
         self,
@@ -111,13 +101,47 @@ class Ensemble:
         *,
         top_k: int = 3,
         on_file: Callable[[], None] | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
     ) -> list[Prediction]:
-        """As :meth:`Classifier.predict_files`: unreadable files give an ``error``."""
-        return predict_many(self.predict_file, inputs, top_k=top_k, on_file=on_file)
+        """As :meth:`Classifier.predict_files` (each member predicts in batches, then the
+        scores are combined per file); a file any member cannot read gives an ``error``."""
+        paths = input_files(inputs)
+        runs = [
+            m.predict_files(paths, top_k=len(m.classes_), batch_size=batch_size, workers=workers)
+            for m in self.members
+        ]
+        out = []
+        for k, path in enumerate(paths):
+            preds = [run[k] for run in runs]
+            failed = next((p.error for p in preds if p.error is not None), None)
+            if failed is not None:
+                out.append(Prediction(path=path, error=failed))
+            else:
+                scores = [
+                    self._aligned(m, pooled_scores([p], m.classes_))
+                    for m, p in zip(self.members, preds, strict=True)
+                ]
+                combined = self.combine(scores)[0]
+                order = np.argsort(-combined)[: max(1, top_k)]
+                out.append(
+                    Prediction(
+                        path=path,
+                        labels=[self.classes_[i] for i in order],
+                        scores=[float(combined[i]) for i in order],
+                        duration=preds[0].duration,
+                        window_starts=[0.0],
+                        window_scores=combined[None],
+                    )
+                )
+            if on_file is not None:
+                on_file()
+        return out
 
     def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Combined class scores ``[files, classes]`` in ``classes_`` order."""
-        return self.combine([self._aligned(m, m.predict_proba(inputs)) for m in self.members])
+        """Combined class scores ``[files, classes]`` in ``classes_`` order; raises
+        :class:`AudioError` for the first file that cannot be read."""
+        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
 
     def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
         return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]

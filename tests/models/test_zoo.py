@@ -72,3 +72,16 @@ def test_networks_follow_the_number_of_feature_bins(name: str) -> None:
     net = NeuralModel(name, {}, 4, 1, n_bins=24).network.eval()
     with torch.inference_mode():
         assert net(torch.randn(2, 1, 24, 30)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (2, 1), (1, 2), (3, 2)])
+@pytest.mark.parametrize("shape", [(3, 4, 40, 51), (2, 8, 7, 5), (1, 1, 1, 1)])
+def test_max_pool_equals_torch_ceil_mode_pooling(pool: tuple[int, int], shape: tuple) -> None:
+    from earmark.models.cnn import MaxPool
+
+    x = torch.randn(shape, requires_grad=True)
+    ours, ref = MaxPool(pool)(x), torch.nn.functional.max_pool2d(x, pool, ceil_mode=True)
+    assert torch.equal(ours, ref)
+    (g_ours,) = torch.autograd.grad(ours.sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    assert torch.equal(g_ours, g_ref)  # random floats: no ties

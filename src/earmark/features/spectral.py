@@ -199,12 +199,24 @@ def _spectrogram(
     if flat.device.type == "cpu":
         step = max(1, _CHUNK_BYTES // (n_frames * n_fft * flat.element_size()))
     outs = []
+    # Windowed frames are written into the head of a zeroed [chunk, frames, n_fft] buffer kept
+    # across chunks: the window multiply and the zero padding to n_fft in one pass (rfft's
+    # own padding would zero-fill and copy every frame again).
+    buf = flat.new_zeros((min(step, flat.shape[0]), n_frames, n_fft))
     for i in range(0, flat.shape[0], step):
         part = flat[i : i + step]
         if center:
             part = torch.nn.functional.pad(part, (n_fft // 2, n_fft // 2), mode=pad_mode)
         frames = part[:, offset:].unfold(-1, win_length, hop_length)[:, :n_frames]
-        spec = torch.fft.rfft(frames * window, n=n_fft)
+        held = buf[: part.shape[0]]
+        torch.mul(frames, window, out=held[..., :win_length])
+        spec = torch.fft.rfft(held, n=n_fft)
+        if power == 2.0 and project is not None:
+            # |X|^2 projected: square the [re, im] pairs in place and project them with each
+            # filterbank row repeated for re and im: one pass and one matmul, no temporaries.
+            pairs = torch.view_as_real(spec).square_().flatten(-2)
+            outs.append(torch.matmul(pairs, project.repeat_interleave(2, dim=0)))
+            continue
         if power == 2.0:  # |X|^2 = re^2 + im^2: no square root then square
             re, im = torch.view_as_real(spec).unbind(-1)
             S = torch.addcmul(re * re, im, im)

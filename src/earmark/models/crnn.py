@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from earmark.models.cnn import AttentionPool
+from earmark.models.cnn import AttentionPool, MaxPool
 
 __all__ = ["CRNN", "LSTMNet"]
 
@@ -23,8 +23,8 @@ def _conv(cin: int, cout: int, pool: tuple[int, int]) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
         nn.BatchNorm2d(cout),
+        MaxPool(pool),  # before the ReLU: they commute, and it has less to do then
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(pool, ceil_mode=True),
     )
 
 
