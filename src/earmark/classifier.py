@@ -408,14 +408,14 @@ class Classifier:
         *,
         top_k: int = 3,
         on_file: Callable[[], None] | None = None,
-        batch_size: int = 64,
+        batch_size: int = 256,
         workers: int | None = None,
     ) -> list[Prediction]:
         """Classify files, folders (every audio file inside) or a manifest. A file that cannot
         be read gives a :class:`Prediction` with ``error`` set; the others go on.
 
-        ``workers`` threads decode ahead of the model (default: the cores, at most 8) and the
-        windows of consecutive files are scored in batches of about ``batch_size``."""
+        ``workers`` threads decode ahead of the model (default: half the cores, at most 8)
+        and the windows of consecutive files are scored in batches of about ``batch_size``."""
         self._check_fitted()
         paths = input_files(inputs)
         out: list[Prediction | None] = [None] * len(paths)

@@ -101,7 +101,7 @@ class Ensemble:
         *,
         top_k: int = 3,
         on_file: Callable[[], None] | None = None,
-        batch_size: int = 64,
+        batch_size: int = 256,
         workers: int | None = None,
     ) -> list[Prediction]:
         """As :meth:`Classifier.predict_files` (each member predicts in batches, then the

@@ -79,9 +79,8 @@ def test_networks_follow_the_number_of_feature_bins(name: str) -> None:
 def test_max_pool_equals_torch_ceil_mode_pooling(pool: tuple[int, int], shape: tuple) -> None:
     from earmark.models.cnn import MaxPool
 
-    x = torch.randn(shape, requires_grad=True)
-    ours, ref = MaxPool(pool)(x), torch.nn.functional.max_pool2d(x, pool, ceil_mode=True)
-    assert torch.equal(ours, ref)
-    (g_ours,) = torch.autograd.grad(ours.sum(), x)
-    (g_ref,) = torch.autograd.grad(ref.sum(), x)
-    assert torch.equal(g_ours, g_ref)  # random floats: no ties
+    x = torch.randn(shape)
+    ref = torch.nn.functional.max_pool2d(x, pool, ceil_mode=True)
+    with torch.inference_mode():
+        assert torch.equal(MaxPool(pool)(x), ref)  # the strided maxima
+    assert torch.equal(MaxPool(pool)(x.requires_grad_()), ref)  # training: torch's pooling

@@ -23,6 +23,7 @@ from earmark.cache import ArrayCache, file_digest
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError
 from earmark.features.config import FeatureConfig
+from earmark.prefetch import prefetch_map
 
 __all__ = ["FeatureTable", "compute_features"]
 
@@ -194,24 +195,27 @@ def compute_features(
                 return i, None, str(exc)
 
         frontend = build_frontend(features, audio.sample_rate).to(device)
-        batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
-        with ThreadPoolExecutor(max_workers=min(8, workers)) as pool:
-            # Decoding of the next batch runs while the frontend computes this one.
-            pending = [pool.submit(decode, i) for i in batches[0]] if batches else []
-            for k in range(len(batches)):
-                batch = [f.result() for f in pending]
-                if k + 1 < len(batches):
-                    pending = [pool.submit(decode, i) for i in batches[k + 1]]
-                good = [(i, y) for i, y, err in batch if err is None]
-                for i, _, err in batch:
-                    if err is not None:
-                        keep(i, None, err)
-                if good:
-                    stacked = torch.from_numpy(np.stack([y for _, y in good])).to(device)
-                    with torch.inference_mode():
-                        out = frontend(stacked).float().cpu().numpy()
-                    for (i, _), value in zip(good, out, strict=True):
-                        keep(i, value, None)
+        good: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            stacked = torch.from_numpy(np.stack([y for _, y in good])).to(device)
+            with torch.inference_mode():
+                out = frontend(stacked).float().cpu().numpy()
+            for (i, _), value in zip(good, out, strict=True):
+                keep(i, value, None)
+            good.clear()
+
+        # Decoding runs in threads ahead of the frontend.
+        decoded = prefetch_map(decode, todo, workers=min(workers, 8), ahead=2 * batch_size)
+        for i, y, err in decoded:
+            if err is not None:
+                keep(i, None, err)
+                continue
+            good.append((i, y))
+            if len(good) == batch_size:
+                flush()
+        if good:
+            flush()
     kept = sorted(found)
     if not kept:
         raise EarmarkError(f"none of the {len(manifest)} files could be decoded")

@@ -28,8 +28,8 @@ class MaxPool(nn.Module):
 
     PyTorch's CPU max pooling of NCHW tensors with few channels is about 5x slower than these
     maxima (it also computes argmax indices, even for inference), and it was the largest cost
-    of ``seed-cnn``. Sizes that do not divide are padded with -inf, which is what
-    ``ceil_mode`` does. Gradients differ only at exact ties.
+    of ``seed-cnn`` inference. Sizes that do not divide are padded with -inf, which is what
+    ``ceil_mode`` does. When gradients are needed, torch's pooling runs instead.
     """
 
     def __init__(self, pool: tuple[int, int] = (2, 2)) -> None:
@@ -40,6 +40,10 @@ class MaxPool(nn.Module):
         return f"pool={self.pool}"
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            # training: torch's pooling has the much cheaper backward (measured 0.6 vs 1.0 ms
+            # per seed-cnn clip); the forward values are identical (tested)
+            return nn.functional.max_pool2d(x, self.pool, ceil_mode=True)
         kh, kw = self.pool
         h, w = -x.shape[-2] % kh, -x.shape[-1] % kw
         if h or w:
