@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -228,10 +230,28 @@ def plot(
     duration: Annotated[float | None, typer.Option(help="Length to draw (s).")] = None,
     sr: Annotated[int | None, typer.Option(help="Resample to this rate (Hz) first.")] = None,
     n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 64,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="A folder written by `earmark detect`: draw its score track and events."),
+    ] = None,
 ) -> None:
-    """Draw the waveform over the log-mel spectrogram (time in s, frequency in Hz)."""
+    """Draw the waveform over the log-mel spectrogram (time in s, frequency in Hz); with
+    --events, the recording's spectrogram over its score track and detected events."""
     from earmark.report import plot_clip
 
+    if events is not None:
+        from earmark.detection.tables import read_events, read_tracks
+        from earmark.detection.truth import file_key
+        from earmark.report import plot_detection
+
+        key = file_key(str(path))
+        track = next((t for t in read_tracks(events) if file_key(t.path) == key), None)
+        if track is None:
+            raise EarmarkError(f"{events}: no score track for {path.name}")
+        found = [ev for ev in read_events(events / "events.csv") if file_key(ev.file) == key]
+        plot_detection(path, track, found, out)
+        console.print(f"wrote {out} ({len(found)} events)")
+        return
     y, rate = audio_io.load(path, sr=sr, mono=False, offset=offset, duration=duration)
     plot_clip(y, rate, out, features=FeatureConfig(n_mels=n_mels), title=path.name)
     console.print(f"wrote {out}")
@@ -664,6 +684,265 @@ def ensemble(
             "[yellow]note:[/] the members were split differently; "
             "evaluate the ensemble with --split all on data none of them saw"
         )
+
+
+# -- detection in long recordings ----------------------------------------------------------------
+
+PARTIAL_EXIT = 3  # some recordings could not be read; the others were analysed
+
+
+@app.command()
+@_friendly
+def detect(
+    run: Annotated[Path, typer.Argument(help="A model directory (any family, or an ensemble).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Recordings, or folders of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the tables.")],
+    window: Annotated[
+        float | None, typer.Option(help="Window (s); default: the model's clip length.")
+    ] = None,
+    hop: Annotated[float | None, typer.Option(help="Seconds between windows.")] = None,
+    overlap: Annotated[
+        float | None, typer.Option(help="Fraction windows share (instead of --hop).")
+    ] = None,
+    last: Annotated[str, typer.Option(help="Partial last window: pad, end or drop.")] = "pad",
+    threshold: Annotated[
+        str, typer.Option(help="Score to fire: a number, or a CSV/JSON of per-class values.")
+    ] = "0.5",
+    smooth: Annotated[int, typer.Option(min=1, help="Median filter (windows, odd).")] = 1,
+    merge_gap: Annotated[float, typer.Option(help="Merge events this close (s).")] = 0.0,
+    min_duration: Annotated[float, typer.Option(help="Drop shorter events (s).")] = 0.0,
+    top_n: Annotated[int | None, typer.Option(help="Classes that may fire per window.")] = None,
+    background: Annotated[
+        list[str] | None, typer.Option(help="A class never reported (repeatable).")
+    ] = None,
+    bounds: Annotated[
+        str, typer.Option(help="An event spans its windows' centres (center) or all (window).")
+    ] = "center",
+    resume: Annotated[bool, typer.Option(help="Skip recordings already done in --out.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
+    quiet: Quiet = False,
+) -> None:
+    """Find and count events in long recordings with sliding windows; writes events.csv /
+    .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv."""
+    from earmark.classifier import input_files, load
+    from earmark.detection import Windowing
+    from earmark.detection.events import EventRules, load_thresholds
+
+    model = load(run)
+    try:
+        per_class, default = {}, float(threshold)
+    except ValueError:
+        per_class, default = load_thresholds(threshold), 0.5
+    windowing = Windowing(window=window, hop=hop, overlap=overlap, last=last)  # type: ignore[arg-type]
+    rules = EventRules(
+        threshold=default,
+        thresholds=per_class,
+        smooth=smooth,
+        merge_gap=merge_gap,
+        min_duration=min_duration,
+        top_n=top_n,
+        background=tuple(background or ()),
+        bounds=bounds,  # type: ignore[arg-type]
+    )
+    paths = input_files(inputs)
+    if not paths:
+        raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
+    summary = _run_detection(model, paths, out, windowing, rules, resume, workers, quiet)
+    labels: dict[str, int] = {}
+    for ev in summary.events:
+        labels[ev.label] = labels.get(ev.label, 0) + 1
+    table = Table("label", "events")
+    for label, n in sorted(labels.items()):
+        table.add_row(label, str(n))
+    if not quiet:
+        console.print(table)
+    console.print(
+        f"{summary.files} recordings ({summary.resumed} already done, {summary.failed} "
+        f"unreadable), {summary.audio_seconds / 3600:.2f} h scored in "
+        f"{summary.wall_seconds:.1f} s ({summary.realtime_factor:,.0f}x real time); "
+        f"{len(summary.events)} events -> {out}",
+        soft_wrap=True,
+    )
+    for _path, error in summary.errors:
+        err_console.print(f"[red]unreadable:[/] {error}", highlight=False, soft_wrap=True)
+    if summary.partial:
+        err_console.print(f"[yellow]partial:[/] see {out / 'errors.csv'}")
+        raise typer.Exit(PARTIAL_EXIT)
+
+
+def _run_detection(model, paths, out, windowing, rules, resume, workers, quiet):
+    """The detection run with a progress bar over hours of audio (files, real-time factor)."""
+    import time
+
+    from earmark.detection.run import detect as run_detect
+
+    total = 0.0
+    for p in paths:
+        with suppress(EarmarkError):  # unreadable: reported by the run itself
+            total += audio_io.info(p).duration
+    if quiet:
+        return run_detect(
+            model, paths, out, windowing=windowing, rules=rules, resume=resume, workers=workers
+        )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[files]} files, {task.completed:,.0f}/{task.total:,.0f} s"),
+        TextColumn("{task.fields[rtf]}"),
+        TimeRemainingColumn(),
+    )
+    t0 = time.perf_counter()
+    done = {"files": 0}
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("detecting", total=max(total, 1e-9), files=f"0/{len(paths)}", rtf="")
+
+        def on_audio(seconds: float) -> None:
+            bar.advance(task, seconds)
+            rate = bar.tasks[0].completed / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, rtf=f"{rate:,.0f}x real time")
+
+        def on_file(path: str, seconds: float) -> None:
+            done["files"] += 1
+            bar.update(task, files=f"{done['files']}/{len(paths)}")
+
+        return run_detect(
+            model,
+            paths,
+            out,
+            windowing=windowing,
+            rules=rules,
+            resume=resume,
+            workers=workers,
+            on_file=on_file,
+            on_audio=on_audio,
+        )
+
+
+@app.command("score-events")
+@_friendly
+def score_events_cmd(
+    events: Annotated[Path, typer.Argument(help="events.csv written by `earmark detect`.")],
+    truth: Annotated[
+        Path, typer.Argument(help="Reference events: CSV, a Raven table, or a folder of them.")
+    ],
+    tolerance: Annotated[float, typer.Option(help="Onset tolerance (s).")] = 0.5,
+    sweep: Annotated[
+        bool, typer.Option(help="Precision / recall for a range of thresholds (from scores).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Event-based precision, recall and F1 (onset within --tolerance), per class and
+    overall, and the count error per file."""
+    from earmark.detection.tables import read_events
+    from earmark.detection.truth import read_truth, score_events
+
+    detected, reference = read_events(events), read_truth(truth)
+    settings = _detection_settings(events.parent)
+    labels = None
+    files = None
+    if settings is not None:
+        labels = [c for c in settings["classes"] if c not in settings["rules"]["background"]]
+        files = list(settings.get("durations", {})) or None
+    result = score_events(detected, reference, tolerance=tolerance, labels=labels, files=files)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        table = Table("label", "true", "detected", "precision", "recall", "F1")
+        for label, m in result.per_class.items():
+            table.add_row(
+                label,
+                str(m["tp"] + m["fn"]),
+                str(m["tp"] + m["fp"]),
+                f"{m['precision']:.3f}",
+                f"{m['recall']:.3f}",
+                f"{m['f1']:.3f}",
+            )
+        o = result.overall
+        table.add_row(
+            "[bold]overall",
+            str(o["tp"] + o["fn"]),
+            str(o["tp"] + o["fp"]),
+            f"{o['precision']:.3f}",
+            f"{o['recall']:.3f}",
+            f"[bold]{o['f1']:.3f}",
+        )
+        console.print(table)
+        console.print(f"count error (mean absolute, per file and class): {o['count_mae']:.3f}")
+    if sweep:
+        _sweep(events.parent, settings, reference, tolerance, labels, files, as_json)
+
+
+def _detection_settings(folder: Path) -> dict[str, Any] | None:
+    path = folder / "detection.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _sweep(folder, settings, reference, tolerance, labels, files, as_json):
+    from earmark.detection.events import EventRules, find_events
+    from earmark.detection.tables import read_tracks
+    from earmark.detection.truth import score_events
+
+    if settings is None or not (folder / "scores.parquet").exists():
+        raise EarmarkError(
+            f"{folder}: --sweep needs the scores.parquet and detection.json of a run"
+        )
+    tracks = read_tracks(folder)
+    base = EventRules.from_dict(settings["rules"])
+    rows = []
+    for threshold in np.round(np.arange(0.05, 1.0, 0.05), 2):
+        rules = dataclasses.replace(base, threshold=float(threshold), thresholds={})
+        found = [ev for t in tracks for ev in find_events(t, rules)]
+        o = score_events(found, reference, tolerance=tolerance, labels=labels, files=files).overall
+        rows.append(
+            {"threshold": float(threshold), **{k: o[k] for k in ("precision", "recall", "f1")}}
+        )
+    if as_json:
+        print(json.dumps({"sweep": rows}))
+        return
+    table = Table("threshold", "precision", "recall", "F1", title="threshold sweep (all classes)")
+    best = max(rows, key=lambda r: r["f1"])
+    for r in rows:
+        style = "bold" if r is best else None
+        table.add_row(
+            f"{r['threshold']:.2f}",
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['f1']:.3f}",
+            style=style,
+        )
+    console.print(table)
+
+
+@app.command()
+@_friendly
+def segments(
+    events: Annotated[Path, typer.Argument(help="events.csv (or .json) of `earmark detect`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cut files.")],
+    margin: Annotated[float, typer.Option(help="Seconds added on both sides.")] = 0.5,
+    label: Annotated[list[str] | None, typer.Option(help="Only these labels.")] = None,
+    min_score: Annotated[float, typer.Option(help="Only events scoring at least this.")] = 0.0,
+    root: Annotated[
+        Path | None, typer.Option(help="Folder relative recording paths start from.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Cut each detected event (with a margin) into a WAV file named by recording, time,
+    label and score, for listening through them."""
+    from earmark.detection.segments import cut_segments
+    from earmark.detection.tables import read_events
+
+    chosen = [
+        ev
+        for ev in read_events(events)
+        if (not label or ev.label in label) and ev.score >= min_score
+    ]
+    with _progress("cutting", len(chosen), quiet) as advance:
+        written, failed = cut_segments(chosen, out, margin=margin, root=root, on_event=advance)
+    console.print(f"wrote {len(written)} clips to {out}")
+    for _ev, error in failed:
+        err_console.print(f"[red]skipped:[/] {error}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 @app.command()

@@ -9,12 +9,14 @@ however many files there are.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["default_workers", "prefetch_map"]
+__all__ = ["Prefetched", "default_workers", "prefetch_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,3 +57,72 @@ def prefetch_map(
 
 
 _END = object()
+
+
+class Prefetched(Iterator[R]):
+    """Iterate ``iterable`` in a background thread that stays at most ``depth`` items ahead
+    (the next blocks of a recording decode while the current one is scored).
+
+    The thread starts at construction, so several can be opened ahead of use. An exception in
+    the producer is raised to the consumer at that point of the sequence. :meth:`close` (or
+    leaving a ``with`` block) stops the producer early.
+    """
+
+    def __init__(self, iterable: Iterable[R], depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._run, args=(iterable,), name="earmark-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, iterable: Iterable[R]) -> None:
+        try:
+            for value in iterable:
+                if not self._put(("item", value)):
+                    break
+            else:
+                self._put(("end", None))
+        except BaseException as exc:  # handed to the consumer
+            self._put(("error", exc))
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None and self._stop.is_set():
+                close()
+
+    def __iter__(self) -> Prefetched[R]:
+        return self
+
+    def __next__(self) -> R:
+        if self._done:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "item":
+            return value
+        self._done = True
+        self._thread.join()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the producer and wait for its thread."""
+        self._stop.set()  # the producer notices within 0.1 s, or after its current item
+        self._done = True
+        self._thread.join()
+
+    def __enter__(self) -> Prefetched[R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,35 +8,32 @@ servers) and written to a temporary name, then renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from earmark.atomic import atomic_text, atomic_write
 from earmark.features.config import FeatureConfig
 
 if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
 
-__all__ = ["plot_clip", "plot_confusion", "save_figure", "write_evaluation", "write_history"]
+__all__ = [
+    "plot_clip",
+    "plot_confusion",
+    "plot_detection",
+    "save_figure",
+    "write_evaluation",
+    "write_history",
+]
 
 
 def save_figure(fig: Figure, out: str | Path, *, dpi: int = 120) -> Path:
     """Write ``fig`` to ``out`` (format from the extension) atomically; return the path."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=out.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
 
 
 def plot_clip(
@@ -98,6 +95,74 @@ def plot_clip(
     return save_figure(fig, out)
 
 
+def plot_detection(
+    path: str | Path,
+    track: Any,
+    events: Sequence[Any],
+    out: str | Path,
+    *,
+    sample_rate: int = 16_000,
+    classes: Sequence[str] | None = None,
+    max_frames: int = 4000,
+) -> Path:
+    """A recording's log-mel spectrogram (top) over its score track (bottom: one line per
+    class in ``classes``, default the classes with events or the best-scoring three) with
+    the detected ``events`` shaded; time in seconds. Long recordings are streamed and the
+    spectrogram hop is widened so at most ``max_frames`` columns are drawn."""
+    import torch
+
+    from earmark import audio as audio_io
+    from earmark.features.spectral import LogMel
+
+    duration = max(float(track.duration), 1e-3)
+    hop = max(256, int(np.ceil(duration * sample_rate / max_frames)))
+    n_fft = 1024 if hop <= 1024 else 1 << int(np.ceil(np.log2(hop)))
+    frontend = LogMel(sample_rate, n_fft=n_fft, hop_length=hop, n_mels=64, top_db=None)
+    columns = []
+    block = hop * 2048  # whole frames per block: the columns tile the recording
+    with torch.inference_mode():
+        for y in audio_io.stream(path, block / sample_rate, sr=sample_rate):
+            mel = frontend(torch.from_numpy(y[0]))
+            columns.append(mel.numpy()[:, : -(-y.shape[1] // hop)])
+    mel = np.concatenate(columns, axis=1) if columns else np.zeros((64, 1))
+    mel = np.maximum(mel, mel.max() - 80.0)
+
+    names = list(track.classes)
+    if classes is None:
+        with_events = [c for c in names if any(ev.label == c for ev in events)]
+        best = (
+            [names[i] for i in np.argsort(-track.scores.max(axis=0))[:3]]
+            if len(track.scores)
+            else []
+        )
+        classes = with_events or best
+    fig = Figure(figsize=(12, 6), layout="constrained")
+    ax_mel, ax_score = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    ax_mel.imshow(
+        mel,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, mel.shape[1] * hop / sample_rate, 0, mel.shape[0]),
+    )
+    ax_mel.set_ylabel("mel band")
+    ax_mel.set_title(f"{Path(str(path)).name}: {duration:.1f} s, {len(events)} events")
+    centres = track.starts + track.window / 2
+    for name in classes:
+        ax_score.plot(centres, track.scores[:, names.index(name)], lw=0.9, label=name)
+    colours = {name: f"C{k}" for k, name in enumerate(classes)}
+    for ev in events:
+        for ax in (ax_mel, ax_score):
+            ax.axvspan(ev.start, ev.end, color=colours.get(ev.label, "grey"), alpha=0.25, lw=0)
+    ax_score.set_ylim(0, 1.02)
+    ax_score.set_ylabel("score")
+    ax_score.set_xlabel("time (s)")
+    ax_score.set_xlim(0, duration)
+    if classes:
+        ax_score.legend(loc="upper right", fontsize="small", ncols=min(4, len(classes)))
+    return save_figure(fig, out)
+
+
 def plot_confusion(evaluation: Evaluation, out: str | Path, *, title: str | None = None) -> Path:
     """The confusion matrix: colours are row-normalized (recall per true class), cells show
     counts, and labels are rotated so long class names stay readable."""
@@ -125,12 +190,6 @@ def plot_confusion(evaluation: Evaluation, out: str | Path, *, title: str | None
     return save_figure(fig, out)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_evaluation(
     out_dir: str | Path,
     evaluation: Evaluation,
@@ -149,10 +208,8 @@ def write_evaluation(
         "confusion": out / "confusion.png",
         "report": out / "report.md",
     }
-    _atomic_text(
-        paths["metrics"], json.dumps({**(details or {}), **evaluation.to_dict()}, indent=2)
-    )
-    _atomic_text(paths["per_class"], evaluation.per_class.to_csv(index=False, float_format="%.4f"))
+    atomic_text(paths["metrics"], json.dumps({**(details or {}), **evaluation.to_dict()}, indent=2))
+    atomic_text(paths["per_class"], evaluation.per_class.to_csv(index=False, float_format="%.4f"))
     plot_confusion(evaluation, paths["confusion"], title=title)
     m = evaluation.metrics
     lines = [f"# {title}", ""]
@@ -175,7 +232,7 @@ def write_evaluation(
         lines += ["", "Most frequent confusions (true -> predicted):", ""]
         lines += [f"- {t} -> {p}: {int(c)}" for c, t, p in sorted(pairs, reverse=True)[:5]]
     lines += ["", "![confusion matrix](confusion.png)", ""]
-    _atomic_text(paths["report"], "\n".join(lines))
+    atomic_text(paths["report"], "\n".join(lines))
     return paths
 
 
@@ -187,7 +244,7 @@ def write_history(out_dir: str | Path, history: list[dict[str, float]]) -> dict[
     out = Path(out_dir)
     frame = pd.DataFrame(history)
     paths = {"history": out / "history.csv", "curves": out / "curves.png"}
-    _atomic_text(paths["history"], frame.to_csv(index=False, float_format="%.6g"))
+    atomic_text(paths["history"], frame.to_csv(index=False, float_format="%.6g"))
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for col, label in (("train_loss", "train"), ("valid_loss", "validation")):

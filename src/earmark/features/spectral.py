@@ -15,6 +15,7 @@ librosa at run time.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "LogMel",
     "dct_matrix",
     "delta",
+    "framed",
     "hz_to_mel",
     "logmel",
     "mel_filterbank",
@@ -480,6 +482,23 @@ class STFT(nn.Module):
             power=self.power,
         )
 
+    def frames(self, y: Tensor) -> Tensor:
+        """The frames of ``y`` without centre padding (frame ``j`` covers samples
+        ``[j * hop, j * hop + n_fft)``), before any per-spectrogram step: see :func:`framed`."""
+        return _spectrogram(
+            _check_wave(y),
+            self.window,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            center=False,
+            pad_mode=self.pad_mode,
+            power=self.power,
+        )
+
+    def finish(self, frames: Tensor) -> Tensor:
+        """What :meth:`forward` does after framing (nothing, for a plain spectrogram)."""
+        return frames
+
 
 class LogMel(nn.Module):
     """Module form of :func:`logmel`: ``[..., samples] -> [..., n_mels, frames]`` in dB."""
@@ -534,6 +553,25 @@ class LogMel(nn.Module):
             ref=self.ref,
         )
 
+    def frames(self, y: Tensor) -> Tensor:
+        """Mel power frames of ``y`` without centre padding (frame ``j`` covers samples
+        ``[j * hop, j * hop + n_fft)``), before the conversion to dB: see :func:`framed`."""
+        return _spectrogram(
+            _check_wave(y),
+            self.window,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            center=False,
+            pad_mode=self.pad_mode,
+            power=self.power,
+            project=self.mel_fb.T,
+        )
+
+    def finish(self, frames: Tensor) -> Tensor:
+        """Mel power frames of whole windows ``[..., n_mels, frames]`` to dB, with the
+        ``top_db`` floor taken per window as :meth:`forward` does."""
+        return power_to_db(frames, ref=self.ref, amin=self.amin, top_db=self.top_db).contiguous()
+
 
 class MFCC(nn.Module):
     """Module form of :func:`mfcc`: ``[..., samples] -> [..., n_mfcc * (1 + deltas), frames]``.
@@ -560,3 +598,61 @@ class MFCC(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         return _mfcc_from_logmel(self.logmel(y), self.dct, self.lifter, self.deltas)
+
+    @property
+    def n_fft(self) -> int:
+        return self.logmel.n_fft
+
+    @property
+    def hop_length(self) -> int:
+        return self.logmel.hop_length
+
+    @property
+    def center(self) -> bool:
+        return self.logmel.center
+
+    @property
+    def pad_mode(self) -> str:
+        return self.logmel.pad_mode
+
+    def frames(self, y: Tensor) -> Tensor:
+        """Mel power frames without centre padding: see :meth:`LogMel.frames`."""
+        return self.logmel.frames(y)
+
+    def finish(self, frames: Tensor) -> Tensor:
+        """Mel power frames of whole windows to MFCCs (and deltas), per window."""
+        return _mfcc_from_logmel(self.logmel.finish(frames), self.dct, self.lifter, self.deltas)
+
+
+def framed(frontend: nn.Module, y: Tensor, starts: Sequence[int], length: int) -> Tensor:
+    """``frontend`` (an :class:`STFT`, :class:`LogMel` or :class:`MFCC` with ``center=True``
+    and constant padding) applied to the windows ``y[..., s : s + length]`` for each start
+    ``s`` in ``starts`` (samples, multiples of the frontend's hop), computing the frames that
+    overlapping windows share once.
+
+    ``y`` is ``[channels, samples]`` and must hold ``n_fft // 2`` samples of context before
+    the first start and after the last window's end (zeros at a recording's edges: exactly
+    the centre padding of a clip). Returns ``[windows, channels, bins, frames]``, equal to
+    ``frontend(stack of the windows)`` to float rounding except that the frames at a window's
+    edges see the neighbouring audio instead of zero padding.
+    """
+    hop, half = frontend.hop_length, frontend.n_fft // 2
+    if not frontend.center or frontend.pad_mode != "constant":
+        raise ParameterError("shared frames need a frontend with centre, constant padding")
+    offsets = torch.as_tensor(list(starts), dtype=torch.long)
+    if len(offsets) == 0:
+        raise ParameterError("no window starts given")
+    if bool(((offsets - offsets[0]) % hop != 0).any()):
+        raise ParameterError(f"window starts must be multiples of the hop ({hop} samples)")
+    per_window = 1 + length // hop
+    first = int(offsets[0]) - half  # the first frame's first sample
+    stop = int(offsets[-1]) + (per_window - 1) * hop + half  # the last frame's end
+    if first < 0 or stop > y.shape[-1]:
+        raise ParameterError(
+            f"y ({y.shape[-1]} samples) does not hold the windows and {half} samples of "
+            "context on each side"
+        )
+    frames = frontend.frames(y[..., first:stop])  # [channels, bins, T]
+    index = ((offsets - offsets[0]) // hop)[:, None] + torch.arange(per_window)  # [windows, F]
+    picked = frames[..., index]  # [channels, bins, windows, F]
+    return frontend.finish(picked.permute(2, 0, 1, 3))

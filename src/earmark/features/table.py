@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from earmark.atomic import atomic_write
 from earmark.audio import AudioConfig, load_clip
 from earmark.cache import ArrayCache, file_digest
 from earmark.data.manifest import Manifest
@@ -47,24 +47,21 @@ class FeatureTable:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         settings = {"audio": self.audio.to_dict(), "features": self.features.to_dict()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    X=self.X,
-                    y=self.y,
-                    classes=np.array(self.classes, dtype=str),
-                    filepaths=np.array(self.filepaths, dtype=str),
-                    groups=np.array(self.groups, dtype=str),
-                    names=np.array(self.names, dtype=str),
-                    settings=np.array(json.dumps(settings)),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        arrays = {
+            "X": self.X,
+            "y": self.y,
+            "classes": np.array(self.classes, dtype=str),
+            "filepaths": np.array(self.filepaths, dtype=str),
+            "groups": np.array(self.groups, dtype=str),
+            "names": np.array(self.names, dtype=str),
+            "settings": np.array(json.dumps(settings)),
+        }
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.savez adds no ".npz" to the name
+                np.savez(fh, **arrays)
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureTable:

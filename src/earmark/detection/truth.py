@@ -1,0 +1,170 @@
+"""Compare detected events with reference ("truth") events.
+
+Event-based scoring as in sed_eval / DCASE: a detection is a true positive when a reference
+event of the same file and label starts within ``tolerance`` seconds of it; each reference
+event matches at most one detection and the pairing is a maximum matching (so the counts
+do not depend on the order of events). Files are matched by name without folder or
+extension, so ``recordings/a.wav`` in the events and ``a.wav`` in the truth are one file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from earmark.detection.events import Event
+from earmark.errors import ParameterError
+
+__all__ = ["EventScores", "file_key", "read_truth", "score_events"]
+
+_ALIASES = {
+    "file": ("file", "filename", "filepath", "path", "recording", "audio"),
+    "start": ("start_s", "start", "onset", "begin", "begin time (s)"),
+    "end": ("end_s", "end", "offset", "stop", "end time (s)"),
+    "label": ("label", "event_label", "class", "annotation", "species"),
+}
+
+
+def file_key(path: str) -> str:
+    """How files are matched between tables: the name without folders and extension."""
+    return Path(path.replace("\\", "/")).name.split(".")[0]
+
+
+def read_truth(path: str | Path) -> list[Event]:
+    """Reference events from a CSV (columns ``file, start_s, end_s, label``; also accepted:
+    ``filename / onset / offset / event_label`` and similar), a Raven selection table, or a
+    folder of Raven tables (``<recording>.selections.txt``)."""
+    from earmark.detection.tables import read_raven
+
+    path = Path(path)
+    if path.is_dir():
+        tables = sorted(path.rglob("*.txt"))
+        if not tables:
+            raise ParameterError(f"{path}: no Raven selection tables (*.txt) inside")
+        return [ev for t in tables for ev in read_raven(t)]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the truth table ({exc.strerror})") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if "\t" in first and "Begin Time (s)" in first:
+        return read_raven(path)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        return []
+    lower = {c.lower().strip(): c for c in rows[0]}
+    cols = {}
+    for want, names in _ALIASES.items():
+        found = next((lower[n] for n in names if n in lower), None)
+        if found is None:
+            raise ParameterError(
+                f"{path}: the truth table needs its {want} column (one of {', '.join(names)}); "
+                f"it has {', '.join(rows[0])}"
+            )
+        cols[want] = found
+    try:
+        return [
+            Event(r[cols["file"]], float(r[cols["start"]]), float(r[cols["end"]]), r[cols["label"]])
+            for r in rows
+        ]
+    except ValueError as exc:
+        raise ParameterError(f"{path}: a start or end is not a number ({exc})") from None
+
+
+@dataclass
+class EventScores:
+    """Event-based precision, recall and F1 per class and overall (micro-averaged), and the
+    count error (detected minus true) per file and class."""
+
+    tolerance: float
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    overall: dict[str, float] = field(default_factory=dict)
+    counts: list[dict[str, object]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tolerance_s": self.tolerance,
+            "overall": self.overall,
+            "per_class": self.per_class,
+            "counts": self.counts,
+        }
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+def _matches(det: Sequence[float], ref: Sequence[float], tolerance: float) -> int:
+    """Size of a maximum matching between detected and reference onsets within tolerance."""
+    if not det or not ref:
+        return 0
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    d = np.asarray(det)[:, None]
+    r = np.asarray(ref)[None, :]
+    close = np.abs(d - r) <= tolerance + 1e-9
+    if not close.any():
+        return 0
+    match = maximum_bipartite_matching(csr_matrix(close.astype(np.int8)), perm_type="column")
+    return int((match >= 0).sum())
+
+
+def score_events(
+    detected: Iterable[Event],
+    truth: Iterable[Event],
+    *,
+    tolerance: float = 0.5,
+    labels: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
+) -> EventScores:
+    """Match ``detected`` to ``truth`` by onset within ``tolerance`` seconds (see the module
+    docstring). ``labels``: the classes to score (default: every label in either table);
+    ``files``: the recordings analysed (default: every file in either table), so a file
+    with no detections still counts its misses."""
+    if tolerance < 0:
+        raise ParameterError(f"tolerance must be >= 0 seconds, got {tolerance}")
+    det: dict[tuple[str, str], list[float]] = defaultdict(list)
+    ref: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for ev in detected:
+        det[(file_key(ev.file), ev.label)].append(ev.start)
+    for ev in truth:
+        ref[(file_key(ev.file), ev.label)].append(ev.start)
+    labels = sorted({k[1] for k in det} | {k[1] for k in ref}) if labels is None else list(labels)
+    keys = (
+        sorted({k[0] for k in det} | {k[0] for k in ref})
+        if files is None
+        else sorted({file_key(f) for f in files})
+    )
+    result = EventScores(tolerance)
+    totals = [0, 0, 0]
+    for label in labels:
+        tp = fp = fn = 0
+        for f in keys:
+            d, r = det.get((f, label), []), ref.get((f, label), [])
+            m = _matches(d, r, tolerance)
+            tp, fp, fn = tp + m, fp + len(d) - m, fn + len(r) - m
+            result.counts.append(
+                {
+                    "file": f,
+                    "label": label,
+                    "detected": len(d),
+                    "true": len(r),
+                    "error": len(d) - len(r),
+                }
+            )
+        result.per_class[label] = _prf(tp, fp, fn)
+        totals = [totals[0] + tp, totals[1] + fp, totals[2] + fn]
+    result.overall = _prf(*totals)
+    errors = [abs(int(c["error"])) for c in result.counts]  # type: ignore[call-overload]
+    result.overall["count_mae"] = float(np.mean(errors)) if errors else 0.0
+    return result
