@@ -88,5 +88,5 @@ def test_thresholds_from_csv_or_json(tmp_path: Path) -> None:
     assert load_thresholds(tmp_path / "t.csv") == {"bird": 0.7, "frog": 0.4}
     assert load_thresholds(tmp_path / "t.json") == {"bird": 0.7}
     (tmp_path / "bad.csv").write_text("name,value\nbird,x\n")
-    with pytest.raises(ParameterError, match="bad.csv"):
+    with pytest.raises(ParameterError, match=r"bad\.csv"):
         load_thresholds(tmp_path / "bad.csv")
