@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,3 +46,13 @@ def write(name: str, result: dict[str, Any]) -> Path:
     print(json.dumps(result, indent=2))
     print(f"written to {path}")
     return path
+
+
+def bench_python(venv: Path, packages: list[str]) -> Path:
+    """The python of a benchmark-only virtual environment (a comparison tool's, kept out of
+    earmark's own), created with ``packages`` on first use."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return python

@@ -14,12 +14,11 @@ import argparse
 import csv
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import write
+from _common import bench_python, write
 
 import earmark
 from earmark.classifier import Classifier
@@ -46,11 +45,7 @@ PAA_PACKAGES = [
 
 
 def paa_python() -> Path:
-    python = PAA_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PAA_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PAA_PACKAGES], check=True)
-    return python
+    return bench_python(PAA_VENV, PAA_PACKAGES)
 
 
 def write_list(path: Path, manifest) -> Path:

@@ -100,6 +100,40 @@ def demo_data(
     console.print(f"wrote {voices * 10} clips by {voices} voices to {out} (manifest: {manifest})")
 
 
+@app.command("demo-scenes")
+@_friendly
+def demo_scenes(
+    out: Annotated[Path, typer.Argument(help="Folder to write the scenes to.")],
+    digits: Annotated[Path, typer.Option(help="The demo digits (`earmark demo-data`).")],
+    target: Annotated[str, typer.Option(help="The digit to detect.")] = "seven",
+    recordings: Annotated[int, typer.Option(min=1, help="Number of recordings.")] = 4,
+    seconds: Annotated[float, typer.Option(help="Length of each recording (s).")] = 120.0,
+    snr_db: Annotated[float, typer.Option(help="Digit level over the background (dB).")] = 6.0,
+    seed: Annotated[int, typer.Option(help="Seed for placement and noise.")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Long recordings with digits at known times over background noise, their truth table,
+    and a training set for a detector of one digit (target / other / noise)."""
+    from earmark.data.scenes import make_demo_scenes
+
+    with _progress("building recordings", recordings, quiet) as advance:
+        scenes = make_demo_scenes(
+            out,
+            digits,
+            target=target,
+            n_recordings=recordings,
+            seconds=seconds,
+            snr_db=snr_db,
+            seed=seed,
+            on_recording=advance,
+        )
+    console.print(
+        f"wrote {recordings} recordings to {scenes.recordings}, truth {scenes.truth}, "
+        f"training set {scenes.train} (classes {target}, other, noise)",
+        soft_wrap=True,
+    )
+
+
 def _fmt_seconds(s: float) -> str:
     return f"{s:.2f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
 

