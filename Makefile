@@ -38,9 +38,20 @@ demo: setup
 	$(BIN)/earmark cv $(DEMO)/digits --model logreg --folds 5 --cache-dir $(DEMO)/cache --quiet
 	$(BIN)/earmark predict $(DEMO)/runs/logreg $(DEMO)/digits/three $(DEMO)/digits/eight --top-k 2 --csv \
 	  | head -n 9
+	$(BIN)/earmark demo-scenes $(DEMO)/scenes --digits $(DEMO)/digits --target seven --quiet
+	$(BIN)/earmark train $(DEMO)/scenes/train --model $(DETECTOR) --duration 1.0 --pad both \
+	  --augment strong --background $(DEMO)/scenes/noise --class-weights --epochs 30 \
+	  --out $(DEMO)/runs/seven --quiet
+	$(BIN)/earmark detect $(DEMO)/runs/seven $(DEMO)/scenes/recordings --out $(DEMO)/detections \
+	  --hop 0.25 --threshold 0.5 --background other --background noise --quiet
+	$(BIN)/earmark score-events $(DEMO)/detections/events.csv $(DEMO)/scenes/truth.csv --tolerance 0.5
+	$(BIN)/earmark plot $(DEMO)/scenes/recordings/scene00.wav --events $(DEMO)/detections \
+	  --out $(DEMO)/scene00.png
 	@echo
 	@echo "demo done: data in $(DEMO)/digits, log-mel features in $(DEMO)/logmel.npz,"
-	@echo "plot in $(DEMO)/seven.png, model and report in $(DEMO)/runs/logreg (report.md, confusion.png)"
+	@echo "plot in $(DEMO)/seven.png, model and report in $(DEMO)/runs/logreg (report.md, confusion.png);"
+	@echo "detections of 'seven' in $(DEMO)/detections (events.csv, counts.csv, Raven and Audacity"
+	@echo "tables in tables/), drawn in $(DEMO)/scene00.png"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -146,6 +146,11 @@ def test_full_control_from_a_spec(tmp_path: Path) -> None:
     assert len(aug.waveform) == 3 and len(aug.spectrogram) == 1 and aug.mixup.alpha == 0.3
     assert aug.waveform(wave(), generator=gen()).shape == (4, 1, SR)
     A.check_spec(spec)
+    # a BackgroundNoise without a folder takes the run's --background folder
+    bare = {"waveform": [{"name": "BackgroundNoise", "p": 1.0}]}
+    assert A.from_spec(bare, sample_rate=SR, background=tmp_path).waveform.transforms
+    with pytest.raises(ParameterError, match="needs a folder"):
+        A.from_spec(bare, sample_rate=SR)
     for bad, words in [
         ({"waveform": [{"name": "Reverb"}]}, "unknown transform 'Reverb'"),
         ({"spectrogram": [{"name": "Gain"}]}, "unknown transform 'Gain'"),

@@ -152,3 +152,14 @@ def test_class_weights_and_balanced_sampling_on_imbalanced_data() -> None:
             sample_rate=SR,
         )
         assert max(r["valid_accuracy"] for r in result.history) > 0.6, cfg
+
+
+def test_wavebank_centres_short_clips_when_padding_both_sides() -> None:
+    waves = [np.arange(1, 11, dtype=np.float32)[None], np.arange(1, 5, dtype=np.float32)[None]]
+    bank = WaveBank(waves, pad="both")
+    out = bank.batch(torch.tensor([0, 1]), 8)
+    assert out[1, 0].tolist() == [0, 0, 1, 2, 3, 4, 0, 0]  # as fix_length(pad="both")
+    assert out[0, 0].tolist() == [2, 3, 4, 5, 6, 7, 8, 9]  # longer clips: the centre
+    from earmark.audio import fix_length
+
+    np.testing.assert_array_equal(out[1].numpy(), fix_length(waves[1], 8, pad="both"))

@@ -458,13 +458,15 @@ _NEEDS_RATE = {"Shift", "BackgroundNoise", "PitchShift"}
 _WAVEFORM = {"Shift", "Gain", "GaussianNoise", "BackgroundNoise", "TimeStretch", "PitchShift"}
 
 
-def _build(item: dict[str, Any], sample_rate: int, where: str) -> Transform | OneOf:
+def _build(
+    item: dict[str, Any], sample_rate: int, where: str, background: str | Path | None = None
+) -> Transform | OneOf:
     if not isinstance(item, dict) or "name" not in item:
         raise ParameterError(f"augment {where}: each transform is a mapping with a 'name'")
     args = {k: v for k, v in item.items() if k != "name"}
     name = item["name"]
     if name == "OneOf":
-        inner = [_build(t, sample_rate, where) for t in args.pop("transforms", [])]
+        inner = [_build(t, sample_rate, where, background) for t in args.pop("transforms", [])]
         return OneOf(inner, **args)
     allowed = _WAVEFORM if where == "waveform" else {"SpecAugment"}
     if name not in allowed:
@@ -474,6 +476,10 @@ def _build(item: dict[str, Any], sample_rate: int, where: str) -> Transform | On
         )
     if name in _NEEDS_RATE:
         args["sample_rate"] = sample_rate
+    if name == "BackgroundNoise" and "folder" not in args:
+        if background is None:
+            raise ParameterError("augment: BackgroundNoise needs a folder (or --background)")
+        args["folder"] = background  # the training run's --background
     try:
         return _BY_NAME[name](**args)
     except TypeError as exc:
@@ -483,7 +489,8 @@ def _build(item: dict[str, Any], sample_rate: int, where: str) -> Transform | On
 def from_spec(
     spec: str | dict[str, Any], *, sample_rate: int, background: str | Path | None = None
 ) -> Augmentation:
-    """A preset name, or full control as plain data (a recipe's ``train.augment``)::
+    """A preset name, or full control as plain data (a recipe's ``train.augment``; a
+    ``BackgroundNoise`` without a ``folder`` mixes from ``background``)::
 
     waveform: [{name: Shift, max_shift_s: 0.1, p: 0.5},
                {name: OneOf, p: 0.3, transforms: [{name: TimeStretch}, {name: PitchShift}]}]
@@ -495,7 +502,7 @@ def from_spec(
     unknown = set(spec) - {"waveform", "spectrogram", "mixup"}
     if unknown:
         raise ParameterError(f"augment: unknown sections {sorted(unknown)}")
-    wave = [_build(t, sample_rate, "waveform") for t in spec.get("waveform", [])]
+    wave = [_build(t, sample_rate, "waveform", background) for t in spec.get("waveform", [])]
     spectro = [_build(t, sample_rate, "spectrogram") for t in spec.get("spectrogram", [])]
     mix = spec.get("mixup")
     return Augmentation(Compose(wave), Compose(spectro), Mixup(**mix) if mix else None)

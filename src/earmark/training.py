@@ -97,9 +97,12 @@ class WaveBank:
     """Standardized waveforms of a data set in one padded tensor ``[n, channels, max_len]``
     with their true lengths, cropped per batch without copying the whole set."""
 
-    def __init__(self, waves: list[np.ndarray]) -> None:
+    def __init__(self, waves: list[np.ndarray], *, pad: str = "end") -> None:
         if not waves:
             raise EarmarkError("no audio to train on")
+        if pad not in ("end", "both"):
+            raise ParameterError(f"pad must be end or both, got {pad!r}")
+        self.pad = pad  # where clips shorter than the crop sit: as AudioConfig.pad
         channels = waves[0].shape[0]
         self.lengths = torch.tensor([w.shape[1] for w in waves])
         self.data = torch.zeros(len(waves), channels, int(self.lengths.max()))
@@ -143,7 +146,7 @@ class WaveBank:
             decoded = list(pool.map(one, range(len(dataset))))
         kept = [i for i, (y, _) in enumerate(decoded) if y is not None]
         skipped = [(dataset.paths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
-        bank = cls([decoded[i][0] for i in kept]) if kept else None
+        bank = cls([decoded[i][0] for i in kept], pad=audio.pad) if kept else None
         return bank, torch.as_tensor(dataset.targets[kept], dtype=torch.long), skipped
 
     def __len__(self) -> int:
@@ -154,13 +157,25 @@ class WaveBank:
     ) -> Tensor:
         """Clips ``idx`` as ``[len(idx), channels, n_samples]``: a random window of longer
         clips when ``generator`` is given (training), else the centre; shorter clips are
-        zero-padded at the end."""
+        zero-padded at the end, or on both sides (centred) when the bank's ``pad`` is
+        ``both``, as :func:`earmark.audio.fix_length` does at prediction time."""
         lengths = self.lengths[idx]
         spare = (lengths - n_samples).clamp_min(0)
         if generator is not None:
             start = (torch.rand(len(idx), generator=generator) * (spare + 1)).long()
         else:
             start = spare // 2
+        if self.pad == "both" and bool((lengths < n_samples).any()):
+            out = torch.zeros(len(idx), self.data.shape[1], n_samples)
+            for k, (i, s, m) in enumerate(
+                zip(idx.tolist(), start.tolist(), lengths.tolist(), strict=True)
+            ):
+                if m >= n_samples:
+                    out[k] = self.data[i, :, s : s + n_samples]
+                else:
+                    at = (n_samples - m) // 2
+                    out[k, :, at : at + m] = self.data[i, :, :m]
+            return out
         if self.data.shape[-1] < n_samples:
             padded = torch.nn.functional.pad(self.data[idx], (0, n_samples - self.data.shape[-1]))
             return padded
