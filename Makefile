@@ -39,9 +39,8 @@ demo: setup
 	$(BIN)/earmark predict $(DEMO)/runs/logreg $(DEMO)/digits/three $(DEMO)/digits/eight --top-k 2 --csv \
 	  | head -n 9
 	$(BIN)/earmark demo-scenes $(DEMO)/scenes --digits $(DEMO)/digits --target seven --quiet
-	$(BIN)/earmark train $(DEMO)/scenes/train --model $(DETECTOR) --duration 1.0 --pad both \
-	  --augment strong --background $(DEMO)/scenes/noise --class-weights --epochs 30 \
-	  --out $(DEMO)/runs/seven --quiet
+	$(BIN)/earmark train $(DEMO)/scenes/train --config recipes/detector.yaml \
+	  --background $(DEMO)/scenes/noise --out $(DEMO)/runs/seven --quiet
 	$(BIN)/earmark detect $(DEMO)/runs/seven $(DEMO)/scenes/recordings --out $(DEMO)/detections \
 	  --hop 0.25 --threshold 0.5 --background other --background noise --quiet
 	$(BIN)/earmark score-events $(DEMO)/detections/events.csv $(DEMO)/scenes/truth.csv --tolerance 0.5
