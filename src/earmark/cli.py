@@ -754,6 +754,7 @@ def detect(
     ] = "center",
     resume: Annotated[bool, typer.Option(help="Skip recordings already done in --out.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
+    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
     quiet: Quiet = False,
 ) -> None:
     """Find and count events in long recordings with sliding windows; writes events.csv /
@@ -763,6 +764,11 @@ def detect(
     from earmark.detection.events import EventRules, load_thresholds
 
     model = load(run)
+    from earmark.training import resolve_device
+
+    for member in getattr(model, "members", [model]):
+        if member.family == "neural":
+            member.estimator_.device = resolve_device(device)
     try:
         per_class, default = {}, float(threshold)
     except ValueError:
@@ -901,6 +907,16 @@ def score_events_cmd(
             f"[bold]{o['f1']:.3f}",
         )
         console.print(table)
+        counts = Table("file", "label", "true", "detected", "error", title="counts")
+        for c in result.counts:
+            counts.add_row(
+                str(c["file"]),
+                str(c["label"]),
+                str(c["true"]),
+                str(c["detected"]),
+                f"{int(c['error']):+d}",
+            )  # type: ignore[call-overload]
+        console.print(counts)
         console.print(f"count error (mean absolute, per file and class): {o['count_mae']:.3f}")
     if sweep:
         _sweep(events.parent, settings, reference, tolerance, labels, files, as_json)

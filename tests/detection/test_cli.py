@@ -91,3 +91,50 @@ def test_detect_refuses_unknown_background_classes(
         ["detect", str(run), str(recording), "--out", str(tmp_path / "d"), "--background", "owl"],
     )
     assert res.exit_code == 1 and "unknown classes owl" in res.output
+
+
+def test_resume_after_the_process_is_killed(
+    detector: Classifier, recording: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from earmark.detection.events import EventRules
+    from earmark.detection.run import detect
+    from earmark.detection.tables import read_events
+
+    run = detector.save(tmp_path / "run")
+    recs = tmp_path / "recs"
+    recs.mkdir()
+    for k in range(30):
+        shutil.copy(recording, recs / f"r{k:02d}.wav")
+    det = tmp_path / "det"
+    cmd = [
+        str(Path(sys.executable).with_name("earmark")),
+        "detect",
+        str(run),
+        str(recs),
+        "--out",
+        str(det),
+        "--threshold",
+        "0.3",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((det / "parts").glob("r*.npz")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.kill()  # SIGKILL: no cleanup of any kind
+    finally:
+        proc.wait()
+    done = len(list((det / "parts").glob("r*.npz")))  # not a temporary ".r05.x.npz"
+    assert 1 <= done < 30, done
+    files = sorted(str(p) for p in recs.glob("*.wav"))
+    rules = EventRules(threshold=0.3)
+    again = detect(detector, files, det, rules=rules, resume=True)
+    assert not list((det / "parts").glob(".*"))  # the killed run's temporary file is gone
+    assert again.resumed >= done and again.resumed + again.scored == 30
+    detect(detector, files, tmp_path / "full", rules=rules)
+    assert read_events(det / "events.csv") == read_events(tmp_path / "full" / "events.csv")

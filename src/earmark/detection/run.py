@@ -177,6 +177,8 @@ def detect(
     tables_dir = out / "tables"
     parts_dir.mkdir(parents=True, exist_ok=True)
     tables_dir.mkdir(parents=True, exist_ok=True)
+    for stray in parts_dir.glob(".*.npz"):  # a temporary part left by a killed run
+        stray.unlink(missing_ok=True)
     paths = [str(p) for p in paths]
     names = recording_names(paths)
     fingerprint = _fingerprint(model, windowing)
