@@ -196,3 +196,32 @@ def test_feature_config_extracts_every_kind(kind: str) -> None:
     assert out.shape == expected and np.isfinite(out).all()
     if kind != "handcrafted":
         assert isinstance(build_frontend(cfg, SR), torch.nn.Module)
+
+
+def test_framed_windows_share_frames_and_equal_the_clip_frontend() -> None:
+    from earmark.features.spectral import MFCC, STFT, LogMel, framed
+
+    torch.manual_seed(0)
+    sr, n, half = 16_000, 16_000, 512
+    y = torch.randn(1, 5 * sr) * 0.1
+    common = dict(n_fft=1024, win_length=640, hop_length=320)
+    starts = [half + k * 8_000 for k in range(6)]
+    for frontend in (
+        LogMel(sr, n_mels=40, **common),
+        MFCC(sr, n_mels=40, deltas=1, **common),
+        STFT(**common),
+    ):
+        got = framed(frontend, y, starts, n)
+        ref = frontend(torch.stack([y[:, s : s + n] for s in starts]))
+        assert got.shape == ref.shape
+        # frames away from the window edges (and from the delta filter's reach) are identical
+        torch.testing.assert_close(got[..., 5:-5], ref[..., 5:-5], rtol=1e-5, atol=1e-4)
+    # a window with zeros around it is exactly the clip with its centre padding
+    frontend = LogMel(sr, n_mels=40, **common)
+    z = torch.zeros(1, n + 2 * half)
+    z[:, half : half + n] = y[:, :n]
+    torch.testing.assert_close(framed(frontend, z, [half], n), frontend(y[None, :, :n]))
+    with pytest.raises(ParameterError, match="multiples of the hop"):
+        framed(frontend, y, [half, half + 100], n)
+    with pytest.raises(ParameterError, match="context"):
+        framed(frontend, y, [0], n)

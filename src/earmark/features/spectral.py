@@ -451,6 +451,20 @@ def mfcc(
 # Modules: settings + buffers, forward calls the functions above
 
 
+def _uncentred(module: nn.Module, y: Tensor, project: Tensor | None = None) -> Tensor:
+    """``module``'s spectrogram of ``y`` without centre padding (for :func:`framed`)."""
+    return _spectrogram(
+        _check_wave(y),
+        module.window,
+        n_fft=module.n_fft,
+        hop_length=module.hop_length,
+        center=False,
+        pad_mode=module.pad_mode,
+        power=module.power,
+        project=project,
+    )
+
+
 class STFT(nn.Module):
     """Module form of :func:`stft`: ``[..., samples] -> [..., 1 + n_fft // 2, frames]``."""
 
@@ -485,15 +499,7 @@ class STFT(nn.Module):
     def frames(self, y: Tensor) -> Tensor:
         """The frames of ``y`` without centre padding (frame ``j`` covers samples
         ``[j * hop, j * hop + n_fft)``), before any per-spectrogram step: see :func:`framed`."""
-        return _spectrogram(
-            _check_wave(y),
-            self.window,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            center=False,
-            pad_mode=self.pad_mode,
-            power=self.power,
-        )
+        return _uncentred(self, y)
 
     def finish(self, frames: Tensor) -> Tensor:
         """What :meth:`forward` does after framing (nothing, for a plain spectrogram)."""
@@ -556,16 +562,7 @@ class LogMel(nn.Module):
     def frames(self, y: Tensor) -> Tensor:
         """Mel power frames of ``y`` without centre padding (frame ``j`` covers samples
         ``[j * hop, j * hop + n_fft)``), before the conversion to dB: see :func:`framed`."""
-        return _spectrogram(
-            _check_wave(y),
-            self.window,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            center=False,
-            pad_mode=self.pad_mode,
-            power=self.power,
-            project=self.mel_fb.T,
-        )
+        return _uncentred(self, y, project=self.mel_fb.T)
 
     def finish(self, frames: Tensor) -> Tensor:
         """Mel power frames of whole windows ``[..., n_mels, frames]`` to dB, with the
