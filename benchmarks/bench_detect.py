@@ -41,7 +41,11 @@ TARGET = "seven"
 BACKGROUND = ("other", "noise")
 
 SCAN = """
-import json, resource, sys, time
+import json, sys, time
+def peak_rss_mb():
+    # VmHWM: this process's peak resident memory (ru_maxrss carries the parent's over exec)
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
 import earmark
 from earmark.detection import Windowing
 from earmark.detection.events import EventRules
@@ -53,7 +57,7 @@ s = detect(model, [sys.argv[2]], sys.argv[3], windowing=Windowing(window=1.0, ho
 wall = time.perf_counter() - t
 print(json.dumps({"wall_s": wall, "audio_s": s.audio_seconds, "rtf": s.audio_seconds / wall,
                   "events": len(s.events),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 BIRDNET = """

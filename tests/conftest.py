@@ -158,3 +158,35 @@ def write_wav(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _write
+
+
+# -- detection: a trained model and a recording ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def detector(demo_digits: Path):  # -> earmark.Classifier
+    """A small network trained on all the demo digits (clip length 1 s)."""
+    from earmark import data
+    from earmark.audio import AudioConfig
+    from earmark.classifier import Classifier
+    from earmark.training import TrainConfig
+
+    cfg = TrainConfig(epochs=25, batch_size=8, device="cpu", seed=0, augment="none")
+    clf = Classifier("seed-cnn", audio=AudioConfig(duration=1.0), train=cfg)
+    return clf.fit(data.load(demo_digits))
+
+
+@pytest.fixture(scope="session")
+def recording(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s of quiet noise with digits at known places (every 2 s, a voice not trained on
+    is not needed here: the tests check mechanics, not accuracy)."""
+    rng = np.random.default_rng(0)
+    sr = 16_000
+    y = (0.003 * rng.standard_normal(20 * sr)).astype(np.float32)
+    for k, digit in enumerate(["one", "two", "three", "four", "five", "six", "seven", "eight"]):
+        clip, _ = sf.read(demo_digits / digit / "v000.wav", dtype="float32")
+        start = (1 + 2 * k) * sr
+        y[start : start + clip.size] += clip
+    path = tmp_path_factory.mktemp("rec") / "field.wav"
+    sf.write(path, y, sr, subtype="PCM_16")
+    return path

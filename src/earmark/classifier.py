@@ -28,13 +28,13 @@ from earmark.audio import AUDIO_EXTENSIONS, AudioConfig, fix_length, load_clip
 from earmark.data.layouts import load as load_dataset
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError, ParameterError
-from earmark.evaluation import Evaluation, evaluate
 from earmark.features.config import FeatureConfig
 from earmark.features.table import FeatureTable, compute_features
 from earmark.models import registry
 from earmark.prefetch import prefetch_map
 
 if TYPE_CHECKING:
+    from earmark.evaluation import Evaluation
     from earmark.training import TrainConfig
 
 __all__ = ["Classifier", "Prediction", "as_manifest", "input_files", "load", "pooled_scores"]
@@ -468,6 +468,8 @@ class Classifier:
         if unseen:
             raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
         y_true = np.array([index[table.classes[k]] for k in table.y])
+        from earmark.evaluation import evaluate  # scikit-learn: only when evaluating
+
         result = evaluate(y_true, self._proba(self._matrix(table)), self.classes_)
         result.skipped = table.skipped
         return result
@@ -519,8 +521,6 @@ class Classifier:
     @classmethod
     def load(cls, directory: str | Path) -> Classifier:
         """Load an artifact directory written by :meth:`save`."""
-        from earmark.models.classical import ClassicalModel
-
         meta = artifact.read_meta(directory)
         weights = _WEIGHTS_FILE if meta["family"] == "neural" else _MODEL_FILE
         if meta["family"] not in ("classical", "neural") or weights not in meta["files"]:
@@ -546,6 +546,8 @@ class Classifier:
         if clf.family == "neural":
             clf.estimator_ = _load_network(clf, Path(directory) / _WEIGHTS_FILE)
             return clf
+        from earmark.models.classical import ClassicalModel  # scikit-learn: only when needed
+
         pipeline = artifact.load_skops(Path(directory) / _MODEL_FILE)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
         est.pipeline_ = pipeline

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,7 +21,9 @@ from earmark import artifact
 from earmark.classifier import Classifier, Prediction, as_manifest, input_files, pooled_scores
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError, ParameterError
-from earmark.evaluation import Evaluation, evaluate
+
+if TYPE_CHECKING:
+    from earmark.evaluation import Evaluation
 
 __all__ = ["Ensemble"]
 
@@ -163,6 +165,8 @@ class Ensemble:
         rows = [i for i, p in enumerate(t0.filepaths) if p in common]
         index = {c: i for i, c in enumerate(self.classes_)}
         y_true = np.array([index[t0.classes[t0.y[i]]] for i in rows])
+        from earmark.evaluation import evaluate  # scikit-learn: only when evaluating
+
         result = evaluate(y_true, self.combine(scores), self.classes_)
         result.skipped = sorted({s for t in tables for s in t.skipped})
         return result

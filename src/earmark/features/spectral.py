@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import scipy.signal
 import torch
 from torch import Tensor, nn
 
@@ -126,8 +125,14 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _window(name: str, win_length: int) -> np.ndarray:
-    # scipy's periodic ("fftbins") windows are exactly what librosa.filters.get_window uses.
-    w = scipy.signal.get_window(name, win_length, fftbins=True).astype(np.float32)
+    # scipy's periodic ("fftbins") windows are exactly what librosa.filters.get_window uses;
+    # the usual Hann window is computed here, since importing scipy.signal costs ~80 MB RSS.
+    if name == "hann":
+        w = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)).astype(np.float32)
+    else:
+        import scipy.signal
+
+        w = scipy.signal.get_window(name, win_length, fftbins=True).astype(np.float32)
     w.flags.writeable = False
     return w
 
@@ -356,6 +361,8 @@ def logmel(
 @functools.lru_cache(maxsize=8)
 def _delta_kernel(width: int, order: int) -> np.ndarray:
     # Savitzky-Golay coefficients: what librosa.feature.delta convolves with (via scipy).
+    import scipy.signal
+
     return scipy.signal.savgol_coeffs(width, polyorder=order, deriv=order, use="conv")
 
 
@@ -621,6 +628,9 @@ class MFCC(nn.Module):
         return _mfcc_from_logmel(self.logmel.finish(frames), self.dct, self.lifter, self.deltas)
 
 
+_FRAMED_SPAN = 1024  # frames computed at once by framed()
+
+
 def framed(frontend: nn.Module, y: Tensor, starts: Sequence[int], length: int) -> Tensor:
     """``frontend`` (an :class:`STFT`, :class:`LogMel` or :class:`MFCC` with ``center=True``
     and constant padding) applied to the windows ``y[..., s : s + length]`` for each start
@@ -649,7 +659,19 @@ def framed(frontend: nn.Module, y: Tensor, starts: Sequence[int], length: int) -
             f"y ({y.shape[-1]} samples) does not hold the windows and {half} samples of "
             "context on each side"
         )
-    frames = frontend.frames(y[..., first:stop])  # [channels, bins, T]
-    index = ((offsets - offsets[0]) // hop)[:, None] + torch.arange(per_window)  # [windows, F]
-    picked = frames[..., index]  # [channels, bins, windows, F]
-    return frontend.finish(picked.permute(2, 0, 1, 3))
+    # Windows go in groups spanning at most _FRAMED_SPAN frames, so the transient FFT
+    # buffers stay a few MB however many windows are asked for (frames shared across a
+    # group boundary are computed twice).
+    outs = []
+    k = 0
+    while k < len(offsets):
+        span_end = int(offsets[k]) + max(_FRAMED_SPAN - per_window, 0) * hop
+        j = k + int(torch.searchsorted(offsets[k:], span_end, right=True).clamp_min(1))
+        group = offsets[k:j]
+        lo = int(group[0]) - half
+        hi = int(group[-1]) + (per_window - 1) * hop + half
+        frames = frontend.frames(y[..., lo:hi])  # [channels, bins, T]
+        index = ((group - group[0]) // hop)[:, None] + torch.arange(per_window)  # [windows, F]
+        outs.append(frontend.finish(frames[..., index].permute(2, 0, 1, 3)))
+        k = j
+    return torch.cat(outs) if len(outs) > 1 else outs[0]

@@ -9,61 +9,18 @@ what scikit-learn recommends now that ``SVC(probability=True)`` is deprecated).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
-from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from earmark.errors import ParameterError
-from earmark.models.registry import ModelSpec, register
 
 __all__ = ["ClassicalModel"]
-
-
-def _calibrated(base: type, **params: Any) -> CalibratedClassifierCV:
-    seed = params.pop("random_state", None)
-    if "random_state" in inspect.signature(base).parameters:
-        params["random_state"] = seed
-    # cv=3 keeps Platt scaling cheap on small data sets; ensemble=False fits one SVM on all.
-    return CalibratedClassifierCV(base(**params), method="sigmoid", cv=3, ensemble=False)
-
-
-# name, factory, defaults, seeded (takes random_state), description
-_LEARNERS: list[tuple[str, Any, dict[str, Any], bool, str]] = [
-    ("svm", lambda **p: _calibrated(SVC, **p), {"kernel": "rbf", "C": 10.0, "gamma": "scale"},
-     True, "support vector machine, RBF kernel (Platt-scaled probabilities)"),
-    ("svm-linear", lambda **p: _calibrated(LinearSVC, **p), {"C": 0.1, "max_iter": 10_000},
-     True, "linear support vector machine (Platt-scaled probabilities)"),
-    ("rf", RandomForestClassifier, {"n_estimators": 300, "n_jobs": -1}, True,
-     "random forest"),
-    ("extra-trees", ExtraTreesClassifier, {"n_estimators": 300, "n_jobs": -1}, True,
-     "extremely randomized trees"),
-    ("hgb", HistGradientBoostingClassifier, {"max_iter": 200, "learning_rate": 0.1}, True,
-     "histogram gradient boosting"),
-    ("knn", KNeighborsClassifier, {"n_neighbors": 5, "weights": "distance"}, False,
-     "k-nearest neighbours"),
-    ("gnb", GaussianNB, {}, False, "Gaussian naive Bayes"),
-    ("logreg", LogisticRegression, {"C": 1.0, "max_iter": 5_000}, True,
-     "multinomial logistic regression"),
-]  # fmt: skip
-
-for _name, _factory, _defaults, _seeded, _text in _LEARNERS:
-    register(ModelSpec(_name, "classical", _factory, _text, _defaults, seeded=_seeded))
 
 
 class ClassicalModel(ClassifierMixin, BaseEstimator):

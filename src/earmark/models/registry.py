@@ -48,7 +48,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 def _ensure_loaded() -> None:
     # The families register themselves on import; importing here keeps `registry` the one
     # entry point without importing torch for a classical model.
-    import earmark.models.classical
+    import earmark.models.learners
     import earmark.models.zoo  # noqa: F401
 
 
