@@ -8,6 +8,7 @@ in <= 3 min of training; seed-cnn >= 1,000 training and >= 2,000 inference clips
 training clips/s (2 CPU cores).
 
 Run: .venv/bin/python benchmarks/bench_neural.py [--data out/demo/digits] [--models cnn ...]
+     [--seeds 0 1 2] [--epochs 60 --patience 15]
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("out/demo/digits"))
     parser.add_argument("--voices", type=int, default=60)
     parser.add_argument("--models", nargs="*", default=registry.names("neural"))
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=15)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="train each model once per seed; timings are from the first",
+    )
     args = parser.parse_args()
     if not (args.data / "manifest.csv").exists():
         from earmark.data.demo import make_demo_digits
@@ -44,7 +53,15 @@ def main() -> None:
     splits = SplitSettings().apply(manifest)
     results = {}
     for name in args.models:
-        clf = Classifier(name, train=TrainConfig(epochs=args.epochs, device="cpu", seed=0))
+        accuracies = []
+        for seed in args.seeds[1:]:  # the spread over seeds; the first seed is timed below
+            cfg = TrainConfig(epochs=args.epochs, patience=args.patience, device="cpu", seed=seed)
+            other = Classifier(name, train=cfg).fit(splits.train)
+            accuracies.append(other.evaluate(splits.test).metrics["accuracy"])
+        cfg = TrainConfig(
+            epochs=args.epochs, patience=args.patience, device="cpu", seed=args.seeds[0]
+        )
+        clf = Classifier(name, train=cfg)
         t0 = time.perf_counter()
         clf.fit(splits.train)
         train_s = time.perf_counter() - t0
@@ -58,8 +75,11 @@ def main() -> None:
         net = clf.estimator_.network
         example = torch.zeros(1, clf.audio.channels, clf.features.n_bins, 51)
         later = [r["clips_per_s"] for r in clf.history_[1:]] or [clf.history_[0]["clips_per_s"]]
+        accuracies.insert(0, acc)
         results[name] = {
             "test_accuracy": acc,
+            "test_accuracy_per_seed": dict(zip(args.seeds, accuracies, strict=True)),
+            "test_accuracy_mean": statistics.mean(accuracies),
             "train_s": train_s,
             "epochs": len(clf.history_),
             "best_epoch": clf.training_["best_epoch"],
