@@ -340,6 +340,17 @@ class Classifier:
             starts.append(n - win)
         return [y[:, s : s + win] for s in starts], [s / sr for s in starts]
 
+    def _batch(self, segments: list[np.ndarray]) -> np.ndarray:
+        """Windows as one float32 ``[n, channels, samples]`` batch of the clip length:
+        zeroed once, each window copied in (shorter ones padded as ``audio.pad`` says)."""
+        n = self.audio.n_samples or max(s.shape[1] for s in segments)
+        fixed = np.zeros((len(segments), segments[0].shape[0], n), dtype=np.float32)
+        for row, s in zip(fixed, segments, strict=True):
+            if s.shape[1] > n or (s.shape[1] < n and self.audio.pad != "end"):
+                s = fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad)
+            row[:, : s.shape[1]] = s
+        return fixed
+
     def _window_features(self, segments: list[np.ndarray]) -> np.ndarray:
         sr = self.audio.sample_rate
         if self.features.kind == "handcrafted":
@@ -347,13 +358,7 @@ class Classifier:
             return np.stack([extractor(s) for s in segments])
         import torch
 
-        n = self.audio.n_samples or max(s.shape[1] for s in segments)
-        # One zeroed batch, each window copied in once (shorter ones padded at the end).
-        fixed = np.zeros((len(segments), segments[0].shape[0], n), dtype=np.float32)
-        for row, s in zip(fixed, segments, strict=True):
-            if s.shape[1] > n or (s.shape[1] < n and self.audio.pad != "end"):
-                s = fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad)
-            row[:, : s.shape[1]] = s
+        fixed = self._batch(segments)
         key = (self.features.key(), sr)
         if self._frontend is None or self._frontend[0] != key:
             from earmark.features.frontend import build_frontend
@@ -578,7 +583,12 @@ def _load_network(clf: Classifier, path: Path) -> Any:
 
 def load(directory: str | Path) -> Classifier | Any:
     """Load a trained model from its artifact directory (``earmark.load("runs/svm")``): a
-    :class:`Classifier`, or an :class:`earmark.ensemble.Ensemble` for an ensemble."""
+    :class:`Classifier`, an :class:`earmark.ensemble.Ensemble` for an ensemble, or an
+    :class:`earmark.onnx_model.OnnxClassifier` for an exported ``.onnx`` file."""
+    if Path(directory).suffix.lower() == ".onnx":
+        from earmark.onnx_model import OnnxClassifier
+
+        return OnnxClassifier.load(directory)
     if artifact.read_meta(directory)["family"] == "ensemble":
         from earmark.ensemble import Ensemble
 

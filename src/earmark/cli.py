@@ -996,6 +996,25 @@ def segments(
 
 
 @app.command()
+@_friendly
+def export(
+    run: Annotated[Path, typer.Argument(help="A network's model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
+) -> None:
+    """Export a network to one ONNX graph from waveform to probabilities (the frontend
+    inside), with earmark.json beside it; `earmark predict model.onnx ...` runs it with
+    onnxruntime."""
+    from earmark.classifier import load
+    from earmark.export import export_onnx
+
+    if fmt != "onnx":
+        raise typer.BadParameter("only onnx is supported", param_hint="--format")
+    path = export_onnx(load(run), out)
+    console.print(f"wrote {path} and {path.parent / 'earmark.json'}")
+
+
+@app.command()
 def models() -> None:
     """List the models earmark can train (networks: parameters and multiply-adds for one
     second of 16 kHz audio through their default frontend)."""

@@ -1,0 +1,85 @@
+"""ONNX export: one graph from waveform to probabilities, run by onnxruntime without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+import earmark
+from earmark.cli import app
+from earmark.errors import ParameterError
+from earmark.export import DFTFrontend, export_onnx
+from earmark.features.spectral import MFCC, STFT, LogMel
+
+
+@pytest.mark.parametrize(
+    "frontend",
+    [
+        LogMel(16_000, n_fft=1024, win_length=640, hop_length=320, n_mels=40),
+        LogMel(22_050, n_fft=512, hop_length=128, n_mels=64, top_db=None),
+        STFT(n_fft=512, win_length=400, hop_length=160),
+        MFCC(16_000, n_mfcc=13, n_fft=512, hop_length=160, n_mels=40),
+    ],
+    ids=["logmel", "logmel-22k", "stft", "mfcc"],
+)
+def test_the_convolutional_dft_frontend_matches_the_fft_one(frontend: torch.nn.Module) -> None:
+    x = torch.randn(3, 2, 12_345) * 0.2
+    want = frontend(x)
+    got = DFTFrontend(frontend)(x)
+    assert got.shape == want.shape
+    scale = 1.0 if not isinstance(frontend, STFT) else float(want.abs().max())
+    torch.testing.assert_close(got / scale, want / scale, rtol=1e-3, atol=2e-3)
+
+
+def test_export_runs_in_onnxruntime_like_torch(detector, demo_digits: Path, tmp_path: Path) -> None:
+    path = export_onnx(detector, tmp_path / "onnx" / "digits.onnx")
+    meta = json.loads((path.parent / "earmark.json").read_text())
+    assert meta["classes"] == detector.classes_ and meta["family"] == "onnx"
+    onnx = earmark.load(path)
+    files = sorted(str(p) for p in demo_digits.rglob("v00[0-2].wav"))
+    long = np.concatenate([sf.read(f, dtype="float32")[0] for f in files[:6]])
+    sf.write(tmp_path / "long.wav", long, 16_000)
+    files.append(str(tmp_path / "long.wav"))
+    np.testing.assert_allclose(onnx.predict_proba(files), detector.predict_proba(files), atol=1e-4)
+    assert onnx.predict(files) == detector.predict(files)
+    p = onnx.predict_file(tmp_path / "long.wav")
+    assert len(p.window_starts) > 1
+    assert len(onnx.evaluate(demo_digits).y_true) == 80
+
+
+def test_predicting_with_onnx_never_imports_torch(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    path = export_onnx(detector, tmp_path / "m.onnx")
+    clip = demo_digits / "five" / "v001.wav"
+    code = (
+        "import sys, earmark\n"
+        f"p = earmark.load({str(path)!r}).predict_file({str(clip)!r})\n"
+        "print(p.labels[0], 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    label, torch_loaded = out.stdout.split()
+    assert label == detector.predict_file(clip).labels[0] and torch_loaded == "False"
+
+
+def test_export_cli_and_refusals(detector, demo_digits: Path, tmp_path: Path) -> None:
+    run = detector.save(tmp_path / "run")
+    res = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "e" / "m.onnx")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "e" / "m.onnx"), str(demo_digits / "two"), "--csv"]
+    )
+    assert res.exit_code == 0 and res.output.count(",1,") == 8, res.output
+    with pytest.raises(ParameterError, match=r"end in \.onnx"):
+        export_onnx(detector, tmp_path / "m.bin")
+    classical = earmark.Classifier("gnb").fit(demo_digits)
+    with pytest.raises(ParameterError, match="networks"):
+        export_onnx(classical, tmp_path / "c.onnx")
