@@ -67,6 +67,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_logmel.py
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_classical.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_neural.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_detect.py --data $(DEMO)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
