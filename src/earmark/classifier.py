@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
     from earmark.training import TrainConfig
 
-__all__ = ["Classifier", "Prediction", "as_manifest", "input_files", "load", "pooled_scores"]
+__all__ = [
+    "Classifier",
+    "FilePredictions",
+    "Prediction",
+    "as_manifest",
+    "input_files",
+    "load",
+    "pooled_scores",
+]
 
 Pooling = Literal["mean", "max"]
 _MODEL_FILE = "model.skops"
@@ -112,7 +120,24 @@ def pooled_scores(preds: Sequence[Prediction], classes: Sequence[str]) -> np.nda
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(classes))
 
 
-class Classifier:
+class FilePredictions:
+    """``predict_proba`` and ``predict`` over a ``predict_files`` (one definition for
+    :class:`Classifier` and :class:`earmark.ensemble.Ensemble`)."""
+
+    classes_: list[str]
+
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
+        :class:`AudioError` for the first file that cannot be read."""
+        preds = self.predict_files(inputs, top_k=len(self.classes_))  # type: ignore[attr-defined]
+        return pooled_scores(preds, self.classes_)
+
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        """The most probable label of each file."""
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
+
+
+class Classifier(FilePredictions):
     """Train, evaluate, save and use an audio classifier.
 
     Args:
@@ -450,15 +475,6 @@ class Classifier:
         if group:
             flush()
         return [p for p in out if p is not None]
-
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
-        :class:`AudioError` for the first file that cannot be read."""
-        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        """The most probable label of each file."""
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
 
     # -- evaluation -------------------------------------------------------------------------
 

@@ -18,7 +18,14 @@ import numpy as np
 
 import earmark
 from earmark import artifact
-from earmark.classifier import Classifier, Prediction, as_manifest, input_files, pooled_scores
+from earmark.classifier import (
+    Classifier,
+    FilePredictions,
+    Prediction,
+    as_manifest,
+    input_files,
+    pooled_scores,
+)
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError, ParameterError
 
@@ -31,7 +38,7 @@ Method = Literal["mean", "weighted", "vote"]
 _MEMBERS = "members"
 
 
-class Ensemble:
+class Ensemble(FilePredictions):
     """Combine ``members`` (trained :class:`Classifier` objects) by ``method``."""
 
     family = "ensemble"
@@ -139,14 +146,6 @@ class Ensemble:
             if on_file is not None:
                 on_file()
         return out
-
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Combined class scores ``[files, classes]`` in ``classes_`` order; raises
-        :class:`AudioError` for the first file that cannot be read."""
-        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
 
     def evaluate(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None

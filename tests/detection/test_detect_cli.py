@@ -130,7 +130,7 @@ def test_resume_after_the_process_is_killed(
     finally:
         proc.wait()
     done = len(list((det / "parts").glob("r*.npz")))  # not a temporary ".r05.x.npz"
-    assert 1 <= done < 30, done
+    assert 0 < done < 30, f"{done} recordings done before the kill"
     files = sorted(str(p) for p in recs.glob("*.wav"))
     rules = EventRules(threshold=0.3)
     again = detect(detector, files, det, rules=rules, resume=True)
