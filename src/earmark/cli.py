@@ -1015,6 +1015,39 @@ def export(
 
 
 @app.command()
+@_friendly
+def serve(
+    run: Annotated[Path, typer.Argument(help="A model directory or an exported .onnx file.")],
+    host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload (MB).")] = 50.0,
+    max_duration: Annotated[float, typer.Option(help="Longest audio (s).")] = 600.0,
+    timeout: Annotated[float, typer.Option(help="Longest prediction (s).")] = 30.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Predictions at once.")] = 2,
+    queue: Annotated[int, typer.Option(min=0, help="Predictions waiting before 503.")] = 8,
+) -> None:
+    """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
+    /metrics, and the OpenAPI schema at /docs."""
+    import uvicorn
+
+    from earmark.classifier import load
+    from earmark.serve import ServeSettings, create_app
+
+    settings = ServeSettings(
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_duration=max_duration,
+        timeout=timeout,
+        max_concurrency=concurrency,
+        max_queue=queue,
+    )
+    app_ = create_app(load(run), settings, name=run.name)
+    console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def models() -> None:
     """List the models earmark can train (networks: parameters and multiply-adds for one
     second of 16 kHz audio through their default frontend)."""

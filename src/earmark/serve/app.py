@@ -1,0 +1,266 @@
+"""The HTTP API over a trained model (FastAPI): predict, model card, health, metrics.
+
+Safety limits (:class:`ServeSettings`): uploads over ``max_upload_bytes`` get 413 before the
+body is read (from ``Content-Length``, or as soon as a chunked body passes the limit); audio
+over ``max_duration`` seconds gets 413; more than ``max_concurrency`` predictions running and
+``max_queue`` waiting gets 503 with ``Retry-After`` (the queue is never unbounded); a
+prediction over ``timeout`` seconds gets 504; undecodable input gets 415 (not audio, no
+audio track, unsupported codec) or 400 (corrupt) with the reason. Upload names are never
+used as paths: the body goes to a temporary file with a generated name (only a known audio
+extension is kept, for the decoder), removed in every case. Decoding and the model run in
+worker threads, so ``/healthz`` answers while predictions run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from earmark import audio as audio_io
+from earmark.errors import (
+    AudioError,
+    DurationLimitError,
+    NotAudioError,
+    UnsupportedCodecError,
+)
+
+__all__ = ["ServeSettings", "create_app"]
+
+CONTENT_TYPES = {  # raw-body content types -> the extension the decoder is told
+    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/flac": ".flac",
+    "audio/x-flac": ".flac", "audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp3": ".mp3",
+    "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/aac": ".aac", "audio/webm": ".webm",
+    "video/mp4": ".mp4", "video/webm": ".webm", "application/octet-stream": "",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits of the server (sizes in bytes, durations in seconds)."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_duration: float = 600.0
+    timeout: float = 30.0
+    max_concurrency: int = 2
+    max_queue: int = 8
+    top_k: int = 5
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes, before the app reads it all."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await _reject(send, 413, f"upload over the limit of {self.limit} bytes")
+        seen = 0
+        started = False
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked_send)
+        except _TooLarge:
+            if not started:
+                await _reject(send, 413, f"upload over the limit of {self.limit} bytes")
+
+
+async def _reject(send: Any, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _suffix(filename: str | None, content_type: str | None) -> str:
+    """The temporary file's extension: a known audio extension of the upload's name, else
+    one for its content type; never anything else from the client."""
+    ext = Path(filename or "").suffix.lower()
+    if ext in audio_io.AUDIO_EXTENSIONS:
+        return ext
+    return CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower(), "")
+
+
+def create_app(model: Any, settings: ServeSettings | None = None, *, name: str = "") -> Any:
+    """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
+    ONNX model) with ``settings``."""
+    from fastapi import FastAPI, HTTPException
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from starlette.concurrency import run_in_threadpool
+
+    import earmark
+
+    settings = settings or ServeSettings()
+    registry = CollectorRegistry()
+    requests = Counter(
+        "earmark_requests", "HTTP requests", ["endpoint", "status"], registry=registry
+    )
+    latency = Histogram(
+        "earmark_request_seconds",
+        "Request latency (s)",
+        ["endpoint"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )
+    errors = Counter(
+        "earmark_errors", "Requests answered with an error", ["status"], registry=registry
+    )
+    depth = Gauge("earmark_queue_depth", "Predictions running or waiting", registry=registry)
+    gate = asyncio.Semaphore(settings.max_concurrency)
+    state = {"pending": 0}
+
+    app = FastAPI(
+        title="earmark",
+        version=earmark.__version__,
+        description="Audio classification with a trained earmark model.",
+    )
+    app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Any:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        endpoint = request.url.path
+        requests.labels(endpoint, str(response.status_code)).inc()
+        latency.labels(endpoint).observe(time.perf_counter() - t0)
+        if response.status_code >= 400:
+            errors.labels(str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, Any]:
+        return {"status": "ready", "model": getattr(model, "model", name)}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            generate_latest(registry).decode(), media_type="text/plain; version=0.0.4"
+        )
+
+    @app.get("/v1/model")
+    async def model_card() -> dict[str, Any]:
+        audio = getattr(model, "audio", None)
+        features = getattr(model, "features", None)
+        return {
+            "name": name or getattr(model, "model", ""),
+            "model": getattr(model, "model", ""),
+            "earmark_version": earmark.__version__,
+            "classes": list(model.classes_),
+            "clip_seconds": getattr(model, "clip_seconds_", None),
+            "audio": audio.to_dict() if audio is not None else None,
+            "features": features.to_dict() if features is not None else None,
+            "metrics": getattr(model, "metrics_", {}),
+            "limits": settings.__dict__,
+        }
+
+    async def _body_to_file(request: Request) -> Path:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "send the audio as the multipart field 'file'")
+            suffix = _suffix(upload.filename, upload.content_type)
+            data = await upload.read()
+        else:
+            if content_type.split(";")[0].strip().lower() not in CONTENT_TYPES:
+                raise HTTPException(
+                    415,
+                    f"unsupported content type {content_type!r}: send "
+                    "audio/* or video/* as the body, or a multipart upload",
+                )
+            suffix = _suffix(None, content_type)
+            data = await request.body()
+        if not data:
+            raise HTTPException(400, "the upload is empty")
+        fd, tmp = tempfile.mkstemp(prefix="earmark-upload-", suffix=suffix)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return Path(tmp)
+
+    def _predict(path: Path) -> dict[str, Any]:
+        info = audio_io.info(path)
+        if info.duration > settings.max_duration:
+            raise DurationLimitError(
+                path,
+                f"{info.duration:.1f} s of audio is over the limit "
+                f"of {settings.max_duration:.1f} s",
+            )
+        pred = model.predict_file(path, top_k=settings.top_k)
+        out = pred.to_dict(windows=len(pred.window_starts) > 1)
+        out.pop("path", None)
+        return out
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> JSONResponse:
+        if state["pending"] >= settings.max_concurrency + settings.max_queue:
+            return JSONResponse(
+                {"detail": "busy: too many predictions running or waiting"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        state["pending"] += 1
+        depth.set(state["pending"])
+        path: Path | None = None
+        try:
+            path = await _body_to_file(request)
+            async with gate:
+                result = await asyncio.wait_for(run_in_threadpool(_predict, path), settings.timeout)
+        except TimeoutError:
+            return JSONResponse(
+                {"detail": f"prediction took over {settings.timeout} s"}, status_code=504
+            )
+        except DurationLimitError as exc:
+            return JSONResponse({"detail": exc.problem}, status_code=413)
+        except (NotAudioError, UnsupportedCodecError) as exc:
+            return JSONResponse({"detail": exc.problem}, status_code=415)
+        except AudioError as exc:
+            return JSONResponse({"detail": exc.problem}, status_code=400)
+        finally:
+            state["pending"] -= 1
+            depth.set(state["pending"])
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        result["model"] = {
+            "name": name or getattr(model, "model", ""),
+            "version": earmark.__version__,
+        }
+        return JSONResponse(result)
+
+    return app

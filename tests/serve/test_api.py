@@ -1,0 +1,153 @@
+"""The HTTP API with real audio: every endpoint and every limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from earmark.serve import ServeSettings, create_app
+
+
+@pytest.fixture(scope="module")
+def client(detector) -> TestClient:
+    return TestClient(
+        create_app(
+            detector, ServeSettings(max_upload_bytes=200_000, max_duration=30.0), name="digits"
+        )
+    )
+
+
+def test_predict_a_multipart_upload_and_a_raw_body(
+    client: TestClient, detector, demo_digits: Path
+) -> None:
+    clip = demo_digits / "three" / "v002.wav"
+    want = detector.predict_file(clip, top_k=5)
+    res = client.post("/v1/predict", files={"file": ("clip.wav", clip.read_bytes(), "audio/wav")})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["labels"] == want.labels and body["scores"][0] == pytest.approx(
+        want.scores[0], abs=1e-5
+    )
+    assert body["model"]["name"] == "digits" and body["duration_s"] > 0
+    raw = client.post(
+        "/v1/predict", content=clip.read_bytes(), headers={"content-type": "audio/wav"}
+    )
+    assert raw.status_code == 200 and raw.json()["labels"] == want.labels
+
+
+def test_long_input_returns_window_scores(
+    client: TestClient, recording: Path, tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    y, sr = sf.read(recording, dtype="float32")
+    sf.write(tmp_path / "five.wav", y[: 5 * sr], sr, subtype="PCM_16")  # 160 kB: under the cap
+    res = client.post(
+        "/v1/predict",
+        content=(tmp_path / "five.wav").read_bytes(),
+        headers={"content-type": "audio/wav"},
+    )
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["windows"] > 1 and len(body["window_scores"]) == body["windows"]
+    assert body["duration_s"] == pytest.approx(5.0)
+
+
+def test_model_card_health_readiness_metrics_and_schema(client: TestClient, detector) -> None:
+    card = client.get("/v1/model").json()
+    assert card["classes"] == detector.classes_ and card["audio"]["sample_rate"] == 16_000
+    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert 'earmark_requests_total{endpoint="/healthz",status="200"}' in text
+    assert "earmark_request_seconds_bucket" in text and "earmark_queue_depth" in text
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_limits_and_bad_input(
+    client: TestClient, broken_dir: Path, formats_dir: Path, tmp_path: Path
+) -> None:
+    big = b"RIFF" + b"\0" * 300_000
+    res = client.post("/v1/predict", content=big, headers={"content-type": "audio/wav"})
+    assert res.status_code == 413 and "limit" in res.json()["detail"]
+
+    def chunks():  # no Content-Length: refused once the limit is passed
+        for _ in range(10):
+            yield b"\0" * 50_000
+
+    res = client.post("/v1/predict", content=chunks(), headers={"content-type": "audio/wav"})
+    assert res.status_code == 413
+    res = client.post("/v1/predict", content=b"hello", headers={"content-type": "text/plain"})
+    assert res.status_code == 415
+    res = client.post("/v1/predict", files={"file": ("notes.wav", b"just some text", "audio/wav")})
+    assert res.status_code == 415 and "not an audio" in res.json()["detail"]
+    cut = (broken_dir / "cut.flac").read_bytes()
+    res = client.post("/v1/predict", files={"file": ("cut.flac", cut, "audio/flac")})
+    assert res.status_code == 400 and "truncated" in res.json()["detail"]
+
+
+def test_upload_names_are_never_paths_and_temp_files_are_removed(
+    client: TestClient, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    target = tmp_path / "evil.wav"
+    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+    for name in ("../../evil.wav", str(target), "..\\evil.wav", "a/b/c.wav"):
+        res = client.post("/v1/predict", files={"file": (name, clip, "audio/wav")})
+        assert res.status_code == 200, res.text
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+class _Slow:
+    """A model whose prediction takes a while (to hold the concurrency slots)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+        self.classes_ = inner.classes_
+        self.model = "slow"
+
+    def predict_file(self, path, top_k=5):
+        time.sleep(self.seconds)
+        return self.inner.predict_file(path, top_k=top_k)
+
+
+def test_busy_server_answers_503_and_health_stays_responsive(detector, demo_digits: Path) -> None:
+    app = create_app(_Slow(detector, 1.0), ServeSettings(max_concurrency=1, max_queue=0))
+    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+    with TestClient(app) as client:
+        results = {}
+
+        def slow() -> None:
+            results["slow"] = client.post(
+                "/v1/predict", content=clip, headers={"content-type": "audio/wav"}
+            ).status_code
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        assert client.get("/healthz").status_code == 200
+        assert time.perf_counter() - t0 < 0.5  # not stuck behind the prediction
+        busy = client.post("/v1/predict", content=clip, headers={"content-type": "audio/wav"})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        worker.join()
+        assert results["slow"] == 200
+
+
+def test_timeout_and_duration_limits(detector, demo_digits: Path, recording: Path) -> None:
+    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+    with TestClient(create_app(_Slow(detector, 1.0), ServeSettings(timeout=0.2))) as client:
+        res = client.post("/v1/predict", content=clip, headers={"content-type": "audio/wav"})
+        assert res.status_code == 504
+    with TestClient(create_app(detector, ServeSettings(max_duration=5.0))) as client:
+        res = client.post(
+            "/v1/predict", content=recording.read_bytes(), headers={"content-type": "audio/wav"}
+        )
+        assert res.status_code == 413 and "over the limit" in res.json()["detail"]
