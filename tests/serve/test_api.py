@@ -151,3 +151,33 @@ def test_timeout_and_duration_limits(detector, demo_digits: Path, recording: Pat
             "/v1/predict", content=recording.read_bytes(), headers={"content-type": "audio/wav"}
         )
         assert res.status_code == 413 and "over the limit" in res.json()["detail"]
+
+
+def test_detect_returns_events_counts_and_the_score_track(
+    client: TestClient, detector, recording: Path, tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    from earmark.detection import Windowing, score_file
+    from earmark.detection.events import EventRules, find_events
+
+    y, sr = sf.read(recording, dtype="float32")
+    sf.write(tmp_path / "six.wav", y[: 6 * sr], sr, subtype="PCM_16")
+    data = (tmp_path / "six.wav").read_bytes()
+    res = client.post(
+        "/v1/detect?hop=0.5&threshold=0.3&background=zero",
+        files={"file": ("six.wav", data, "audio/wav")},
+    )
+    assert res.status_code == 200, res.text
+    body = res.json()
+    want = find_events(
+        score_file(detector, tmp_path / "six.wav", Windowing(hop=0.5)),
+        EventRules(threshold=0.3, background=("zero",)),
+    )
+    assert [(e["label"], e["start_s"]) for e in body["events"]] == [
+        (e.label, round(e.start, 4)) for e in want
+    ]
+    assert "zero" not in body["counts"] and sum(body["counts"].values()) == len(want)
+    assert len(body["window_starts_s"]) == len(body["window_scores"]) == 11
+    bad = client.post("/v1/detect?background=owl", files={"file": ("six.wav", data, "audio/wav")})
+    assert bad.status_code == 422 and "owl" in bad.json()["detail"]

@@ -30,6 +30,7 @@ from earmark.errors import (
     AudioError,
     DurationLimitError,
     NotAudioError,
+    ParameterError,
     UnsupportedCodecError,
 )
 
@@ -53,6 +54,7 @@ class ServeSettings:
     max_concurrency: int = 2
     max_queue: int = 8
     top_k: int = 5
+    max_detect_duration: float = 4 * 3600.0
 
 
 class _TooLarge(Exception):
@@ -115,7 +117,7 @@ def _suffix(filename: str | None, content_type: str | None) -> str:
 def create_app(model: Any, settings: ServeSettings | None = None, *, name: str = "") -> Any:
     """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
     ONNX model) with ``settings``."""
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Query
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
     from starlette.concurrency import run_in_threadpool
 
@@ -177,7 +179,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         audio = getattr(model, "audio", None)
         features = getattr(model, "features", None)
         return {
-            "name": name or getattr(model, "model", ""),
+            "name": name or str(getattr(model, "model", "")),
             "model": getattr(model, "model", ""),
             "earmark_version": earmark.__version__,
             "classes": list(model.classes_),
@@ -226,8 +228,10 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         out.pop("path", None)
         return out
 
-    @app.post("/v1/predict")
-    async def predict(request: Request) -> JSONResponse:
+    async def _run(request: Request, work: Any) -> JSONResponse:
+        """Admission (503 beyond concurrency + queue), the upload to a temporary file,
+        ``work(path)`` in a worker thread within the timeout, errors to status codes, and the
+        temporary file removed whatever happens."""
         if state["pending"] >= settings.max_concurrency + settings.max_queue:
             return JSONResponse(
                 {"detail": "busy: too many predictions running or waiting"},
@@ -240,7 +244,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         try:
             path = await _body_to_file(request)
             async with gate:
-                result = await asyncio.wait_for(run_in_threadpool(_predict, path), settings.timeout)
+                result = await asyncio.wait_for(run_in_threadpool(work, path), settings.timeout)
         except TimeoutError:
             return JSONResponse(
                 {"detail": f"prediction took over {settings.timeout} s"}, status_code=504
@@ -251,6 +255,8 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             return JSONResponse({"detail": exc.problem}, status_code=415)
         except AudioError as exc:
             return JSONResponse({"detail": exc.problem}, status_code=400)
+        except ParameterError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
         finally:
             state["pending"] -= 1
             depth.set(state["pending"])
@@ -258,9 +264,66 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
                 with contextlib.suppress(OSError):
                     path.unlink()
         result["model"] = {
-            "name": name or getattr(model, "model", ""),
+            "name": name or str(getattr(model, "model", "")),
             "version": earmark.__version__,
         }
         return JSONResponse(result)
+
+    @app.post("/v1/predict")
+    async def predict(request: Request) -> JSONResponse:
+        """Top-k labels of an uploaded clip (multipart field ``file``, or a raw audio body);
+        long audio is windowed and its window scores returned too."""
+        return await _run(request, _predict)
+
+    @app.post("/v1/detect")
+    async def detect(
+        request: Request,
+        window: float | None = None,
+        hop: float | None = None,
+        threshold: float = 0.5,
+        background: list[str] | None = Query(default=None),
+        merge_gap: float = 0.0,
+        min_duration: float = 0.0,
+    ) -> JSONResponse:
+        """Events in an uploaded recording (as ``earmark detect``): ``events`` (start_s,
+        end_s, label, score), ``counts`` per label, and the score track (window starts and
+        scores per class)."""
+        from earmark.detection import Windowing, score_file
+        from earmark.detection.events import EventRules, count_events, find_events
+
+        try:
+            windowing = Windowing(window=window, hop=hop)
+            rules = EventRules(
+                threshold=threshold,
+                background=tuple(background or ()),
+                merge_gap=merge_gap,
+                min_duration=min_duration,
+            )
+            rules.check_classes(list(model.classes_))
+        except ParameterError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+
+        def work(path: Path) -> dict[str, Any]:
+            info = audio_io.info(path)
+            if info.duration > settings.max_detect_duration:
+                raise DurationLimitError(
+                    path,
+                    f"{info.duration:.1f} s of audio is over the limit of "
+                    f"{settings.max_detect_duration:.1f} s",
+                )
+            track = score_file(model, path, windowing)
+            events = find_events(track, rules)
+            labels = [c for c in track.classes if c not in rules.background]
+            counts = {r["label"]: r["n"] for r in count_events(events, [track.path], labels)}
+            return {
+                "duration_s": round(track.duration, 3),
+                "events": [{k: v for k, v in ev.to_dict().items() if k != "file"} for ev in events],
+                "counts": counts,
+                "classes": track.classes,
+                "window_starts_s": [round(float(t), 3) for t in track.starts],
+                "window_scores": [[round(float(v), 5) for v in row] for row in track.scores],
+            }
+
+        return await _run(request, work)
 
     return app
