@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng ffmpeg
+APT_PACKAGES := espeak-ng ffmpeg chromium
 DEMO := out/demo
 
 .PHONY: setup system-packages demo test lint format bench clean

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from earmark import audio as audio_io
 from earmark.errors import (
@@ -35,6 +35,9 @@ from earmark.errors import (
 )
 
 __all__ = ["ServeSettings", "create_app"]
+
+# The page is plain HTML and JavaScript in the package: no build step.
+PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 
 CONTENT_TYPES = {  # raw-body content types -> the extension the decoder is told
     "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/flac": ".flac",
@@ -159,6 +162,11 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         if response.status_code >= 400:
             errors.labels(str(response.status_code)).inc()
         return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        """The web page: drop or record audio, hear it, see it, and see the predictions."""
+        return HTMLResponse(PAGE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
