@@ -410,21 +410,26 @@ class Classifier(FilePredictions):
         scores = self._proba(self._window_features([s for segs, _ in cut for s in segs]))
         out, at = [], 0
         for (path, y), (segs, starts) in zip(clips, cut, strict=True):
-            mine = scores[at : at + len(segs)]
-            at += len(segs)
-            pooled = mine.mean(axis=0) if self.pooling == "mean" else mine.max(axis=0)
-            order = np.argsort(-pooled)[: max(1, top_k)]
             out.append(
-                Prediction(
-                    path=path,
-                    labels=[self.classes_[i] for i in order],
-                    scores=[float(pooled[i]) for i in order],
-                    duration=y.shape[1] / sr,
-                    window_starts=starts,
-                    window_scores=mine,
-                )
+                self._pooled(path, y.shape[1] / sr, starts, scores[at : at + len(segs)], top_k)
             )
+            at += len(segs)
         return out
+
+    def _pooled(
+        self, path: str, duration: float, starts: list[float], scores: np.ndarray, top_k: int
+    ) -> Prediction:
+        """The prediction of one clip from its window scores (``[windows, classes]``)."""
+        pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
+        order = np.argsort(-pooled)[: max(1, top_k)]
+        return Prediction(
+            path=path,
+            labels=[self.classes_[i] for i in order],
+            scores=[float(pooled[i]) for i in order],
+            duration=duration,
+            window_starts=starts,
+            window_scores=scores,
+        )
 
     def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
         """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""

@@ -1025,8 +1025,14 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload (MB).")] = 50.0,
     max_duration: Annotated[float, typer.Option(help="Longest audio (s).")] = 600.0,
     timeout: Annotated[float, typer.Option(help="Longest prediction (s).")] = 30.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Predictions at once.")] = 2,
-    queue: Annotated[int, typer.Option(min=0, help="Predictions waiting before 503.")] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, help="Predictions at once.")] = 8,
+    queue: Annotated[int, typer.Option(min=0, help="Predictions waiting before 503.")] = 16,
+    batch_ms: Annotated[
+        float, typer.Option(help="Wait this long (ms) to batch requests together; 0: off.")
+    ] = 5.0,
+    runtime: Annotated[
+        str, typer.Option(help="torch, or onnx (exports the network at start-up).")
+    ] = "torch",
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs."""
@@ -1035,14 +1041,24 @@ def serve(
     from earmark.classifier import load
     from earmark.serve import ServeSettings, create_app
 
+    model = load(run)
+    if runtime == "onnx" and run.suffix != ".onnx":
+        import tempfile
+
+        from earmark.export import export_onnx
+
+        model = load(export_onnx(model, Path(tempfile.mkdtemp(prefix="earmark-onnx-")) / "m.onnx"))
+    elif runtime not in ("torch", "onnx"):
+        raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
     settings = ServeSettings(
+        batch_wait=batch_ms / 1000,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_duration=max_duration,
         timeout=timeout,
         max_concurrency=concurrency,
         max_queue=queue,
     )
-    app_ = create_app(load(run), settings, name=run.name)
+    app_ = create_app(model, settings, name=run.name)
     console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 

@@ -181,3 +181,26 @@ def test_detect_returns_events_counts_and_the_score_track(
     assert len(body["window_starts_s"]) == len(body["window_scores"]) == 11
     bad = client.post("/v1/detect?background=owl", files={"file": ("six.wav", data, "audio/wav")})
     assert bad.status_code == 422 and "owl" in bad.json()["detail"]
+
+
+def test_requests_arriving_together_are_scored_in_one_batch(detector, demo_digits: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(detector, ServeSettings(batch_wait=0.5, batch_max_windows=64))
+    clips = sorted(demo_digits.glob("*/v004.wav"))[:6]
+    with TestClient(app) as client:
+
+        def post(path: Path) -> dict:
+            res = client.post(
+                "/v1/predict", content=path.read_bytes(), headers={"content-type": "audio/wav"}
+            )
+            assert res.status_code == 200, res.text
+            return res.json()
+
+        with ThreadPoolExecutor(len(clips)) as pool:
+            answers = list(pool.map(post, clips))
+        assert app.state.batcher.batches < len(clips)  # batched, not one call per request
+    for clip, got in zip(clips, answers, strict=True):
+        want = detector.predict_file(clip, top_k=5)
+        assert got["labels"] == want.labels
+        assert got["scores"] == pytest.approx(want.scores, abs=1e-5)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def _free_port() -> int:
@@ -17,10 +18,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_over_http(detector, demo_digits: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_serve_answers_over_http(runtime: str, detector, demo_digits: Path, tmp_path: Path) -> None:
     run = detector.save(tmp_path / "run")
     port = _free_port()
-    cmd = [str(Path(sys.executable).with_name("earmark")), "serve", str(run), "--port", str(port)]
+    cmd = [
+        str(Path(sys.executable).with_name("earmark")),
+        "serve",
+        str(run),
+        "--port",
+        str(port),
+        "--runtime",
+        runtime,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -54,10 +55,12 @@ class ServeSettings:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_duration: float = 600.0
     timeout: float = 30.0
-    max_concurrency: int = 2
-    max_queue: int = 8
+    max_concurrency: int = 8
+    max_queue: int = 16
     top_k: int = 5
     max_detect_duration: float = 4 * 3600.0
+    batch_wait: float = 0.005  # seconds the first request waits for others to batch with
+    batch_max_windows: int = 64
 
 
 class _TooLarge(Exception):
@@ -223,14 +226,44 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             fh.write(data)
         return Path(tmp)
 
-    def _predict(path: Path) -> dict[str, Any]:
+    # Classifiers (torch or ONNX) expose their window scoring: requests are batched then.
+    # Ensembles score each request on its own.
+    batcher = None
+    if settings.batch_wait > 0 and hasattr(model, "_window_features"):
+        from earmark.serve.batching import Batcher
+
+        batcher = Batcher(
+            lambda segs: model._proba(model._window_features(segs)),
+            wait=settings.batch_wait,
+            max_windows=settings.batch_max_windows,
+        )
+        app.state.batcher = batcher
+
+    def _check_duration(path: Path) -> None:
         info = audio_io.info(path)
         if info.duration > settings.max_duration:
             raise DurationLimitError(
                 path,
-                f"{info.duration:.1f} s of audio is over the limit "
-                f"of {settings.max_duration:.1f} s",
+                f"{info.duration:.1f} s of audio is over the limit of "
+                f"{settings.max_duration:.1f} s",
             )
+
+    def _decode(path: Path) -> tuple[float, list[Any], list[float]]:
+        _check_duration(path)
+        y = audio_io.load_clip(path, dataclasses.replace(model.audio, duration=None))
+        segments, starts = model._windows(y, model.audio.sample_rate)
+        return y.shape[1] / model.audio.sample_rate, segments, starts
+
+    async def _predict_batched(path: Path) -> dict[str, Any]:
+        duration, segments, starts = await run_in_threadpool(_decode, path)
+        scores = await batcher.score(segments)  # type: ignore[union-attr]
+        pred = model._pooled("", duration, starts, scores, settings.top_k)
+        out = pred.to_dict(windows=len(starts) > 1)
+        out.pop("path", None)
+        return out
+
+    def _predict(path: Path) -> dict[str, Any]:
+        _check_duration(path)
         pred = model.predict_file(path, top_k=settings.top_k)
         out = pred.to_dict(windows=len(pred.window_starts) > 1)
         out.pop("path", None)
@@ -252,7 +285,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         try:
             path = await _body_to_file(request)
             async with gate:
-                result = await asyncio.wait_for(run_in_threadpool(work, path), settings.timeout)
+                result = await asyncio.wait_for(work(path), settings.timeout)
         except TimeoutError:
             return JSONResponse(
                 {"detail": f"prediction took over {settings.timeout} s"}, status_code=504
@@ -281,7 +314,9 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
     async def predict(request: Request) -> JSONResponse:
         """Top-k labels of an uploaded clip (multipart field ``file``, or a raw audio body);
         long audio is windowed and its window scores returned too."""
-        return await _run(request, _predict)
+        if batcher is None:
+            return await _run(request, lambda path: run_in_threadpool(_predict, path))
+        return await _run(request, _predict_batched)
 
     @app.post("/v1/detect")
     async def detect(
@@ -332,6 +367,6 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
                 "window_scores": [[round(float(v), 5) for v in row] for row in track.scores],
             }
 
-        return await _run(request, work)
+        return await _run(request, lambda path: run_in_threadpool(work, path))
 
     return app
