@@ -249,8 +249,9 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             )
 
     def _decode(path: Path) -> tuple[float, list[Any], list[float]]:
-        _check_duration(path)
-        y = audio_io.load_clip(path, dataclasses.replace(model.audio, duration=None))
+        # the duration cap is checked by the loader itself (one probe of the file, not two)
+        capped = dataclasses.replace(model.audio, duration=None, max_duration=settings.max_duration)
+        y = audio_io.load_clip(path, capped)
         segments, starts = model._windows(y, model.audio.sample_rate)
         return y.shape[1] / model.audio.sample_rate, segments, starts
 
