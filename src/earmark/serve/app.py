@@ -239,13 +239,11 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         )
         app.state.batcher = batcher
 
-    def _check_duration(path: Path) -> None:
+    def _check_duration(path: Path, limit: float) -> None:
         info = audio_io.info(path)
-        if info.duration > settings.max_duration:
+        if info.duration > limit:
             raise DurationLimitError(
-                path,
-                f"{info.duration:.1f} s of audio is over the limit of "
-                f"{settings.max_duration:.1f} s",
+                path, f"{info.duration:.1f} s of audio is over the limit of {limit:.1f} s"
             )
 
     def _decode(path: Path) -> tuple[float, list[Any], list[float]]:
@@ -264,7 +262,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         return out
 
     def _predict(path: Path) -> dict[str, Any]:
-        _check_duration(path)
+        _check_duration(path, settings.max_duration)
         pred = model.predict_file(path, top_k=settings.top_k)
         out = pred.to_dict(windows=len(pred.window_starts) > 1)
         out.pop("path", None)
@@ -348,13 +346,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             return JSONResponse({"detail": str(exc)}, status_code=422)
 
         def work(path: Path) -> dict[str, Any]:
-            info = audio_io.info(path)
-            if info.duration > settings.max_detect_duration:
-                raise DurationLimitError(
-                    path,
-                    f"{info.duration:.1f} s of audio is over the limit of "
-                    f"{settings.max_detect_duration:.1f} s",
-                )
+            _check_duration(path, settings.max_detect_duration)
             track = score_file(model, path, windowing)
             events = find_events(track, rules)
             labels = [c for c in track.classes if c not in rules.background]

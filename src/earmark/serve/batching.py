@@ -49,7 +49,8 @@ class Batcher:
 
     async def _run(self) -> None:
         queue = self.queue
-        assert queue is not None
+        if queue is None:  # _ensure() creates the queue before the task
+            return
         loop = asyncio.get_running_loop()
         while True:
             items = [await queue.get()]
