@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 
 import earmark
 from earmark import artifact
@@ -51,6 +52,7 @@ Pooling = Literal["mean", "max"]
 _MODEL_FILE = "model.skops"
 _WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the model
+SAMPLES_DIR = "samples"  # an sgan's generated samples during training; survives it too
 
 
 @dataclass
@@ -190,6 +192,7 @@ class Classifier(FilePredictions):
         self.training_: dict[str, Any] = {}
         self.metrics_: dict[str, Any] = {}
         self.skipped_: list[tuple[str, str]] = []
+        self.generator_: Any = None  # sgan: the generator trained beside the classifier
         self._frontend: tuple[Any, Any] | None = None  # built once for prediction
 
     def __repr__(self) -> str:
@@ -223,20 +226,49 @@ class Classifier(FilePredictions):
         valid: Manifest | str | Path | None = None,
         *,
         on_file: Callable[[], None] | None = None,
+        unlabeled: Manifest | str | Path | None = None,
+        label_fraction: float | None = None,
         **neural: Any,
     ) -> Classifier:
         """Train on the labelled files of ``data``; ``valid`` is for model families that
         stop early (classical learners fit on ``data`` alone and ignore it). Neural models
         take ``checkpoint_dir`` / ``resume`` / ``on_step`` / ``on_epoch`` (see
         :class:`earmark.training.Trainer`) and hold out a group-aware tenth of ``data`` for
-        early stopping when ``valid`` is not given."""
+        early stopping when ``valid`` is not given.
+
+        Semi-supervised models (``sgan``) also learn from unlabelled audio: the rows of
+        ``data`` without a label, and ``unlabeled`` (a folder of audio or a manifest, labels
+        ignored). ``label_fraction`` keeps the labels of only that fraction of each class of
+        ``data`` (seeded) and treats the rest as unlabelled: for experiments; supervised
+        models then simply train on fewer labels. ``samples_dir`` (sgan) receives generated
+        samples during training."""
+        manifest = as_manifest(data)
+        if label_fraction is not None:
+            from earmark.data.splits import hide_labels
+
+            manifest = hide_labels(manifest, label_fraction, seed=self.seed)
+        semi = registry.get(self.model).semi_supervised
+        if unlabeled is not None and not semi:
+            raise ParameterError(
+                f"{self.model} learns from labelled audio only; unlabelled audio needs a "
+                f"semi-supervised model ({', '.join(_semi_supervised())})"
+            )
         if self.family == "neural":
-            return self._fit_neural(as_manifest(data), valid, on_file=on_file, **neural)
-        if neural:
-            raise ParameterError(f"{sorted(neural)} apply to neural models only")
+            self._fit_neural(manifest, valid, on_file=on_file, unlabeled=unlabeled, **neural)
+        else:
+            if neural:
+                raise ParameterError(f"{sorted(neural)} apply to neural models only")
+            self._fit_classical(manifest, on_file=on_file)
+        if label_fraction is not None:
+            self.training_["label_fraction"] = label_fraction
+        return self
+
+    def _fit_classical(
+        self, manifest: Manifest, *, on_file: Callable[[], None] | None = None
+    ) -> Classifier:
         from earmark.models.classical import ClassicalModel
 
-        table = self.features_of(data, on_file=on_file)
+        table = self.features_of(manifest, on_file=on_file)
         if len(set(table.y.tolist())) < 2:
             raise EarmarkError("training needs at least two classes with readable files")
         labels = np.asarray(table.classes, dtype=object)[table.y]
@@ -264,10 +296,12 @@ class Classifier(FilePredictions):
         valid: Manifest | str | Path | None,
         *,
         on_file: Callable[[], None] | None = None,
+        unlabeled: Manifest | str | Path | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        samples_dir: str | Path | None = None,
     ) -> Classifier:
         import torch
 
@@ -291,14 +325,19 @@ class Classifier(FilePredictions):
             train_m, valid_m = labelled, as_manifest(valid)
             valid_m = valid_m.subset(valid_m.labelled)
         classes = labelled.classes
+        spec = registry.get(self.model)
+        parts = [train_m, valid_m]
+        if spec.semi_supervised:
+            parts.append(self._unlabelled_pool(manifest, unlabeled, valid_m))
         banks, skipped = [], []
-        for part in (train_m, valid_m):
+        for part in parts:
             bank, kept, bad = WaveBank.from_manifest(
                 part, self.audio, classes, cache_dir=self.cache_dir, on_file=on_file
             )
             banks.append((bank, kept))
             skipped += bad
-        (train_bank, train_y), (valid_bank, valid_y) = banks
+        (train_bank, train_y), (valid_bank, valid_y) = banks[:2]
+        unlabelled_bank = banks[2][0] if spec.semi_supervised else None
         if train_bank is None or len(set(train_y.tolist())) < 2:
             raise EarmarkError("training needs at least two classes with readable files")
         lengths = train_bank.lengths.float() / self.audio.sample_rate
@@ -310,7 +349,18 @@ class Classifier(FilePredictions):
         model = NeuralModel(
             self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
         )
-        trainer = Trainer(config, checkpoint_dir=checkpoint_dir, on_step=on_step, on_epoch=on_epoch)
+        hooks = {"checkpoint_dir": checkpoint_dir, "on_step": on_step, "on_epoch": on_epoch}
+        if spec.semi_supervised:
+            from earmark.models.sgan import GanSettings, SGANTrainer
+
+            if samples_dir is None and checkpoint_dir is not None:
+                samples_dir = Path(checkpoint_dir).parent / SAMPLES_DIR
+            gan, _ = GanSettings.split({**spec.defaults, **self.params})
+            trainer = SGANTrainer(
+                config, gan=gan, unlabelled=unlabelled_bank, samples_dir=samples_dir, **hooks
+            )
+        else:
+            trainer = Trainer(config, **hooks)
         result = trainer.fit(
             model.network,
             build_frontend(self.features, self.audio.sample_rate),
@@ -326,6 +376,9 @@ class Classifier(FilePredictions):
         model.network.load_state_dict(result.best_state)
         model.network.to("cpu").eval()
         self.estimator_ = model
+        self.generator_ = getattr(trainer, "generator", None)
+        if self.generator_ is not None:
+            self.generator_.to("cpu").eval()
         self.classes_ = list(classes)
         self.clip_seconds_ = self.audio.duration
         self.history_ = result.history
@@ -346,7 +399,33 @@ class Classifier(FilePredictions):
             "train_seconds": result.seconds,
             "train_config": config.to_dict(),
         }
+        if spec.semi_supervised:
+            self.training_["unlabelled_files"] = len(unlabelled_bank) if unlabelled_bank else 0
         return self
+
+    def _unlabelled_pool(
+        self, manifest: Manifest, unlabeled: Manifest | str | Path | None, valid: Manifest
+    ) -> Manifest:
+        """The unlabelled audio a semi-supervised model learns from: the rows of
+        ``manifest`` without a label and the files of ``unlabeled``, less any of a group
+        held out for validation (it would leak that group into early stopping)."""
+        from earmark.data.layouts import unlabelled_folder
+
+        frames = [manifest.frame[~manifest.labelled]]
+        if unlabeled is not None:
+            extra = (
+                unlabeled
+                if isinstance(unlabeled, Manifest)
+                else unlabelled_folder(unlabeled)
+                if Path(unlabeled).is_dir()
+                else load_dataset(unlabeled)
+            )
+            frames.append(extra.frame.assign(label=pd.NA))
+        pool = Manifest(pd.concat(frames, ignore_index=True), root=manifest.root)
+        if valid.has_groups and pool.has_groups:
+            held = set(valid.frame["group"].dropna())
+            pool = pool.subset(~pool.frame["group"].isin(held).to_numpy())
+        return pool
 
     def _check_fitted(self) -> None:
         if self.estimator_ is None:
@@ -533,11 +612,18 @@ class Classifier(FilePredictions):
             }
             meta["history"] = self.history_
             writers = {_WEIGHTS_FILE: lambda p: save_file(state, p)}
+            gen = getattr(self, "generator_", None)
+            if gen is not None:  # an sgan's generator, kept for sampling
+                from earmark.models.sgan import GENERATOR_FILE
+
+                g_state = {k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}
+                meta["generator"] = gen.config()
+                writers[GENERATOR_FILE] = lambda p: save_file(g_state, p)
         else:
             meta["n_features"] = int(self.estimator_.n_features_in_)
             pipeline = self.estimator_.pipeline_
             writers = {_MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
-        path = artifact.write_artifact(directory, meta, writers, keep=(CHECKPOINT_DIR,))
+        path = artifact.write_artifact(directory, meta, writers, keep=(CHECKPOINT_DIR, SAMPLES_DIR))
         if self.history_:
             from earmark.report import write_history
 
@@ -583,6 +669,10 @@ class Classifier(FilePredictions):
             raise artifact.ArtifactError(f"{directory}: the model's classes differ from its labels")
         clf.estimator_ = est
         return clf
+
+
+def _semi_supervised() -> list[str]:
+    return [n for n in registry.names("neural") if registry.get(n).semi_supervised]
 
 
 def _load_network(clf: Classifier, path: Path) -> Any:

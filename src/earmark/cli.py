@@ -403,6 +403,19 @@ def train(
         int | None, typer.Option(help="Early-stopping patience in epochs; 0: off.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option(help="Folder of unlabelled audio (semi-supervised models: sgan)."),
+    ] = None,
+    label_fraction: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Keep the labels of this fraction of each class's training files; the rest "
+            "count as unlabelled (experiments).",
+        ),
+    ] = None,
     test_size: Annotated[float, typer.Option(help="Fraction held out for testing.")] = 0.2,
     seed: Annotated[int | None, typer.Option(help="Seed for the split and the model.")] = None,
     group: Annotated[
@@ -482,6 +495,10 @@ def train(
         {"test_size": test_size, "seed": seed, "group": group, **recipe.get("split", {})}
     )
     fit: dict[str, Any] = {}
+    if unlabeled is not None:
+        fit["unlabeled"] = unlabeled
+    if label_fraction is not None:
+        fit["label_fraction"] = label_fraction
     bar = None
     if spec.family == "neural":
         fit["resume"] = resume is not None
@@ -511,6 +528,11 @@ def train(
                     f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}"
                     f"{last['acc']}, {r['clips_per_s']:.0f} clips/s"
                 )
+                if r.get("mode_collapse"):
+                    bar.console.print(
+                        f"[yellow]warning[/]: possible mode collapse (generated patches "
+                        f"{r['gen_diversity']:.2f} as diverse as real ones)"
+                    )
 
             fit["on_step"], fit["on_epoch"] = step_done, epoch_line
             bar.start()
@@ -1061,6 +1083,21 @@ def serve(
     app_ = create_app(model, settings, name=run.name)
     console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command("sgan-samples")
+@_friendly
+def sgan_samples(
+    run: Annotated[Path, typer.Argument(help="An sgan model directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("samples.png"),
+    n: Annotated[int, typer.Option("--n", min=1, max=256, help="How many samples.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+) -> None:
+    """Draw log-mel patches from an sgan's generator as a grid: what it learned."""
+    from earmark.models.sgan import sample, save_grid
+
+    path = save_grid(sample(run, n, seed=seed), out)
+    console.print(f"wrote {n} generated log-mel patches to {path}")
 
 
 @app.command()

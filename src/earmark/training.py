@@ -149,6 +149,18 @@ class WaveBank:
         bank = cls([decoded[i][0] for i in kept], pad=audio.pad) if kept else None
         return bank, torch.as_tensor(dataset.targets[kept], dtype=torch.long), skipped
 
+    @classmethod
+    def concat(cls, banks: list[WaveBank]) -> WaveBank:
+        """One bank holding the clips of ``banks`` in order (same channels and padding)."""
+        out = cls.__new__(cls)
+        out.pad = banks[0].pad
+        length = max(b.data.shape[-1] for b in banks)
+        out.data = torch.cat(
+            [torch.nn.functional.pad(b.data, (0, length - b.data.shape[-1])) for b in banks]
+        )
+        out.lengths = torch.cat([b.lengths for b in banks])
+        return out
+
     def __len__(self) -> int:
         return self.data.shape[0]
 
@@ -232,6 +244,67 @@ class Trainer:
         self.on_step = on_step
         self.on_epoch = on_epoch
 
+    # -- hooks for other training objectives (the semi-supervised GAN overrides these) -----
+
+    def _prepare(
+        self, model: nn.Module, frontend: nn.Module, aug: Any, device: torch.device, **facts: Any
+    ) -> None:
+        """Called once before the first epoch (``facts``: ``n_samples``, ``n_classes``,
+        ``sample_rate``, ``weight``)."""
+        self._weight = facts["weight"]
+
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.config.batch_size)
+
+    def _epoch_order(self, y_train: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
+        """The labelled clips of one epoch, in order (batches are consecutive slices)."""
+        if self.config.balanced_sampling:
+            w = (1.0 / counts.clamp_min(1))[y_train]
+            return torch.multinomial(w, len(y_train), replacement=True, generator=gen)
+        return torch.randperm(len(y_train), generator=gen)
+
+    def _train_step(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        feats: Tensor,
+        targets: Tensor,
+        *,
+        batch: int,
+        amp: bool,
+        generator: torch.Generator,
+    ) -> float:
+        """One optimizer step on a labelled batch (``batch``: its index in the epoch);
+        returns the loss."""
+        cfg = self.config
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            logits = model(feats)
+        loss = _soft_cross_entropy(logits, targets, self._weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        return float(loss.detach())
+
+    def _set_lr(self, opt: torch.optim.Optimizer, factor: float) -> None:
+        for g in opt.param_groups:
+            g["lr"] = self.config.lr * factor
+
+    def _end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
+        """Called after each epoch's training, before validation; may add to ``record``."""
+
+    def _checkpoint_extra(self) -> tuple[dict[str, Any], dict[str, Callable[[Path], Any]]]:
+        """More state for the checkpoint: JSON-able metadata and file writers."""
+        return {}, {}
+
+    def _restore_extra(self, directory: Path, meta: dict[str, Any], device: torch.device) -> None:
+        """Restore what :meth:`_checkpoint_extra` saved."""
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def _save_checkpoint(
@@ -241,26 +314,17 @@ class Trainer:
 
         from earmark.artifact import write_artifact
 
-        opt_state = opt.state_dict()
-        tensors, slots = {}, {}
-        for pid, s in opt_state["state"].items():
-            slots[str(pid)] = sorted(s)
-            for name, value in s.items():
-                tensors[f"{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        meta = {
-            "schema_version": 1,
-            "kind": "checkpoint",
-            "state": state,
-            "param_groups": opt_state["param_groups"],
-            "slots": slots,
-        }
+        tensors, extra = optimizer_tensors(opt)
+        meta = {"schema_version": 1, "kind": "checkpoint", "state": state, **extra}
+        more_meta, more_files = self._checkpoint_extra()
         write_artifact(
             self.checkpoint_dir,
-            meta,
+            {**meta, "extra": more_meta},
             {
                 "model.safetensors": lambda p: save_file(_state_to_cpu(model), p),
                 "best.safetensors": lambda p: save_file(best, p),
                 "optimizer.safetensors": lambda p: save_file(tensors, p),
+                **more_files,
             },
         )
 
@@ -278,14 +342,8 @@ class Trainer:
             raise EarmarkError(f"cannot resume: {exc}") from None
         model.load_state_dict(load_file(d / "model.safetensors", device=str(device)))
         tensors = load_file(d / "optimizer.safetensors", device=str(device))
-        state = {
-            int(pid): {n: tensors[f"{pid}.{n}"] for n in names}
-            for pid, names in meta["slots"].items()
-        }
-        for s in state.values():
-            if "step" in s:
-                s["step"] = s["step"].cpu()
-        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        load_optimizer(opt, tensors, meta)
+        self._restore_extra(d, meta.get("extra", {}), device)
         return load_file(d / "best.safetensors"), meta["state"]
 
     # -- the loop ---------------------------------------------------------------------------
@@ -313,12 +371,22 @@ class Trainer:
         model.to(device)
         frontend.to(device)
         aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = self._make_optimizer(model)
         counts = torch.bincount(y_train, minlength=n_classes).float()
         weight = None
         if cfg.class_weights:
             weight = (counts.sum() / (n_classes * counts.clamp_min(1))).to(device)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self._prepare(
+            model,
+            frontend,
+            aug,
+            device,
+            n_samples=n_samples,
+            n_classes=n_classes,
+            sample_rate=sample_rate,
+            weight=weight,
+        )
+        steps_per_epoch = self._steps_per_epoch(len(train))
         total = steps_per_epoch * cfg.epochs
         amp = cfg.mixed_precision and device.type == "cuda"
         history: list[dict[str, float]] = []
@@ -338,19 +406,15 @@ class Trainer:
                     break
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
-                if cfg.balanced_sampling:
-                    w = (1.0 / counts.clamp_min(1))[y_train]
-                    order = torch.multinomial(w, len(train), replacement=True, generator=gen)
-                else:
-                    order = torch.randperm(len(train), generator=gen)
+                order = self._epoch_order(y_train, counts, gen)
                 model.train()
                 frontend.eval()
-                t0, losses = time.perf_counter(), []
+                t0, losses, seen = time.perf_counter(), [], 0
                 for b in range(steps_per_epoch):
                     idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    seen += len(idx)
                     step = epoch * steps_per_epoch + b
-                    for g in opt.param_groups:
-                        g["lr"] = cfg.lr * cfg.lr_factor(step, total)
+                    self._set_lr(opt, cfg.lr_factor(step, total))
                     x = aug.waveform(train.batch(idx, n_samples, generator=gen), generator=gen)
                     with torch.no_grad():
                         feats = frontend(x.to(device, non_blocking=True))
@@ -363,15 +427,11 @@ class Trainer:
                     targets = targets.to(device)
                     if aug.mixup is not None:
                         feats, targets = aug.mixup.mix(feats, targets, gen)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                        logits = model(feats)
-                    loss = _soft_cross_entropy(logits, targets, weight)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    losses.append(float(loss.detach()))
+                    losses.append(
+                        self._train_step(
+                            model, opt, feats, targets, batch=b, amp=amp, generator=gen
+                        )
+                    )
                     if self.on_step is not None:
                         self.on_step(step + 1, total, losses[-1])
                 seconds = time.perf_counter() - t0
@@ -380,8 +440,9 @@ class Trainer:
                     "train_loss": float(np.mean(losses)),
                     "lr": opt.param_groups[0]["lr"],
                     "seconds": seconds,
-                    "clips_per_s": len(train) / seconds,
+                    "clips_per_s": seen / seconds,
                 }
+                self._end_epoch(model, record, epoch)
                 if valid is not None and y_valid is not None and len(valid):
                     proba, vloss = predict_bank(
                         model, frontend, valid, y_valid, n_samples, device, amp=amp
@@ -420,6 +481,30 @@ class Trainer:
         except KeyboardInterrupt:
             stopped = "interrupted"
         return TrainResult(best, history, stopped, best_epoch, time.perf_counter() - t_start)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """An optimizer's state as safetensors-ready tensors plus the JSON that restores it."""
+    opt_state = opt.state_dict()
+    tensors, slots = {}, {}
+    for pid, s in opt_state["state"].items():
+        slots[str(pid)] = sorted(s)
+        for name, value in s.items():
+            tensors[f"{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return tensors, {"param_groups": opt_state["param_groups"], "slots": slots}
+
+
+def load_optimizer(
+    opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
+) -> None:
+    """Restore what :func:`optimizer_tensors` saved (``meta``: its JSON half)."""
+    state = {
+        int(pid): {n: tensors[f"{pid}.{n}"] for n in names} for pid, names in meta["slots"].items()
+    }
+    for s in state.values():
+        if "step" in s:
+            s["step"] = s["step"].cpu()
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def read_meta_checkpoint(directory: Path) -> dict[str, Any]:

@@ -5,7 +5,14 @@ to import, and listing or checking a data set needs neither.
 """
 
 from earmark._lazy import lazy_attributes
-from earmark.data.layouts import LAYOUTS, detect_layout, from_csv, from_folder, load
+from earmark.data.layouts import (
+    LAYOUTS,
+    detect_layout,
+    from_csv,
+    from_folder,
+    load,
+    unlabelled_folder,
+)
 from earmark.data.manifest import Manifest
 from earmark.data.scan import ScanReport, scan
 
@@ -14,6 +21,7 @@ _LAZY = {
     "Splits": "splits",
     "check_no_leak": "splits",
     "from_split_column": "splits",
+    "hide_labels": "splits",
     "holdout": "splits",
     "kfold": "splits",
     "predefined_folds": "splits",
@@ -28,6 +36,7 @@ __all__ = [
     "from_folder",
     "load",
     "scan",
+    "unlabelled_folder",
     *_LAZY,
 ]
 

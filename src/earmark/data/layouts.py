@@ -85,6 +85,17 @@ def from_folder(root: str | Path, *, layout: str = "folder") -> Manifest:
     return Manifest.from_records(paths, labels, root=root, layout=layout)
 
 
+def unlabelled_folder(root: str | Path) -> Manifest:
+    """Every audio file under ``root`` (at any depth) as unlabelled rows."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: not a folder of unlabelled audio")
+    paths = [p.resolve() for p in _audio_files(root)]
+    if not paths:
+        raise LayoutError(f"{root}: no audio files in this folder")
+    return Manifest.from_records(paths, [None] * len(paths), root=root, layout="unlabelled")
+
+
 def from_csv(path: str | Path, *, root: str | Path | None = None) -> Manifest:
     """A manifest CSV: a path column and a label column, optional group, fold and split.
 

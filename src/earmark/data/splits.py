@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
     KFold,
@@ -22,7 +23,15 @@ from sklearn.model_selection import (
 from earmark.data.manifest import Manifest
 from earmark.errors import SplitError
 
-__all__ = ["Splits", "check_no_leak", "from_split_column", "holdout", "kfold", "predefined_folds"]
+__all__ = [
+    "Splits",
+    "check_no_leak",
+    "from_split_column",
+    "hide_labels",
+    "holdout",
+    "kfold",
+    "predefined_folds",
+]
 
 
 @dataclass
@@ -54,8 +63,10 @@ def _kfold_indices(
     if groups is None and n < k:
         raise SplitError(f"{n} files cannot make {k} folds")
     if stratify:
-        smallest = min(np.unique(labels, return_counts=True)[1])
-        stratify = smallest >= 2  # a class with one file cannot be spread over folds
+        counts = np.unique(labels, return_counts=True)[1]
+        # a class with one file cannot be spread over folds, and scikit-learn refuses to
+        # stratify when every class has fewer files than folds (a few labels per class)
+        stratify = counts.min() >= 2 and counts.max() >= k
     x = np.zeros(n)
     if groups is not None:
         splitter = (
@@ -201,3 +212,23 @@ def _check_splits(s: Splits) -> None:
     for i, a in enumerate(parts):
         for b in parts[i + 1 :]:
             check_no_leak(a, b)
+
+
+def hide_labels(m: Manifest, fraction: float, *, seed: int = 0) -> Manifest:
+    """A copy of ``m`` where only ``fraction`` of each class's labelled rows keep their label
+    (at least one per class, chosen at random with ``seed``); the others become unlabelled.
+    For semi-supervised experiments (``--label-fraction``)."""
+    if not 0 < fraction <= 1:
+        raise SplitError(f"label fraction must be in (0, 1], got {fraction}")
+    out = m.subset(np.arange(len(m)))
+    if fraction == 1:
+        return out
+    rng = np.random.default_rng(seed)
+    labels = m.labels
+    hidden = []
+    for c in m.classes:
+        rows = np.flatnonzero(labels == c)
+        keep = max(1, round(fraction * len(rows)))
+        hidden.append(rng.permutation(rows)[keep:])
+    out.frame.loc[np.concatenate(hidden), "label"] = pd.NA
+    return out

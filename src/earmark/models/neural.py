@@ -65,10 +65,19 @@ class NeuralModel:
 def fold_batch_norms(network: nn.Module) -> nn.Module:
     """An eval-mode copy of ``network`` where each ``BatchNorm`` that follows a ``Conv`` in an
     ``nn.Sequential`` is folded into the convolution's weights and bias (and replaced by an
-    identity). The original is left untouched."""
+    identity), and weight parametrizations (spectral or weight norm) are replaced by the
+    weights they compute. The original is left untouched."""
+    from torch.nn.utils import parametrize
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fused = copy.deepcopy(network).eval()
+    # Spectral / weight norm: swap in plain layers holding the weights they compute.
+    # (torch's remove_parametrizations cannot be used on a deep copy: it edits the
+    # parametrized class, which the copy shares with the original.)
+    for name, m in list(fused.named_modules()):
+        if parametrize.is_parametrized(m) and isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            parent, _, attr = name.rpartition(".")
+            setattr(fused.get_submodule(parent), attr, _plain_layer(m))
     for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
         for a, b in itertools.pairwise(names):
@@ -82,6 +91,30 @@ def fold_batch_norms(network: nn.Module) -> nn.Module:
                 seq._modules[a] = fuse_conv_bn_eval(conv, norm)
                 seq._modules[b] = nn.Identity()
     return fused
+
+
+def _plain_layer(m: nn.Linear | nn.Conv1d | nn.Conv2d) -> nn.Module:
+    """An unparametrized copy of a parametrized linear or convolution layer."""
+    if isinstance(m, nn.Linear):
+        plain: nn.Module = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    else:
+        conv = nn.Conv2d if isinstance(m, nn.Conv2d) else nn.Conv1d
+        plain = conv(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            stride=m.stride,
+            padding=m.padding,
+            dilation=m.dilation,
+            groups=m.groups,
+            bias=m.bias is not None,
+            padding_mode=m.padding_mode,
+        )
+    with torch.no_grad():
+        plain.weight.copy_(m.weight)
+        if m.bias is not None:
+            plain.bias.copy_(m.bias)
+    return plain.to(m.weight.device).eval()
 
 
 def count_parameters(model: nn.Module) -> int:

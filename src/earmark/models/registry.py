@@ -32,6 +32,7 @@ class ModelSpec:
     default_features: dict[str, Any] = field(default_factory=lambda: {"kind": "handcrafted"})
     seeded: bool = False  # build() takes random_state
     needs_bins: bool = False  # build() takes n_mels: the feature bins per frame
+    semi_supervised: bool = False  # also learns from unlabelled audio
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from earmark.models.registry import ModelSpec, register
+from earmark.models.sgan_config import GAN_DEFAULTS
 
 __all__ = ["NEURAL_FEATURES"]
 
@@ -132,5 +133,27 @@ register(
         dict(NEURAL_FEATURES),
         seeded=True,
         needs_bins=True,
+    )
+)
+
+
+def _sgan(n_classes: int, **params: Any):
+    from earmark.models.sgan import build_discriminator
+
+    return build_discriminator(n_classes, **params)
+
+
+register(
+    ModelSpec(
+        "sgan",
+        "neural",
+        _sgan,
+        "semi-supervised GAN: a spectral-norm CNN discriminator (K class logits) trained against "
+        "a generator on labelled and unlabelled audio",
+        {"width": 16, "dropout": 0.1, "norm": "spectral", "groups": 4, **GAN_DEFAULTS},
+        dict(NEURAL_FEATURES),
+        seeded=True,
+        needs_bins=True,
+        semi_supervised=True,
     )
 )

@@ -1,0 +1,43 @@
+"""Settings of the semi-supervised GAN's adversarial game (no torch import: the model
+registry lists them as ``sgan``'s defaults). The network is in :mod:`earmark.models.sgan`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from earmark.errors import ParameterError
+
+__all__ = ["GAN_DEFAULTS", "GanSettings"]
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """The adversarial game's settings; a model's other params build the discriminator."""
+
+    noise_dim: int = 64
+    gen_width: int = 32
+    unsupervised_weight: float = 1.0
+    real_label: float = 0.9  # one-sided label smoothing of the real target
+    g_lr_ratio: float = 1.0
+    adversarial: bool = True
+    sample_every: int = 5  # epochs between sample grids (0: never)
+    collapse_ratio: float = 0.2  # generated/real diversity below this flags mode collapse
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.real_label <= 1.0:
+            raise ParameterError(f"sgan: real_label must be in (0.5, 1], got {self.real_label}")
+        if self.noise_dim < 1 or self.gen_width < 4:
+            raise ParameterError("sgan: noise_dim >= 1 and gen_width >= 4 needed")
+
+    @classmethod
+    def split(cls, params: dict[str, Any]) -> tuple[GanSettings, dict[str, Any]]:
+        """(the GAN settings, the discriminator's own params) from a model's params."""
+        gan = {k: params[k] for k in GAN_DEFAULTS if k in params}
+        rest = {k: v for k, v in params.items() if k not in GAN_DEFAULTS}
+        return cls(**gan), rest
+
+
+# Chosen on a validation part of the training split, never the test split.
+GAN_DEFAULTS: dict[str, Any] = dataclasses.asdict(GanSettings())
