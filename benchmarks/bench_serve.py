@@ -1,13 +1,14 @@
 """Load test of `earmark serve` on loopback, and ONNX vs PyTorch single-clip latency.
 
 A real server process (`earmark serve`, uvicorn) with a `cnn` trained on the demo digits;
-a real HTTP client (httpx, asyncio) posts 1-second clips at concurrency 1, 8 and 32 for
-`--seconds` each and records throughput, p50 / p99 latency and the status codes. Goal on
-2 CPU cores: p99 under 100 ms at concurrency 8; at 32, every request served or refused with
-503, never a timeout or a 500. The client shares the machine's two cores with the server.
+real HTTP clients post 1-second clips at concurrency 1, 8 and 32 for `--seconds` each and
+record throughput, p50 / p99 latency and the status codes: wrk (C; `apt-get install wrk`)
+and httpx (Python, asyncio; it needs a good part of a core itself). Goal on 2 CPU cores:
+p99 under 100 ms at concurrency 8; at 32, every request served or refused with 503, never a
+timeout or a 500. The clients share the machine's two cores with the server.
 
 Run: .venv/bin/python benchmarks/bench_serve.py [--data out/demo/digits] [--seconds 60]
-     [--runtime torch|onnx]
+     [--runtime torch|onnx] [--client wrk|httpx|both] [--threads N]
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ async def load(url: str, clips: list[bytes], concurrency: int, seconds: float) -
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
     return {
+        "client": "httpx",
         "concurrency": concurrency,
         "seconds": wall,
         "requests": sum(statuses.values()),
@@ -81,6 +83,66 @@ async def load(url: str, clips: list[bytes], concurrency: int, seconds: float) -
         "statuses": statuses,
         "p50_ms": q(0.50) if latencies else None,
         "p99_ms": q(0.99) if latencies else None,
+    }
+
+
+# wrk's Lua hooks: POST one clip as a raw audio/wav body, count the status codes, and print
+# the figures as one JSON line at the end (wrk's latencies are in microseconds).
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "audio/wav"
+local f = assert(io.open(os.getenv("EARMARK_CLIP"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+local statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local parts = {}
+  for code, n in pairs(statuses) do parts[#parts + 1] = string.format('"%d": %d', code, n) end
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, ' ..
+    '"statuses": {%s}, "errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, table.concat(parts, ", "), e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def load_wrk(url: str, clip: Path, concurrency: int, seconds: float, work: Path) -> dict:
+    """The same load with wrk (C, one thread): the client takes far less of the two cores
+    than Python's httpx, so the figures are the server's. Every connection posts one clip;
+    latency percentiles are over all answers (503s included: at concurrency 32 they are
+    most of them)."""
+    import os
+
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--timeout", "30s"]
+    cmd += ["-s", str(script), f"{url}/v1/predict"]
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "EARMARK_CLIP": str(clip)},
+    ).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    wall = got["duration_us"] / 1e6
+    served = got["statuses"].get("200", 0)
+    errors = {k: v for k, v in got["errors"].items() if v}
+    return {
+        "client": "wrk",
+        "concurrency": concurrency,
+        "seconds": wall,
+        "requests": got["requests"],
+        "served_per_s": served / wall,
+        "statuses": {**got["statuses"], **errors},
+        "p50_ms": got["p50_us"] / 1000,
+        "p99_ms": got["p99_us"] / 1000,
+        "max_ms": got["max_us"] / 1000,
     }
 
 
@@ -100,6 +162,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--work", type=Path, default=Path("out/demo/bench-serve"))
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "httpx", "both"],
+        default="both",
+        help="load generator (wrk: apt-get install wrk)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="server's torch threads")
     args = parser.parse_args()
     if not (args.data / "manifest.csv").exists():
         from earmark.data.demo import make_demo_digits
@@ -112,7 +181,12 @@ def main() -> None:
     torch_model = earmark.load(run)
     onnx_model = earmark.load(export_onnx(torch_model, args.work / "onnx" / "cnn.onnx"))
     clips = sorted(args.data.glob("*/v01*.wav"))
-    results: dict = {"machine": machine(), "model": "cnn", "runtime": args.runtime}
+    results: dict = {
+        "machine": machine(),
+        "model": "cnn",
+        "runtime": args.runtime,
+        "server_torch_threads": args.threads or "default",
+    }
     results["single_clip_ms"] = {
         "torch": single_clip_latency(torch_model, clips[0]),
         "onnxruntime": single_clip_latency(onnx_model, clips[0]),
@@ -129,6 +203,8 @@ def main() -> None:
         "--runtime",
         args.runtime,
     ]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -140,10 +216,15 @@ def main() -> None:
                 time.sleep(0.2)
         bodies = [c.read_bytes() for c in clips]
         results["load"] = []
-        for concurrency in (1, 8, 32):
-            got = asyncio.run(load(url, bodies, concurrency, args.seconds))
-            results["load"].append(got)
-            print(json.dumps(got), flush=True)
+        clients = ["wrk", "httpx"] if args.client == "both" else [args.client]
+        for client in clients:
+            for concurrency in (1, 8, 32):
+                if client == "wrk":
+                    got = load_wrk(url, clips[0], concurrency, args.seconds, args.work)
+                else:
+                    got = asyncio.run(load(url, bodies, concurrency, args.seconds))
+                results["load"].append(got)
+                print(json.dumps(got), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1055,6 +1055,9 @@ def serve(
     runtime: Annotated[
         str, typer.Option(help="torch, or onnx (exports the network at start-up).")
     ] = "torch",
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
+    ] = None,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs."""
@@ -1063,15 +1066,25 @@ def serve(
     from earmark.classifier import load
     from earmark.serve import ServeSettings, create_app
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    if runtime not in ("torch", "onnx"):
+        raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
     model = load(run)
-    if runtime == "onnx" and run.suffix != ".onnx":
+    if runtime == "onnx" or run.suffix == ".onnx":
         import tempfile
 
         from earmark.export import export_onnx
+        from earmark.onnx_model import OnnxClassifier
 
-        model = load(export_onnx(model, Path(tempfile.mkdtemp(prefix="earmark-onnx-")) / "m.onnx"))
-    elif runtime not in ("torch", "onnx"):
-        raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
+        onnx_file = run
+        if run.suffix != ".onnx":
+            onnx_file = export_onnx(
+                model, Path(tempfile.mkdtemp(prefix="earmark-onnx-")) / "m.onnx"
+            )
+        model = OnnxClassifier.load(onnx_file, threads=threads)
     settings = ServeSettings(
         batch_wait=batch_ms / 1000,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),

@@ -28,8 +28,11 @@ class OnnxClassifier(Classifier):
     session: Any = None
 
     @classmethod
-    def load(cls, path: str | Path) -> OnnxClassifier:  # type: ignore[override]
-        """Load ``model.onnx`` and the ``earmark.json`` beside it."""
+    def load(  # type: ignore[override]
+        cls, path: str | Path, *, threads: int | None = None
+    ) -> OnnxClassifier:
+        """Load ``model.onnx`` and the ``earmark.json`` beside it; ``threads``: onnxruntime's
+        threads per call (default: its own choice, all cores)."""
         import onnxruntime as ort
 
         path = Path(path)
@@ -51,6 +54,8 @@ class OnnxClassifier(Classifier):
         clf.clip_seconds_ = meta.get("clip_seconds")
         clf.metrics_ = meta.get("metrics", {})
         options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
         try:
             clf.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

@@ -63,8 +63,12 @@ def test_model_card_health_readiness_metrics_and_schema(client: TestClient, dete
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     client.get("/healthz")
+    for k in range(3):  # unknown paths share one label: the metrics cannot grow unbounded
+        assert client.get(f"/no/such/path/{k}").status_code == 404
     text = client.get("/metrics").text
     assert 'earmark_requests_total{endpoint="/healthz",status="200"}' in text
+    assert 'earmark_requests_total{endpoint="other",status="404"} 3.0' in text
+    assert "/no/such" not in text
     assert "earmark_request_seconds_bucket" in text and "earmark_queue_depth" in text
     assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
 

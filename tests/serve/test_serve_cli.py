@@ -30,6 +30,8 @@ def test_serve_answers_over_http(runtime: str, detector, demo_digits: Path, tmp_
         str(port),
         "--runtime",
         runtime,
+        "--threads",
+        "1",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
