@@ -334,3 +334,52 @@ def test_cli_trains_with_unlabelled_audio_and_draws_samples(tones: Path, tmp_pat
         ],
     )
     assert result.exit_code != 0 and "semi-supervised" in result.output
+
+
+def test_detect_and_serve_use_the_discriminator(trained, tones: Path, tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from earmark.detection import Windowing, score_file
+    from earmark.serve import create_app
+
+    clf, _ = trained
+    rng = np.random.default_rng(3)
+    y = np.concatenate([_clip(k, rng, 1.0) for k in ("low", "high", "noise", "low")])
+    long = tmp_path / "long.wav"
+    sf.write(long, y, SR)
+    track = score_file(clf, long, Windowing(window=0.5, hop=0.5))
+    assert track.scores.shape == (8, 3) and np.allclose(track.scores.sum(axis=1), 1, atol=1e-5)
+    with TestClient(create_app(clf, name="sgan")) as client:
+        res = client.post(
+            "/v1/predict", content=long.read_bytes(), headers={"content-type": "audio/wav"}
+        )
+    assert res.status_code == 200 and res.json()["labels"][0] in clf.classes_
+
+
+def test_resume_continues_the_gan_exactly(tones: Path, tmp_path) -> None:
+    m = data.load(tones / "data")
+
+    def fit(ckpt: Path, *, resume: bool = False, stop_after: int | None = None) -> Classifier:
+        def interrupt(record: dict) -> None:
+            if record["epoch"] == stop_after:
+                raise KeyboardInterrupt
+
+        clf = Classifier(
+            "sgan", params=SMALL, audio=AudioConfig(duration=0.5), train=_config(epochs=3)
+        )
+        return clf.fit(
+            m, unlabeled=tones / "more", checkpoint_dir=ckpt, resume=resume, on_epoch=interrupt
+        )
+
+    straight = fit(tmp_path / "a")
+    assert fit(tmp_path / "b", stop_after=2).training_["stopped"] == "interrupted"
+    assert (tmp_path / "b" / "generator.safetensors").is_file()
+    resumed = fit(tmp_path / "b", resume=True)
+    assert [r["g_loss"] for r in resumed.history_] == [r["g_loss"] for r in straight.history_]
+    for net in ("estimator_", "generator_"):
+        a = getattr(straight, net)
+        b = getattr(resumed, net)
+        a = a.network if net == "estimator_" else a
+        b = b.network if net == "estimator_" else b
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
