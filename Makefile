@@ -63,12 +63,16 @@ format: setup
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# The serving benchmark's load generator, wrk, is only needed here.
 bench: setup
+	$(MAKE) system-packages APT_PACKAGES=wrk
 	$(BIN)/python benchmarks/bench_logmel.py
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_classical.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_neural.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_detect.py --data $(DEMO)
+	$(BIN)/python benchmarks/bench_serve.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_sgan.py --data $(DEMO)/digits
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

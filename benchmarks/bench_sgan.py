@@ -13,7 +13,7 @@ over the seeds, and the gain of sgan over supervised. Goal: >= 3 points at 10% l
 Settings were chosen on a validation part of the training split (never the test split).
 
 Run: .venv/bin/python benchmarks/bench_sgan.py [--fractions 0.05 0.1 0.25] [--seeds 0 1 2]
-     [--epochs 40]
+     [--epochs 60]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=60)
     parser.add_argument("--fractions", type=float, nargs="*", default=[0.05, 0.1, 0.25])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
     if not (args.data / "manifest.csv").exists():
         from earmark.data.demo import make_demo_digits
