@@ -383,3 +383,14 @@ def test_resume_continues_the_gan_exactly(tones: Path, tmp_path) -> None:
         b = b.network if net == "estimator_" else b
         for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_the_supervised_baseline_has_no_generator(tones: Path, tmp_path) -> None:
+    params = {**SMALL, "adversarial": False}
+    clf = Classifier(
+        "sgan", params=params, audio=AudioConfig(duration=0.5), train=_config(epochs=1)
+    )
+    clf.fit(data.load(tones / "data"), unlabeled=tones / "more")
+    assert clf.generator_ is None and "unsup_loss" not in clf.history_[0]
+    meta = json.loads((clf.save(tmp_path / "sup") / "earmark.json").read_text())
+    assert "generator.safetensors" not in meta["files"] and "generator" not in meta

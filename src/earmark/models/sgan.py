@@ -14,8 +14,10 @@ binary cross-entropy on ``logsumexp(logits)`` and needs no extra output. Losses 
   discriminator's penultimate features on real and on generated patches (Salimans et al.),
   which trains far more stably than fooling the discriminator outright.
 
-Safeguards: spectral norm on every discriminator layer (Miyato et al. 2018), dropout in the
-discriminator, its input normalized per mel band with statistics of the training audio,
+Safeguards: spectral norm on every discriminator layer (Miyato et al. 2018), group norm
+(each example normalized alone, so real and generated batches never share statistics) and
+dropout in the discriminator, its input normalized per mel band with fixed statistics of
+the training audio, one-sided label smoothing,
 Adam with beta1 = 0.5 and a separate generator learning rate (``g_lr_ratio`` x the
 discriminator's). After every epoch the generator's output is checked for mode collapse
 (diversity of generated patches against real ones, and how many classes they fall in); a
@@ -25,8 +27,9 @@ generated patches (fixed noise, so the images show progress) goes to ``samples/`
 The saved artifact is the discriminator, an ordinary network over log-mel: predict, detect,
 serve and ONNX export use it as any other model. The generator is kept beside it
 (``generator.safetensors``) for :func:`sample` and ``earmark sgan-samples``.
-``adversarial=False`` trains the same discriminator on the same schedule with the labelled
-loss alone: the supervised baseline the benchmark compares against.
+``adversarial=False`` trains the same discriminator on the same schedule (steps per epoch
+set by the whole pool) with the labelled loss alone and no generator: the supervised
+baseline the benchmark compares against.
 """
 
 from __future__ import annotations
@@ -255,6 +258,10 @@ class SGANTrainer(Trainer):
             )
         model.set_input_stats(real.mean(dim=(0, 3)), real.std(dim=(0, 3)))
         self._real_ref = ((real - model.mean) / model.std)[:128].cpu()
+        self._stats: dict[str, list[float]] = {}
+        if not self.gan.adversarial:  # the supervised baseline: no generator at all
+            self.generator, self._opt_g = None, None
+            return
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed * 7919 + 1)
             gen = Generator(
@@ -270,7 +277,6 @@ class SGANTrainer(Trainer):
             weight_decay=0.0,
         )
         self._fixed_noise = gen.noise(16, torch.Generator().manual_seed(cfg.seed + 4242))
-        self._stats: dict[str, list[float]] = {}
 
     def _steps_per_epoch(self, n_train: int) -> int:
         return math.ceil(len(self._pool) / self.config.batch_size)
@@ -286,7 +292,7 @@ class SGANTrainer(Trainer):
 
     def _set_lr(self, opt: torch.optim.Optimizer, factor: float) -> None:
         super()._set_lr(opt, factor)
-        for g in self._opt_g.param_groups:
+        for g in self._opt_g.param_groups if self._opt_g is not None else ():
             g["lr"] = self.config.lr * self.gan.g_lr_ratio * factor
 
     def _unlabelled_batch(self, batch: int, gen: torch.Generator) -> Tensor:
@@ -366,6 +372,8 @@ class SGANTrainer(Trainer):
     def _checkpoint_extra(self) -> tuple[dict[str, Any], dict[str, Callable[[Path], Any]]]:
         from safetensors.torch import save_file
 
+        if self.generator is None:
+            return {}, {}
         tensors, meta = optimizer_tensors(self._opt_g)
         state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
         files = {
@@ -377,6 +385,8 @@ class SGANTrainer(Trainer):
     def _restore_extra(self, directory: Path, meta: dict[str, Any], device: torch.device) -> None:
         from safetensors.torch import load_file
 
+        if self.generator is None:
+            return
         self.generator.load_state_dict(
             load_file(directory / "generator.safetensors", device=str(device))
         )
