@@ -58,6 +58,7 @@ class TrainConfig(JsonConfig):
     warmup: float = 0.1  # fraction of all steps spent warming up (onecycle)
     patience: int = 10
     monitor: Literal["accuracy", "f1_macro", "loss"] = "loss"
+    keep: Literal["best", "last"] = "best"  # weights returned: best by the monitor, or last
     class_weights: bool = False
     balanced_sampling: bool = False
     grad_clip: float | None = 5.0
@@ -77,6 +78,8 @@ class TrainConfig(JsonConfig):
             raise ParameterError(f"unknown schedule {self.schedule!r}")
         if self.monitor not in ("accuracy", "f1_macro", "loss"):
             raise ParameterError(f"unknown monitor {self.monitor!r}")
+        if self.keep not in ("best", "last"):
+            raise ParameterError(f"keep must be best or last, got {self.keep!r}")
         from earmark.augment import check_spec
 
         check_spec(self.augment)
@@ -415,10 +418,7 @@ class Trainer:
                     seen += len(idx)
                     step = epoch * steps_per_epoch + b
                     self._set_lr(opt, cfg.lr_factor(step, total))
-                    x = aug.waveform(train.batch(idx, n_samples, generator=gen), generator=gen)
-                    with torch.no_grad():
-                        feats = frontend(x.to(device, non_blocking=True))
-                    feats = aug.spectrogram(feats, generator=gen)
+                    feats = augmented_features(train, idx, n_samples, aug, frontend, device, gen)
                     targets = torch.nn.functional.one_hot(y_train[idx], n_classes).float()
                     if cfg.label_smoothing:
                         targets = (
@@ -480,7 +480,26 @@ class Trainer:
                     self.on_epoch(record)
         except KeyboardInterrupt:
             stopped = "interrupted"
+        if cfg.keep == "last" and history:
+            best, best_epoch = _state_to_cpu(model), len(history)
         return TrainResult(best, history, stopped, best_epoch, time.perf_counter() - t_start)
+
+
+def augmented_features(
+    bank: WaveBank,
+    idx: Tensor,
+    n_samples: int,
+    aug: Any,
+    frontend: nn.Module,
+    device: torch.device,
+    generator: torch.Generator,
+) -> Tensor:
+    """A training batch: clips ``idx`` of ``bank`` (random crops of ``n_samples``), waveform
+    augmentation, the frontend on ``device``, spectrogram augmentation."""
+    x = aug.waveform(bank.batch(idx, n_samples, generator=generator), generator=generator)
+    with torch.no_grad():
+        feats = frontend(x.to(device, non_blocking=True))
+    return aug.spectrogram(feats, generator=generator)
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -52,6 +52,7 @@ from earmark.training import (
     TrainConfig,
     Trainer,
     WaveBank,
+    augmented_features,
     load_optimizer,
     optimizer_tensors,
 )
@@ -301,10 +302,9 @@ class SGANTrainer(Trainer):
         n = len(self._pool_order)
         bs = min(self.config.batch_size, n)
         idx = self._pool_order[(torch.arange(bs) + batch * bs) % n]
-        x = self._aug.waveform(self._pool.batch(idx, self._n_samples, generator=gen), generator=gen)
-        with torch.no_grad():
-            feats = self._frontend(x.to(self._device, non_blocking=True))
-        return self._aug.spectrogram(feats, generator=gen)
+        return augmented_features(
+            self._pool, idx, self._n_samples, self._aug, self._frontend, self._device, gen
+        )
 
     def _train_step(
         self,
