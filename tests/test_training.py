@@ -163,3 +163,12 @@ def test_wavebank_centres_short_clips_when_padding_both_sides() -> None:
     from earmark.audio import fix_length
 
     np.testing.assert_array_equal(out[1].numpy(), fix_length(waves[1], 8, pad="both"))
+
+
+def test_keep_last_returns_the_final_weights() -> None:
+    result, net = run(3, keep="last", monitor="accuracy")
+    assert result.best_epoch == 3
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(result.best_state[k], v.cpu(), rtol=0, atol=0)
+    with pytest.raises(ParameterError, match="keep"):
+        TrainConfig(keep="first")
