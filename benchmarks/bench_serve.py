@@ -94,13 +94,19 @@ wrk.headers["Content-Type"] = "audio/wav"
 local f = assert(io.open(os.getenv("EARMARK_CLIP"), "rb"))
 wrk.body = f:read("*a")
 f:close()
-local statuses = {}
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
 function done(summary, latency, requests)
+  local counts = {}
+  for _, t in ipairs(threads) do  -- each thread counted in its own Lua state
+    for code, n in pairs(t:get("statuses")) do counts[code] = (counts[code] or 0) + n end
+  end
   local parts = {}
-  for code, n in pairs(statuses) do parts[#parts + 1] = string.format('"%d": %d', code, n) end
+  for code, n in pairs(counts) do parts[#parts + 1] = string.format('"%d": %d', code, n) end
   local e = summary.errors
   io.write(string.format(
     '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, ' ..

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -96,17 +97,38 @@ def test_limits_and_bad_input(
 
 
 def test_upload_names_are_never_paths_and_temp_files_are_removed(
-    client: TestClient, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    detector, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made: list[str] = []
+    mkstemp = tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, path = mkstemp(*args, **kwargs)
+        made.append(path)
+        return fd, path
+
+    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
     target = tmp_path / "evil.wav"
     clip = (demo_digits / "one" / "v000.wav").read_bytes()
-    for name in ("../../evil.wav", str(target), "..\\evil.wav", "a/b/c.wav"):
-        res = client.post("/v1/predict", files={"file": (name, clip, "audio/wav")})
-        assert res.status_code == 200, res.text
-    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with TestClient(create_app(detector, ServeSettings(upload_dir=str(uploads)))) as client:
+        for name in ("../../evil.wav", str(target), "..\\evil.wav", "a/b/c.wav"):
+            res = client.post("/v1/predict", files={"file": (name, clip, "audio/wav")})
+            assert res.status_code == 200, res.text
+    assert len(made) == 4 and all(Path(p).parent == uploads for p in made)
+    assert all(Path(p).name.startswith("earmark-upload-") for p in made)
+    assert not target.exists() and list(uploads.iterdir()) == []
+
+
+def test_uploads_go_to_memory_where_there_is_tmpfs() -> None:
+    from earmark.serve.app import _memory_tmp
+
+    shm = Path("/dev/shm")
+    expected = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    assert _memory_tmp() == expected
 
 
 class _Slow:
