@@ -1094,6 +1094,13 @@ def serve(
         max_queue=queue,
     )
     app_ = create_app(model, settings, name=run.name)
+    # Everything loaded so far (torch, the model, FastAPI: ~235,000 objects) lives as long as
+    # the process. A full garbage collection walks all of it (70-140 ms measured here) and
+    # stalls every request in flight; frozen, it is skipped and collections stay small.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
