@@ -253,7 +253,7 @@ class Trainer:
         self, model: nn.Module, frontend: nn.Module, aug: Any, device: torch.device, **facts: Any
     ) -> None:
         """Called once before the first epoch (``facts``: ``n_samples``, ``n_classes``,
-        ``sample_rate``, ``weight``)."""
+        ``sample_rate``, ``weight``, ``train``: the training bank)."""
         self._weight = facts["weight"]
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -388,6 +388,7 @@ class Trainer:
             n_classes=n_classes,
             sample_rate=sample_rate,
             weight=weight,
+            train=train,
         )
         steps_per_epoch = self._steps_per_epoch(len(train))
         total = steps_per_epoch * cfg.epochs

@@ -113,8 +113,8 @@ def _prepared(tones: Path) -> tuple[SGANTrainer, Discriminator, Tensor, Tensor, 
     frontend = build_frontend(FeatureConfig(**registry.get("sgan").default_features), SR)
     gan = GanSettings(noise_dim=16, gen_width=8)
     trainer = SGANTrainer(_config(batch_size=64, lr=1e-3), gan=gan, unlabelled=more)
-    trainer._labelled = bank
     facts = {"n_samples": audio.n_samples, "n_classes": 3, "sample_rate": SR, "weight": None}
+    facts["train"] = bank
     trainer._prepare(d, frontend, from_spec("none", sample_rate=SR), torch.device("cpu"), **facts)
     with torch.no_grad():
         feats = frontend(bank.batch(torch.arange(len(bank)), audio.n_samples))

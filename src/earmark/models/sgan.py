@@ -73,6 +73,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Norm = Literal["spectral", "weight", "none"]
+GENERATOR_FILE = "generator.safetensors"  # beside the artifact and in checkpoints
 
 
 def _normed(layer: nn.Module, norm: Norm) -> nn.Module:
@@ -225,10 +226,6 @@ class SGANTrainer(Trainer):
         self.samples_dir = Path(samples_dir) if samples_dir is not None else None
         self.generator: Generator | None = None
 
-    def fit(self, model: nn.Module, frontend: nn.Module, train: WaveBank, *args, **kwargs):
-        self._labelled = train
-        return super().fit(model, frontend, train, *args, **kwargs)
-
     # -- the Trainer's hooks -------------------------------------------------------------
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -246,7 +243,7 @@ class SGANTrainer(Trainer):
         cfg = self.config
         self._aug, self._frontend, self._device = aug, frontend, device
         self._n_samples, self._n_classes = facts["n_samples"], facts["n_classes"]
-        banks = [self._labelled] + ([self.unlabelled] if self.unlabelled is not None else [])
+        banks = [facts["train"]] + ([self.unlabelled] if self.unlabelled is not None else [])
         self._pool = WaveBank.concat(banks) if len(banks) > 1 else banks[0]
         # Input statistics from (up to 512 evenly spaced) clips of the pool, centre crops.
         pick = torch.linspace(0, len(self._pool) - 1, min(512, len(self._pool))).long()
@@ -377,7 +374,7 @@ class SGANTrainer(Trainer):
         tensors, meta = optimizer_tensors(self._opt_g)
         state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
         files = {
-            "generator.safetensors": lambda p: save_file(state, p),
+            GENERATOR_FILE: lambda p: save_file(state, p),
             "generator_optimizer.safetensors": lambda p: save_file(tensors, p),
         }
         return {"generator_optimizer": meta}, files
@@ -387,9 +384,7 @@ class SGANTrainer(Trainer):
 
         if self.generator is None:
             return
-        self.generator.load_state_dict(
-            load_file(directory / "generator.safetensors", device=str(device))
-        )
+        self.generator.load_state_dict(load_file(directory / GENERATOR_FILE, device=str(device)))
         tensors = load_file(directory / "generator_optimizer.safetensors", device=str(device))
         load_optimizer(self._opt_g, tensors, meta["generator_optimizer"])
 
@@ -495,9 +490,6 @@ def save_grid(patches: Tensor, path: Path, *, epoch: int | None = None) -> Path:
     atomic_write(path, lambda p: fig.savefig(p, dpi=80, format="png"))
     plt.close(fig)
     return path
-
-
-GENERATOR_FILE = "generator.safetensors"
 
 
 def load_generator(directory: str | Path) -> Generator:
