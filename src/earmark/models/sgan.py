@@ -415,12 +415,18 @@ def discriminator_loss(
     with torch.no_grad():
         fake = generator(z)
     h_real = model.features(real)
-    lse_real = torch.logsumexp(model.head(h_real).float(), dim=-1)
+    logits_real = model.head(h_real).float()
+    lse_real = torch.logsumexp(logits_real, dim=-1)
     lse_fake = torch.logsumexp(model(fake).float(), dim=-1)
     # -log D(x) = softplus(-lse); -log(1 - D(x)) = softplus(lse)
     smooth = settings.real_label
     unsup = (smooth * F.softplus(-lse_real) + (1 - smooth) * F.softplus(lse_real)).mean()
     unsup = unsup + F.softplus(lse_fake).mean()
+    if settings.entropy_weight:
+        logp = F.log_softmax(logits_real, dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1).mean()
+        unsup = unsup + settings.entropy_weight * entropy
+        parts["entropy"] = float(entropy.detach())
     parts |= {
         "unsup_loss": float(unsup.detach()),
         "d_real": float(torch.sigmoid(lse_real.detach()).mean()),

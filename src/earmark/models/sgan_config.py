@@ -21,6 +21,9 @@ class GanSettings:
     unsupervised_weight: float = 1.0
     real_label: float = 0.9  # one-sided label smoothing of the real target
     g_lr_ratio: float = 1.0
+    # weight of the class entropy of unlabelled clips, minimized (the conditional-entropy
+    # term of Dai et al. 2017, "Good Semi-supervised Learning that Requires a Bad GAN")
+    entropy_weight: float = 0.0
     adversarial: bool = True
     sample_every: int = 5  # epochs between sample grids (0: never)
     collapse_ratio: float = 0.2  # generated/real diversity below this flags mode collapse
@@ -28,6 +31,8 @@ class GanSettings:
     def __post_init__(self) -> None:
         if not 0.5 < self.real_label <= 1.0:
             raise ParameterError(f"sgan: real_label must be in (0.5, 1], got {self.real_label}")
+        if self.entropy_weight < 0:
+            raise ParameterError(f"sgan: entropy_weight must be >= 0, got {self.entropy_weight}")
         if self.noise_dim < 1 or self.gen_width < 4:
             raise ParameterError("sgan: noise_dim >= 1 and gen_width >= 4 needed")
 

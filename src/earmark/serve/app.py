@@ -183,7 +183,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
     )
     depth = Gauge("earmark_queue_depth", "Predictions running or waiting", registry=registry)
     gate = asyncio.Semaphore(settings.max_concurrency)
-    state = {"pending": 0}
+    state = {"pending": 0, "incoming": 0}
 
     app = FastAPI(
         title="earmark",
@@ -273,6 +273,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             lambda segs: model._proba(model._window_features(segs)),
             wait=settings.batch_wait,
             max_windows=settings.batch_max_windows,
+            incoming=lambda: state["incoming"],
         )
         app.state.batcher = batcher
 
@@ -290,8 +291,9 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         segments, starts = model._windows(y, model.audio.sample_rate)
         return y.shape[1] / model.audio.sample_rate, segments, starts
 
-    async def _predict_batched(path: Path) -> dict[str, Any]:
+    async def _predict_batched(path: Path, arrived: Any) -> dict[str, Any]:
         duration, segments, starts = await run_in_threadpool(_decode, path)
+        arrived()  # no await between this and the windows being queued
         scores = await batcher.score(segments)  # type: ignore[union-attr]
         pred = model._pooled("", duration, starts, scores, settings.top_k)
         out = pred.to_dict(windows=len(starts) > 1)
@@ -352,7 +354,21 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         long audio is windowed and its window scores returned too."""
         if batcher is None:
             return await _run(request, lambda path: run_in_threadpool(_predict, path))
-        return await _run(request, _predict_batched)
+        # Counted as on its way to the batcher from now until its windows are queued (or it
+        # fails): a batching window waits only while such requests exist.
+        state["incoming"] += 1
+        on_its_way = True
+
+        def arrived() -> None:
+            nonlocal on_its_way
+            if on_its_way:
+                on_its_way = False
+                state["incoming"] -= 1
+
+        try:
+            return await _run(request, lambda path: _predict_batched(path, arrived))
+        finally:
+            arrived()
 
     @app.post("/v1/detect")
     async def detect(

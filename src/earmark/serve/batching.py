@@ -3,8 +3,10 @@ batch.
 
 The first request to arrive opens a window of ``wait`` seconds (or until ``max_windows``
 windows are waiting); everything queued by then is scored in one call in a worker thread,
-and each request gets its own rows back. A lone request waits at most ``wait``; under load
-the model sees batches instead of single clips, which is what keeps the latency down.
+and each request gets its own rows back. The window closes early when no other request is
+on its way (``incoming()``, the requests still being read or decoded, is 0), so a lone
+request never waits; under load the model sees batches instead of single clips, and while
+one batch is scored the next one gathers.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class Batcher:
         *,
         wait: float = 0.005,
         max_windows: int = 64,
+        incoming: Callable[[], int] | None = None,
     ) -> None:
         self.score_fn, self.wait, self.max_windows = score, wait, max_windows
+        self.incoming = incoming  # requests that may still join a window (None: unknown)
         self.queue: asyncio.Queue[tuple[list[np.ndarray], asyncio.Future]] | None = None
         self.task: asyncio.Task | None = None
         self.batches = 0  # batches scored (for tests and metrics)
@@ -57,6 +61,8 @@ class Batcher:
             n = len(items[0][0])
             deadline = loop.time() + self.wait
             while n < self.max_windows:
+                if queue.empty() and self.incoming is not None and self.incoming() <= 0:
+                    break  # nobody else is coming: do not wait for them
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
