@@ -183,7 +183,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
     )
     depth = Gauge("earmark_queue_depth", "Predictions running or waiting", registry=registry)
     gate = asyncio.Semaphore(settings.max_concurrency)
-    state = {"pending": 0, "incoming": 0}
+    state = {"pending": 0, "decoding": 0}
 
     app = FastAPI(
         title="earmark",
@@ -273,7 +273,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             lambda segs: model._proba(model._window_features(segs)),
             wait=settings.batch_wait,
             max_windows=settings.batch_max_windows,
-            incoming=lambda: state["incoming"],
+            incoming=lambda: state["decoding"],
         )
         app.state.batcher = batcher
 
@@ -291,9 +291,14 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         segments, starts = model._windows(y, model.audio.sample_rate)
         return y.shape[1] / model.audio.sample_rate, segments, starts
 
-    async def _predict_batched(path: Path, arrived: Any) -> dict[str, Any]:
-        duration, segments, starts = await run_in_threadpool(_decode, path)
-        arrived()  # no await between this and the windows being queued
+    async def _predict_batched(path: Path) -> dict[str, Any]:
+        # Counted while it decodes (inside the concurrency gate: a request waiting at the
+        # gate cannot join before a batch ends): a batching window waits only for these.
+        state["decoding"] += 1
+        try:
+            duration, segments, starts = await run_in_threadpool(_decode, path)
+        finally:
+            state["decoding"] -= 1  # no await between this and the windows being queued
         scores = await batcher.score(segments)  # type: ignore[union-attr]
         pred = model._pooled("", duration, starts, scores, settings.top_k)
         out = pred.to_dict(windows=len(starts) > 1)
@@ -354,21 +359,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         long audio is windowed and its window scores returned too."""
         if batcher is None:
             return await _run(request, lambda path: run_in_threadpool(_predict, path))
-        # Counted as on its way to the batcher from now until its windows are queued (or it
-        # fails): a batching window waits only while such requests exist.
-        state["incoming"] += 1
-        on_its_way = True
-
-        def arrived() -> None:
-            nonlocal on_its_way
-            if on_its_way:
-                on_its_way = False
-                state["incoming"] -= 1
-
-        try:
-            return await _run(request, lambda path: _predict_batched(path, arrived))
-        finally:
-            arrived()
+        return await _run(request, _predict_batched)
 
     @app.post("/v1/detect")
     async def detect(
