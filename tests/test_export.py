@@ -55,6 +55,22 @@ def test_export_runs_in_onnxruntime_like_torch(detector, demo_digits: Path, tmp_
     assert len(onnx.evaluate(demo_digits).y_true) == 80
 
 
+def test_a_server_style_onnx_session_gives_the_same_answers(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    from earmark.onnx_model import OnnxClassifier
+
+    path = export_onnx(detector, tmp_path / "m.onnx")
+    files = [str(p) for p in sorted(demo_digits.rglob("v001.wav"))]
+    server = OnnxClassifier.load(path, threads=1, spin=False)  # as `earmark serve` loads it
+    options = server.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    np.testing.assert_allclose(
+        server.predict_proba(files), OnnxClassifier.load(path).predict_proba(files), atol=1e-6
+    )
+
+
 def test_predicting_with_onnx_never_imports_torch(
     detector, demo_digits: Path, tmp_path: Path
 ) -> None:

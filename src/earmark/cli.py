@@ -1084,7 +1084,7 @@ def serve(
             onnx_file = export_onnx(
                 model, Path(tempfile.mkdtemp(prefix="earmark-onnx-")) / "m.onnx"
             )
-        model = OnnxClassifier.load(onnx_file, threads=threads)
+        model = OnnxClassifier.load(onnx_file, threads=threads, spin=False)
     settings = ServeSettings(
         batch_wait=batch_ms / 1000,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),

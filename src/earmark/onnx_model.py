@@ -29,10 +29,12 @@ class OnnxClassifier(Classifier):
 
     @classmethod
     def load(  # type: ignore[override]
-        cls, path: str | Path, *, threads: int | None = None
+        cls, path: str | Path, *, threads: int | None = None, spin: bool = True
     ) -> OnnxClassifier:
         """Load ``model.onnx`` and the ``earmark.json`` beside it; ``threads``: onnxruntime's
-        threads per call (default: its own choice, all cores)."""
+        threads per call (default: its own choice, all cores); ``spin=False``: its worker
+        threads sleep between calls instead of busy-waiting (for a server, where those cores
+        are needed by the HTTP side between calls)."""
         import onnxruntime as ort
 
         path = Path(path)
@@ -56,6 +58,8 @@ class OnnxClassifier(Classifier):
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             clf.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
