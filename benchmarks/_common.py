@@ -56,3 +56,37 @@ def bench_python(venv: Path, packages: list[str]) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
+
+
+class CpuMeter:
+    """CPU accounting over a stretch of a benchmark (Linux ``/proc``; empty elsewhere): the
+    share of the machine's CPU time the hypervisor stole (``steal_pct``: figures taken while
+    it is high say more about the host than about the code) and, given a process id, that
+    process's CPU seconds (``process_cpu_s``: unlike latency, barely moved by steal)."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
+        self.start = self._read()
+
+    def _read(self) -> tuple[list[int], float] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            ticks = [int(v) for v in fields]
+            cpu = 0.0
+            if self.pid is not None:
+                stat = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+            return ticks, cpu
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        if self.start is None or end is None:
+            return {}
+        delta = [b - a for a, b in zip(self.start[0], end[0], strict=False)]
+        total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal
+        out = {"steal_pct": round(100 * delta[7] / total, 1)}
+        if self.pid is not None:
+            out["process_cpu_s"] = round(end[1] - self.start[1], 2)
+        return out

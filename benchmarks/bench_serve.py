@@ -2,10 +2,11 @@
 
 A real server process (`earmark serve`, uvicorn) with a `cnn` trained on the demo digits;
 real HTTP clients post 1-second clips at concurrency 1, 8 and 32 for `--seconds` each and
-record throughput, p50 / p99 latency and the status codes: wrk (C; `apt-get install wrk`)
-and httpx (Python, asyncio; it needs a good part of a core itself). Goal on 2 CPU cores:
-p99 under 100 ms at concurrency 8; at 32, every request served or refused with 503, never a
-timeout or a 500. The clients share the machine's two cores with the server.
+record throughput, p50 / p99 latency, the status codes, the server's CPU time per request
+and the share of CPU the hypervisor stole meanwhile (``steal_pct``): wrk (C;
+`apt-get install wrk`) and httpx (Python, asyncio; it needs a good part of a core itself).
+Goal on 2 CPU cores: p99 under 100 ms at concurrency 8; at 32, every request served or
+refused with 503, never a timeout or a 500. The clients share the two cores with the server.
 
 Run: .venv/bin/python benchmarks/bench_serve.py [--data out/demo/digits] [--seconds 60]
      [--runtime torch|onnx] [--client wrk|httpx|both] [--threads N]
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import machine, write
+from _common import CpuMeter, machine, write
 
 import earmark
 from earmark.classifier import Classifier
@@ -225,10 +226,16 @@ def main() -> None:
         clients = ["wrk", "httpx"] if args.client == "both" else [args.client]
         for client in clients:
             for concurrency in (1, 8, 32):
+                meter = CpuMeter(server.pid)
                 if client == "wrk":
                     got = load_wrk(url, clips[0], concurrency, args.seconds, args.work)
                 else:
                     got = asyncio.run(load(url, bodies, concurrency, args.seconds))
+                got |= meter.stop()
+                if got.get("process_cpu_s") is not None and got["requests"]:
+                    got["server_cpu_ms_per_request"] = round(
+                        1000 * got["process_cpu_s"] / got["requests"], 2
+                    )
                 results["load"].append(got)
                 print(json.dumps(got), flush=True)
     finally:
