@@ -246,6 +246,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.on_step = on_step
         self.on_epoch = on_epoch
+        self.epoch = 0  # the epoch being trained (0-based), for subclasses' schedules
 
     # -- hooks for other training objectives (the semi-supervised GAN overrides these) -----
 
@@ -410,6 +411,7 @@ class Trainer:
                     break
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
+                self.epoch = epoch  # (0-based) for subclasses' schedules
                 order = self._epoch_order(y_train, counts, gen)
                 model.train()
                 frontend.eval()

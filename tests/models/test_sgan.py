@@ -135,6 +135,41 @@ def _losses(trainer: SGANTrainer, d: Discriminator, feats, targets, real) -> tup
     return float(loss), float(g_loss)
 
 
+def test_entropy_term_and_ramp_up_weigh_the_unsupervised_loss(tones: Path) -> None:
+    import dataclasses
+
+    trainer, d, feats, targets, real = _prepared(tones)
+    g = trainer.generator
+    z = g.noise(len(real), torch.Generator().manual_seed(1))
+    d.eval()
+
+    def loss(scale: float = 1.0, **change: float) -> tuple[float, dict]:
+        settings = dataclasses.replace(trainer.gan, **change)
+        with torch.no_grad():
+            out, parts = discriminator_loss(
+                d, g, feats, targets, real, z, settings=settings, scale=scale
+            )
+        return float(out), parts
+
+    plain, parts = loss()
+    assert "entropy" not in parts
+    with_entropy, parts = loss(entropy_weight=0.5)
+    # the class entropy of the unlabelled batch: between 0 and ln(3) for 3 classes
+    assert 0 < parts["entropy"] <= np.log(3) + 1e-6
+    assert with_entropy == pytest.approx(plain + 0.5 * parts["entropy"], rel=1e-5)
+    # scale 0 (the very start of a ramp-up) leaves the supervised loss alone
+    assert loss(scale=0.0)[0] == pytest.approx(parts["sup_loss"], rel=1e-6)
+    ramp = GanSettings(rampup_epochs=10)
+    scales = [ramp.unsupervised_scale(e) for e in range(12)]
+    assert scales[0] < 0.05 and scales[9] == scales[11] == 1.0
+    assert all(a < b for a, b in zip(scales[:9], scales[1:10], strict=True))
+    assert GanSettings().unsupervised_scale(0) == 1.0
+    with pytest.raises(ParameterError):
+        GanSettings(entropy_weight=-1.0)
+    with pytest.raises(ParameterError):
+        GanSettings(rampup_epochs=-2)
+
+
 def test_training_steps_on_a_tiny_batch_move_both_losses(tones: Path) -> None:
     trainer, d, feats, targets, real = _prepared(tones)
     # the input statistics come from the training audio: normalized input ~ zero mean

@@ -319,7 +319,15 @@ class SGANTrainer(Trainer):
             real = self._unlabelled_batch(batch, generator) if s.adversarial else None
             z = G.noise(max(2, len(real)), generator).to(self._device) if s.adversarial else None
             loss, parts = discriminator_loss(
-                model, G, feats, targets, real, z, settings=s, weight=self._weight
+                model,
+                G,
+                feats,
+                targets,
+                real,
+                z,
+                settings=s,
+                weight=self._weight,
+                scale=s.unsupervised_scale(self.epoch),
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -399,13 +407,15 @@ def discriminator_loss(
     *,
     settings: GanSettings,
     weight: Tensor | None = None,
+    scale: float = 1.0,
 ) -> tuple[Tensor, dict[str, Any]]:
     """The discriminator's loss: cross-entropy of labelled log-mel ``feats`` against soft
     ``targets`` (``weight``: per class), plus, when ``real`` (unlabelled log-mel) and ``z``
-    (noise) are given, ``unsupervised_weight`` x the real-vs-fake loss with ``D(x) =
-    sigmoid(logsumexp(logits))``: ``-log D(real)`` (smoothed to ``real_label``) and
-    ``-log(1 - D(G(z)))``. Returns the loss and its parts (floats, and ``h_real``: the
-    detached features of ``real`` for feature matching)."""
+    (noise) are given, ``scale`` x ``unsupervised_weight`` x the real-vs-fake loss with
+    ``D(x) = sigmoid(logsumexp(logits))``: ``-log D(real)`` (smoothed to ``real_label``) and
+    ``-log(1 - D(G(z)))``, plus ``entropy_weight`` x the class entropy of ``real``. Returns
+    the loss and its parts (floats, and ``h_real``: the detached features of ``real`` for
+    feature matching)."""
     from earmark.training import _soft_cross_entropy
 
     sup = _soft_cross_entropy(model(feats), targets, weight)
@@ -433,7 +443,7 @@ def discriminator_loss(
         "d_fake": float(torch.sigmoid(lse_fake.detach()).mean()),
         "h_real": h_real.detach(),
     }
-    return sup + settings.unsupervised_weight * unsup, parts
+    return sup + scale * settings.unsupervised_weight * unsup, parts
 
 
 def feature_matching_loss(
