@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def test_entropy_term_and_ramp_up_weigh_the_unsupervised_loss(tones: Path) -> No
     ramp = GanSettings(rampup_epochs=10)
     scales = [ramp.unsupervised_scale(e) for e in range(12)]
     assert scales[0] < 0.05 and scales[9] == scales[11] == 1.0
-    assert all(a < b for a, b in zip(scales[:9], scales[1:10], strict=True))
+    assert all(a < b for a, b in itertools.pairwise(scales[:10]))
     assert GanSettings().unsupervised_scale(0) == 1.0
     with pytest.raises(ParameterError):
         GanSettings(entropy_weight=-1.0)
