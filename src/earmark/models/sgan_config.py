@@ -27,7 +27,7 @@ class GanSettings:
     entropy_weight: float = 0.0
     # epochs over which the unsupervised weight ramps up from ~0 (exp(-5 (1 - t)^2), as in
     # Laine & Aila 2017), so the classifier first learns from the labels
-    rampup_epochs: int = 0
+    rampup_epochs: int = 40
     adversarial: bool = True
     sample_every: int = 5  # epochs between sample grids (0: never)
     collapse_ratio: float = 0.2  # generated/real diversity below this flags mode collapse
@@ -57,5 +57,7 @@ class GanSettings:
         return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-# Chosen on a validation part of the training split, never the test split.
+# Chosen on a validation part of the training split, never the test split (rampup_epochs:
+# 10% labels, seeds 0 and 1, 60 epochs: no ramp -5, 20 epochs +1.7, 40 epochs +2.5 points
+# over the supervised network on held-out training voices).
 GAN_DEFAULTS: dict[str, Any] = dataclasses.asdict(GanSettings())
