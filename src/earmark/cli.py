@@ -1050,7 +1050,8 @@ def serve(
     concurrency: Annotated[int, typer.Option(min=1, help="Predictions at once.")] = 8,
     queue: Annotated[int, typer.Option(min=0, help="Predictions waiting before 503.")] = 16,
     batch_ms: Annotated[
-        float, typer.Option(help="Wait this long (ms) to batch requests together; 0: off.")
+        float,
+        typer.Option(help="Wait up to this long (ms) for requests decoding, to batch; 0: off."),
     ] = 5.0,
     runtime: Annotated[
         str, typer.Option(help="torch, or onnx (exports the network at start-up).")

@@ -59,7 +59,7 @@ class ServeSettings:
     max_queue: int = 16
     top_k: int = 5
     max_detect_duration: float = 4 * 3600.0
-    batch_wait: float = 0.005  # seconds the first request waits for others to batch with
+    batch_wait: float = 0.005  # longest wait (s) for requests still decoding to batch with
     batch_max_windows: int = 64
     upload_dir: str | None = None  # where uploads are written; None: /dev/shm if usable
 
