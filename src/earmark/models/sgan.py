@@ -411,11 +411,11 @@ def discriminator_loss(
 ) -> tuple[Tensor, dict[str, Any]]:
     """The discriminator's loss: cross-entropy of labelled log-mel ``feats`` against soft
     ``targets`` (``weight``: per class), plus, when ``real`` (unlabelled log-mel) and ``z``
-    (noise) are given, ``scale`` x ``unsupervised_weight`` x the real-vs-fake loss with
-    ``D(x) = sigmoid(logsumexp(logits))``: ``-log D(real)`` (smoothed to ``real_label``) and
-    ``-log(1 - D(G(z)))``, plus ``entropy_weight`` x the class entropy of ``real``. Returns
-    the loss and its parts (floats, and ``h_real``: the detached features of ``real`` for
-    feature matching)."""
+    (noise) are given, ``scale`` x ``unsupervised_weight`` x the unsupervised loss: the
+    real-vs-fake loss with ``D(x) = sigmoid(logsumexp(logits))``, ``-log D(real)`` (smoothed
+    to ``real_label``) and ``-log(1 - D(G(z)))``, plus ``entropy_weight`` x the class entropy
+    of ``real``. Returns the loss and its parts (floats, and ``h_real``: the detached
+    features of ``real`` for feature matching)."""
     from earmark.training import _soft_cross_entropy
 
     sup = _soft_cross_entropy(model(feats), targets, weight)

@@ -4,7 +4,7 @@ batch.
 The first request to arrive opens a window of ``wait`` seconds (or until ``max_windows``
 windows are waiting); everything queued by then is scored in one call in a worker thread,
 and each request gets its own rows back. The window closes early when no other request is
-on its way (``incoming()``, the requests still being read or decoded, is 0), so a lone
+on its way (``incoming()``, the requests still decoding, is 0), so a lone
 request never waits; under load the model sees batches instead of single clips, and while
 one batch is scored the next one gathers.
 """
