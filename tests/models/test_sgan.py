@@ -284,15 +284,30 @@ def test_mode_collapse_is_measured() -> None:
     assert collapsed["gen_diversity"] < 1e-6 and collapsed["gen_class_coverage"] == 1 / 3
 
 
-def test_training_flags_collapse_and_draws_samples(tones: Path, tmp_path, caplog) -> None:
+def test_training_flags_collapse_and_draws_samples(
+    tones: Path, tmp_path, caplog, monkeypatch
+) -> None:
+    import earmark.models.sgan as sgan_module
+
     # A threshold no generator can meet: the check must flag every epoch, in the history
-    # and the log.
-    params = {**SMALL, "collapse_ratio": 1e9, "sample_every": 2}
+    # and the log. (And the unsupervised weight ramps up over the 3 epochs.)
+    params = {**SMALL, "collapse_ratio": 1e9, "sample_every": 2, "rampup_epochs": 3}
+    scales: set[float] = set()
+    loss = sgan_module.discriminator_loss
+
+    def spy(*args, **kwargs):
+        scales.add(round(kwargs["scale"], 4))
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(sgan_module, "discriminator_loss", spy)
     clf = Classifier(
         "sgan", params=params, audio=AudioConfig(duration=0.5), train=_config(epochs=3)
     )
     with caplog.at_level("WARNING", logger="earmark.models.sgan"):
         clf.fit(data.load(tones / "data"), samples_dir=tmp_path / "samples")
+    ramp = GanSettings(rampup_epochs=3)
+    assert scales == {round(ramp.unsupervised_scale(e), 4) for e in range(3)}
+    assert min(scales) < 0.2 and max(scales) == 1.0
     assert all(r["mode_collapse"] == 1.0 for r in clf.history_)
     assert "mode collapse" in caplog.text
     # every second epoch and the last
