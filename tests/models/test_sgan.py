@@ -112,7 +112,7 @@ def _prepared(tones: Path) -> tuple[SGANTrainer, Discriminator, Tensor, Tensor, 
     torch.manual_seed(0)
     d = Discriminator(3, width=8, groups=4, dropout=0.0)
     frontend = build_frontend(FeatureConfig(**registry.get("sgan").default_features), SR)
-    gan = GanSettings(noise_dim=16, gen_width=8)
+    gan = GanSettings(noise_dim=16, gen_width=8, rampup_epochs=0)  # the full objective
     trainer = SGANTrainer(_config(batch_size=64, lr=1e-3), gan=gan, unlabelled=more)
     facts = {"n_samples": audio.n_samples, "n_classes": 3, "sample_rate": SR, "weight": None}
     facts["train"] = bank
