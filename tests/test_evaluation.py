@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
@@ -41,6 +43,50 @@ def test_top_k_accuracy() -> None:
     assert ev.metrics["accuracy"] == 0 and ev.metrics["top2_accuracy"] == 0.5
     assert ev.metrics["top3_accuracy"] == 1.0
     assert "top5_accuracy" not in evaluate(y, proba, CLASSES).metrics  # only k < n_classes
+
+
+def _old_top_k(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:
+    """The hand-written top-k earmark had before it used scikit-learn's."""
+    top = np.argsort(-proba, axis=1)[:, :k]
+    return float(np.mean(np.any(top == y_true[:, None], axis=1)))
+
+
+def _old_balanced(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scikit_learn_metrics_give_the_hand_written_figures(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_classes = 8
+    y = rng.integers(0, n_classes - 2, 40)  # the last two classes never occur in the truth
+    proba = rng.dirichlet(np.ones(n_classes), 40)  # no ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's missing-class warning stays inside
+        ev = evaluate(y, proba, [f"c{i}" for i in range(n_classes)], top_k=(1, 2, 3, 5))
+    y_pred = np.argmax(proba, axis=1)
+    assert set(y_pred) - set(y)  # some predicted classes are missing from the truth
+    assert ev.metrics["balanced_accuracy"] == _old_balanced(y, y_pred)
+    for k in (1, 2, 3, 5):
+        assert ev.metrics[f"top{k}_accuracy"] == _old_top_k(y, proba, k), k
+
+
+def test_top_k_ranks_ties_as_argmax_does() -> None:
+    # (numpy's default argsort, which the hand-written version used, leaves ties unordered)
+    proba = np.array([[0.4, 0.2, 0.2, 0.2], [0.25, 0.25, 0.25, 0.25], [0.1, 0.3, 0.3, 0.3]])
+    y = np.array([1, 0, 3])
+    ev = evaluate(y, proba, CLASSES, top_k=(1, 2, 3))
+    assert ev.metrics["top1_accuracy"] == ev.metrics["accuracy"] == 1 / 3
+    assert ev.metrics["top2_accuracy"] == 2 / 3  # row 0: class 1 is first among the ties
+    assert ev.metrics["top3_accuracy"] == 1.0
+
+
+def test_two_classes_top1_is_the_accuracy() -> None:
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.7, 0.3]])
+    ev = evaluate(y, proba, ["a", "b"], top_k=(1, 3))
+    assert ev.metrics["top1_accuracy"] == ev.metrics["accuracy"] == 0.75
+    assert "top3_accuracy" not in ev.metrics
 
 
 def test_bad_shapes_are_refused() -> None:

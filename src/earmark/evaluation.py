@@ -8,6 +8,7 @@ figures beside their mean and standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
+    balanced_accuracy_score,
     confusion_matrix,
     precision_recall_fscore_support,
+    top_k_accuracy_score,
 )
 
 from earmark.errors import ParameterError
@@ -72,8 +75,21 @@ class Evaluation:
 
 
 def _top_k(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:
-    top = np.argsort(-proba, axis=1)[:, :k]
-    return float(np.mean(np.any(top == y_true[:, None], axis=1)))
+    """scikit-learn's top-k accuracy, ties ranked as ``argmax`` ranks them (lower class
+    index first, so top-1 is the accuracy); scikit-learn ranks the higher index first, hence
+    the reversed columns. Two classes: only k=1 exists, which is the accuracy."""
+    n = proba.shape[1]
+    if n <= 2:
+        return float(accuracy_score(y_true, np.argmax(proba, axis=1)))
+    return float(top_k_accuracy_score(n - 1 - y_true, proba[:, ::-1], k=k, labels=np.arange(n)))
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """scikit-learn's balanced accuracy (mean recall over the classes present), without its
+    warning whenever a held-out set lacks a class the model predicted."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def evaluate(
@@ -105,11 +121,7 @@ def evaluate(
     labels = np.arange(len(classes))
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        # Mean recall over the classes present: balanced_accuracy_score's definition, without
-        # its warning whenever a held-out set lacks a class the model predicted.
-        "balanced_accuracy": float(
-            np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)])
-        ),
+        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
     }
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
