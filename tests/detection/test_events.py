@@ -90,3 +90,20 @@ def test_thresholds_from_csv_or_json(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("name,value\nbird,x\n")
     with pytest.raises(ParameterError, match=r"bad\.csv"):
         load_thresholds(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"threshold": float("nan")}, "threshold must be a score between 0 and 1"),
+        ({"threshold": 1.5}, "threshold must be a score between 0 and 1"),
+        ({"thresholds": {"bird": -0.1}}, "threshold of bird must be"),
+        ({"merge_gap": float("inf")}, "merge_gap must be a finite number"),
+        ({"min_duration": -1.0}, "min_duration must be a finite number"),
+        ({"threshold": "high"}, "thresholds must be numbers"),
+    ],
+)
+def test_nan_or_out_of_range_rules_are_refused(settings, message) -> None:
+    with pytest.raises(ParameterError, match=message):
+        EventRules(**settings)
+    assert EventRules(background="noise").background == ("noise",)

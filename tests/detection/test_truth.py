@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from earmark.detection.events import Event
+from earmark.detection.run import recording_names
 from earmark.detection.tables import write_raven
 from earmark.detection.truth import file_key, read_truth, score_events
 from earmark.errors import ParameterError
@@ -66,3 +67,21 @@ def test_truth_from_csv_with_other_column_names_or_raven(tmp_path: Path) -> None
     (tmp_path / "bad.csv").write_text("file,start\na,1\n")
     with pytest.raises(ParameterError, match="needs its end column"):
         read_truth(tmp_path / "bad.csv")
+
+
+def test_dotted_file_names_are_different_recordings() -> None:
+    assert file_key("/x/rec.2024-05-01.wav") == "rec.2024-05-01"
+    assert file_key("rec.2024-05-01") == "rec.2024-05-01"  # no audio extension: kept whole
+    assert file_key("site/rec.2024-05-01.FLAC") == "rec.2024-05-01"
+    truth = [ev(1.0, file="rec.2024-05-01.wav"), ev(3.0, file="rec.2024-05-02.wav")]
+    detected = [ev(1.1, file="/data/rec.2024-05-01.wav"), ev(3.1, file="/data/rec.2024-05-02.wav")]
+    r = score_events(detected, truth, tolerance=0.5)
+    assert (r.overall["tp"], r.overall["fp"], r.overall["fn"]) == (2, 0, 0)
+    assert sorted(c["file"] for c in r.counts) == ["rec.2024-05-01", "rec.2024-05-02"]
+    # a detection on the 1st of May does not count for the 2nd
+    r = score_events([ev(3.1, file="rec.2024-05-01.wav")], truth[1:], tolerance=0.5)
+    assert (r.overall["tp"], r.overall["fp"], r.overall["fn"]) == (0, 1, 1)
+    # the per-recording tables of a run are named the same way
+    names = recording_names(["/d/rec.2024-05-01.wav", "/d/rec.2024-05-02.wav"])
+    assert names == ["rec.2024-05-01", "rec.2024-05-02"]
+    assert [file_key(n) for n in names] == names

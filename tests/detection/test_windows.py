@@ -40,3 +40,29 @@ def test_windowing_resolves_hop_or_overlap_in_samples() -> None:
     with pytest.raises(ParameterError, match="last"):
         Windowing(last="wrap")  # type: ignore[arg-type]
     assert Windowing.from_dict(Windowing(hop=0.25, last="end").to_dict()).hop == 0.25
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"window": float("nan")}, "window must be a finite number"),
+        ({"hop": float("inf")}, "hop must be a finite number"),
+        ({"hop": -0.5}, "hop must be between"),
+        ({"window": 0.0}, "window must be between"),
+        ({"window": 1e9}, "window must be between 0.001 and 600 seconds"),
+        ({"hop": 1e-12}, "hop must be between"),
+        ({"hop": 7200.0}, "hop must be between 0.001 and 3600 seconds"),
+        ({"overlap": float("nan")}, "overlap must be a finite number"),
+        ({"window": "long"}, "window must be a number"),
+        ({"hop": True}, "hop must be a number"),
+    ],
+)
+def test_nan_infinite_negative_or_absurd_windows_are_refused(settings, message) -> None:
+    with pytest.raises(ParameterError, match=message):
+        Windowing(**settings)
+
+
+def test_a_record_with_integers_reads_back_as_seconds() -> None:
+    w = Windowing.from_dict({"window": 2, "hop": 1, "overlap": None, "last": "pad"})
+    assert (w.window, w.hop) == (2.0, 1.0) and isinstance(w.window, float)
+    assert Windowing(window=600.0, hop=3600.0).resolve(1.0, 100) == (60_000, 360_000)

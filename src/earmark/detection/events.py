@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,14 +81,31 @@ class EventRules(JsonConfig):
     bounds: Bounds = "center"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "background", tuple(self.background))
-        object.__setattr__(
-            self, "thresholds", {str(k): float(v) for k, v in self.thresholds.items()}
-        )
+        background = self.background
+        if isinstance(background, str):  # one class, not its letters
+            background = (background,)
+        object.__setattr__(self, "background", tuple(background))
+        try:
+            object.__setattr__(self, "threshold", float(self.threshold))
+            object.__setattr__(
+                self, "thresholds", {str(k): float(v) for k, v in self.thresholds.items()}
+            )
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"thresholds must be numbers, got {self.threshold!r} and {self.thresholds!r}"
+            ) from None
+        for name, value in [("threshold", self.threshold), *self.thresholds.items()]:
+            if not 0 <= value <= 1:  # also refuses NaN
+                raise ParameterError(
+                    f"threshold{'' if name == 'threshold' else f' of {name}'} must be a score "
+                    f"between 0 and 1, got {value}"
+                )
         if self.smooth < 1 or self.smooth % 2 == 0:
             raise ParameterError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
-        if self.merge_gap < 0 or self.min_duration < 0:
-            raise ParameterError("merge_gap and min_duration must be >= 0 seconds")
+        for name in ("merge_gap", "min_duration"):
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:
+                raise ParameterError(f"{name} must be a finite number >= 0 seconds, got {value}")
         if self.top_n is not None and self.top_n < 1:
             raise ParameterError(f"top_n must be >= 1, got {self.top_n}")
         if self.bounds not in ("center", "window"):

@@ -121,6 +121,8 @@ def read_raven(path: str | Path, *, file: str | None = None) -> list[Event]:
     ``Begin File`` or ``Begin Path`` when present, else ``file`` (default: the table's name
     without ``.selections.txt``). Only ``Spectrogram`` view rows count (Raven repeats each
     selection once per view)."""
+    from earmark.detection.truth import file_key
+
     path = Path(path)
     default = file or path.name.split(".selections")[0].removesuffix(".txt")
     try:
@@ -144,7 +146,7 @@ def read_raven(path: str | Path, *, file: str | None = None) -> list[Event]:
         score = row.get("Score") or row.get("Confidence") or 1.0
         out.append(
             Event(
-                Path(named).stem if named else default,
+                file_key(named) if named else default,
                 float(row["Begin Time (s)"]),
                 float(row["End Time (s)"]),
                 row[label_col],

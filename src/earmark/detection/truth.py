@@ -3,8 +3,9 @@
 Event-based scoring as in sed_eval / DCASE: a detection is a true positive when a reference
 event of the same file and label starts within ``tolerance`` seconds of it; each reference
 event matches at most one detection and the pairing is a maximum matching (so the counts
-do not depend on the order of events). Files are matched by name without folder or
-extension, so ``recordings/a.wav`` in the events and ``a.wav`` in the truth are one file.
+do not depend on the order of events). Files are matched by name, without folders and
+without the audio extension, so ``recordings/a.wav`` in the events and ``a.wav`` in the truth are
+one file, and ``rec.2024-05-01.wav`` and ``rec.2024-05-02.wav`` are two.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from earmark.audio import AUDIO_EXTENSIONS
 from earmark.detection.events import Event
 from earmark.errors import ParameterError
 
-__all__ = ["EventScores", "file_key", "read_truth", "score_events"]
+__all__ = ["EventScores", "file_key", "read_truth", "recording_stem", "score_events"]
 
 _ALIASES = {
     "file": ("file", "filename", "filepath", "path", "recording", "audio"),
@@ -31,9 +33,18 @@ _ALIASES = {
 }
 
 
+def recording_stem(name: str) -> str:
+    """A file name without its audio extension (``rec.2024-05-01.wav`` ->
+    ``rec.2024-05-01``); a name without a known audio extension is kept whole
+    (``rec.2024-05-01`` stays itself, not ``rec``)."""
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix and suffix.lower() in AUDIO_EXTENSIONS else name
+
+
 def file_key(path: str) -> str:
-    """How files are matched between tables: the name without folders and extension."""
-    return Path(path.replace("\\", "/")).name.split(".")[0]
+    """How files are matched between tables: the name without folders and without its audio
+    extension (:func:`recording_stem`)."""
+    return recording_stem(Path(path.replace("\\", "/")).name)
 
 
 def read_truth(path: str | Path) -> list[Event]:

@@ -3,6 +3,7 @@ happens to the partial window at the end."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,15 +16,36 @@ __all__ = ["LastWindow", "Windowing", "window_starts"]
 
 LastWindow = Literal["pad", "end", "drop"]
 
+MIN_SECONDS = 0.001  # window and hop: a millisecond (below, a file has millions of windows)
+MAX_WINDOW_SECONDS = 600.0  # a window is one model input: ten minutes is already absurd
+MAX_HOP_SECONDS = 3600.0
+
+
+def _number(name: str, value: object) -> float | None:
+    """``value`` as a finite float (``None`` stays ``None``); anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ParameterError(f"{name} must be a number of seconds, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ParameterError(f"{name} must be a finite number, got {value}")
+    return number
+
 
 @dataclass(frozen=True)
 class Windowing(JsonConfig):
     """How a recording is cut into windows.
 
     Args:
-        window: window length in seconds; ``None``: the model's training clip length.
-        hop: seconds between window starts. Give ``hop`` or ``overlap``, not both; with
-            neither, windows overlap by half.
+        window: window length in seconds (``MIN_SECONDS`` to ``MAX_WINDOW_SECONDS``);
+            ``None``: the model's training clip length.
+        hop: seconds between window starts (``MIN_SECONDS`` to ``MAX_HOP_SECONDS``). Give
+            ``hop`` or ``overlap``, not both; with neither, windows overlap by half.
+        Numbers must be finite (no NaN or infinity).
         overlap: the fraction (0 <= overlap < 1) that consecutive windows share.
         last: the partial window at the end: ``pad`` (score it, zero-padded), ``end`` (add a
             window aligned to the end of the recording) or ``drop`` (ignore the remainder).
@@ -38,12 +60,17 @@ class Windowing(JsonConfig):
     def __post_init__(self) -> None:
         if self.hop is not None and self.overlap is not None:
             raise ParameterError("give a hop or an overlap, not both")
-        if self.window is not None and self.window <= 0:
-            raise ParameterError(f"window must be > 0 seconds, got {self.window}")
-        if self.hop is not None and self.hop <= 0:
-            raise ParameterError(f"hop must be > 0 seconds, got {self.hop}")
-        if self.overlap is not None and not 0 <= self.overlap < 1:
-            raise ParameterError(f"overlap must be in [0, 1), got {self.overlap}")
+        for name, most in (("window", MAX_WINDOW_SECONDS), ("hop", MAX_HOP_SECONDS)):
+            value = _number(name, getattr(self, name))
+            if value is not None and not MIN_SECONDS <= value <= most:
+                raise ParameterError(
+                    f"{name} must be between {MIN_SECONDS:g} and {most:g} seconds, got {value}"
+                )
+            object.__setattr__(self, name, value)
+        overlap = _number("overlap", self.overlap)
+        if overlap is not None and not 0 <= overlap < 1:
+            raise ParameterError(f"overlap must be in [0, 1), got {overlap}")
+        object.__setattr__(self, "overlap", overlap)
         if self.last not in ("pad", "end", "drop"):
             raise ParameterError(f"last must be pad, end or drop, got {self.last!r}")
 
