@@ -29,7 +29,7 @@ from _common import CpuMeter, machine, write
 
 import earmark
 from earmark.classifier import Classifier
-from earmark.export import export_onnx
+from earmark.onnx_export import export_onnx
 from earmark.training import TrainConfig
 
 

@@ -11,7 +11,7 @@ import earmark
 from earmark import data
 from earmark.classifier import Classifier
 from earmark.cli import app
-from earmark.ensemble import Ensemble
+from earmark.ensembles import Ensemble
 from earmark.errors import EarmarkError, ParameterError
 from earmark.training import TrainConfig
 from earmark.workflows import SplitSettings, train_run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,10 @@ from typer.testing import CliRunner
 
 import earmark
 from earmark.cli import app
-from earmark.errors import ParameterError
-from earmark.export import DFTFrontend, export_onnx
+from earmark.errors import EarmarkError, ParameterError
 from earmark.features.spectral import MFCC, STFT, LogMel
+from earmark.onnx_export import DFTFrontend, export_onnx
+from earmark.onnx_model import read_onnx_meta
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,9 @@ def test_the_convolutional_dft_frontend_matches_the_fft_one(frontend: torch.nn.M
 
 def test_export_runs_in_onnxruntime_like_torch(detector, demo_digits: Path, tmp_path: Path) -> None:
     path = export_onnx(detector, tmp_path / "onnx" / "digits.onnx")
-    meta = json.loads((path.parent / "earmark.json").read_text())
+    meta = read_onnx_meta(path)  # the settings travel inside the file
     assert meta["classes"] == detector.classes_ and meta["family"] == "onnx"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["digits.onnx"]
     onnx = earmark.load(path)
     files = sorted(str(p) for p in demo_digits.rglob("v00[0-2].wav"))
     long = np.concatenate([sf.read(f, dtype="float32")[0] for f in files[:6]])
@@ -99,3 +100,41 @@ def test_export_cli_and_refusals(detector, demo_digits: Path, tmp_path: Path) ->
     classical = earmark.Classifier("gnb").fit(demo_digits)
     with pytest.raises(ParameterError, match="networks"):
         export_onnx(classical, tmp_path / "c.onnx")
+
+
+def test_exports_carry_their_own_settings_and_replace_nothing_else(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    from earmark.training import TrainConfig
+
+    run = detector.save(tmp_path / "run")
+    quick = TrainConfig(epochs=1, batch_size=8, device="cpu", seed=0, augment="none")
+    other = earmark.Classifier("seed-cnn", audio=detector.audio, train=quick)
+    digits = earmark.data.load(demo_digits)
+    other.fit(digits.subset(digits.frame["label"].isin(["one", "two"]).to_numpy()))
+    assert other.classes_ != detector.classes_
+    # two exports into one folder, one of them into the run directory itself
+    a = earmark.export(run, run / "a.onnx")
+    b = earmark.export(other, run / "b.onnx")
+    assert earmark.load(a).classes_ == detector.classes_
+    assert earmark.load(b).classes_ == other.classes_
+    assert earmark.load(run).classes_ == detector.classes_  # the run still loads
+    clip = demo_digits / "five" / "v001.wav"
+    assert earmark.load(a).predict_file(clip).labels == detector.predict_file(clip).labels
+    # an existing export is replaced only when asked; anything else never
+    with pytest.raises(EarmarkError, match="overwrite"):
+        earmark.export(run, b)
+    assert earmark.export(run, b, overwrite=True) == b
+    assert earmark.load(b).classes_ == detector.classes_
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("my notes")
+    with pytest.raises(EarmarkError, match="not an earmark export"):
+        earmark.export(run, notes, overwrite=True)
+    assert notes.read_text() == "my notes"
+
+
+def test_a_foreign_onnx_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(EarmarkError, match="not a loadable ONNX model"):
+        earmark.load(bad)

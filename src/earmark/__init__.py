@@ -23,7 +23,14 @@ _NAMES = {
     "FeatureConfig": "features",
     "EarmarkError": "errors",
     "Classifier": "classifier",
-    "load": "classifier",
+    "load": "loading",
+    "Ensemble": "ensembles",
+    "Prediction": "predict",
+    "Preprocessing": "preprocess",
+    "detect": "api",
+    "cross_validate": "api",
+    "ensemble": "api",
+    "export": "api",
 }
 _lazy_getattr, __dir__ = lazy_attributes(__name__, _NAMES)
 __all__ = ["__version__", "datasets", *_NAMES]

@@ -697,7 +697,9 @@ class AudioConfig(JsonConfig):
     """How every clip is standardized before features: plain data, round-trips through JSON.
 
     ``sample_rate`` in Hz; ``duration`` in seconds (``None`` keeps each clip's own length);
-    ``max_duration`` in seconds is the longest file accepted.
+    longer clips are cropped by ``crop`` (default the centre, as validation during training
+    does), shorter ones padded by ``pad``; ``max_duration`` in seconds is the longest file
+    accepted.
     """
 
     sample_rate: int = 16_000
@@ -705,7 +707,7 @@ class AudioConfig(JsonConfig):
     channel_policy: ChannelPolicy = "downmix"
     channel: int = 0
     duration: float | None = None
-    crop: CropPolicy = "start"
+    crop: CropPolicy = "center"
     pad: PadPolicy = "end"
     normalize: NormalizeMethod | None = None
     target_db: float | None = None
@@ -730,14 +732,19 @@ class AudioConfig(JsonConfig):
 def standardize(
     y: np.ndarray, sr: int, config: AudioConfig, *, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Apply ``config`` to ``y`` (``[channels, samples]`` at ``sr`` Hz): channels, rate,
-    normalization, then length. ``rng`` is needed only for ``crop='random'``."""
+    """Apply ``config`` to ``y`` (``[channels, samples]`` at ``sr`` Hz): channels, rate, a crop
+    to ``duration``, normalization, then padding to ``duration``. ``rng`` is needed only for ``crop='random'``."""
     y = set_channels(y, config.channels, policy=config.channel_policy, channel=config.channel)
     y = resample(y, sr, config.sample_rate)
+    n = config.n_samples
+    if n is not None and y.shape[-1] > n:
+        y = fix_length(y, n, crop=config.crop, rng=rng)
+    # normalized after cropping and before padding: as each window of a long file is
+    # (earmark.preprocess), so a training clip and a window of the same audio agree
     if config.normalize is not None:
         y = normalize(y, method=config.normalize, target_db=config.target_db)
-    if config.n_samples is not None:
-        y = fix_length(y, config.n_samples, crop=config.crop, pad=config.pad, rng=rng)
+    if n is not None and y.shape[-1] < n:
+        y = fix_length(y, n, pad=config.pad)
     return y
 
 

@@ -1,12 +1,12 @@
-"""``earmark.Classifier``: one API over every model family, and ``earmark.load`` for artifacts.
+"""``earmark.Classifier``: one API over the classical and neural model families.
 
 A classifier is its settings (model, hyper-parameters, audio and feature settings) plus what
-``fit`` learned. It computes its own features, so prediction always preprocesses exactly as
-training did, and it saves to / loads from an artifact directory (:mod:`earmark.artifact`).
-
-Audio longer than the training clips is cut into windows of the training clip length (half
-overlapping) and the window scores are pooled (``mean`` or ``max``), so a clip of any length
-gets one answer and, on request, its score track.
+``fit`` learned. Its :attr:`Classifier.preprocessing` (audio settings, features, the training
+clip length) is the one path from a file to the model's input, and its
+:attr:`Classifier.predictor` (:class:`earmark.predict.Predictor`) windows, scores and pools
+audio of any length: ``predict``, ``evaluate``, ``detect``, the server and ONNX export all go
+through them, so nothing can preprocess differently from training. It saves to an artifact
+directory (:mod:`earmark.artifact`); :func:`earmark.load` (:mod:`earmark.loading`) loads any.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,121 +24,32 @@ import pandas as pd
 import earmark
 from earmark import artifact
 from earmark import audio as audio_io
-from earmark.audio import AUDIO_EXTENSIONS, AudioConfig, fix_length, load_clip
+from earmark.audio import AudioConfig
+from earmark.data.layouts import as_manifest
 from earmark.data.layouts import load as load_dataset
 from earmark.data.manifest import Manifest
-from earmark.errors import AudioError, EarmarkError, ParameterError
+from earmark.errors import EarmarkError, ParameterError
 from earmark.features.config import FeatureConfig
 from earmark.features.table import FeatureTable, compute_features
 from earmark.models import registry
-from earmark.prefetch import prefetch_map
+from earmark.predict import Prediction, Predictor, ScoreTrack, evaluate_files, pooled_scores
+from earmark.preprocess import Preprocessing
 
 if TYPE_CHECKING:
+    from earmark.detection.windows import Windowing
     from earmark.evaluation import Evaluation
     from earmark.training import TrainConfig
 
-__all__ = [
-    "Classifier",
-    "FilePredictions",
-    "Prediction",
-    "as_manifest",
-    "input_files",
-    "load",
-    "pooled_scores",
-]
+__all__ = ["CHECKPOINT_DIR", "SAMPLES_DIR", "Classifier"]
 
 Pooling = Literal["mean", "max"]
-_MODEL_FILE = "model.skops"
-_WEIGHTS_FILE = "model.safetensors"
+MODEL_FILE = "model.skops"
+WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the model
 SAMPLES_DIR = "samples"  # an sgan's generated samples during training; survives it too
 
 
-@dataclass
-class Prediction:
-    """What a classifier says about one file.
-
-    ``labels`` / ``scores``: the top classes, best first, with their pooled scores (for
-    ``mean`` pooling, probabilities). ``window_scores``: ``[windows, classes]`` in
-    ``classes`` order, with ``window_starts`` in seconds. ``error`` is set (and the rest empty)
-    when the file could not be read.
-    """
-
-    path: str
-    labels: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    duration: float = 0.0
-    window_starts: list[float] = field(default_factory=list)
-    window_scores: np.ndarray | None = None
-    error: str | None = None
-
-    def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {"path": self.path}
-        if self.error is not None:
-            return d | {"error": self.error}
-        d |= {
-            "labels": self.labels,
-            "scores": [round(s, 6) for s in self.scores],
-            "duration_s": round(self.duration, 3),
-            "windows": len(self.window_starts),
-        }
-        if windows and self.window_scores is not None:
-            d["window_starts_s"] = [round(s, 3) for s in self.window_starts]
-            d["window_scores"] = np.round(self.window_scores, 6).tolist()
-        return d
-
-
-def as_manifest(data: Manifest | str | Path) -> Manifest:
-    """A manifest from a :class:`Manifest`, a data set folder or a manifest CSV."""
-    return data if isinstance(data, Manifest) else load_dataset(data)
-
-
-def input_files(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
-    """Files to predict: a file, a folder (searched for audio), a manifest, or a list."""
-    if isinstance(inputs, Manifest):
-        return inputs.filepaths
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    out: list[str] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
-        elif p.suffix.lower() == ".csv":
-            out += load_dataset(p).filepaths
-        else:
-            out.append(str(p))
-    return out
-
-
-def pooled_scores(preds: Sequence[Prediction], classes: Sequence[str]) -> np.ndarray:
-    """``[files, classes]`` pooled scores of full predictions (``top_k`` = every class), in
-    ``classes`` order; raises :class:`AudioError` for the first prediction with an error."""
-    rows = []
-    for p in preds:
-        if p.error is not None:
-            raise AudioError(p.error)
-        rows.append([p.scores[p.labels.index(c)] for c in classes])
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(classes))
-
-
-class FilePredictions:
-    """``predict_proba`` and ``predict`` over a ``predict_files`` (one definition for
-    :class:`Classifier` and :class:`earmark.ensemble.Ensemble`)."""
-
-    classes_: list[str]
-
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
-        :class:`AudioError` for the first file that cannot be read."""
-        preds = self.predict_files(inputs, top_k=len(self.classes_))  # type: ignore[attr-defined]
-        return pooled_scores(preds, self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        """The most probable label of each file."""
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
-
-
-class Classifier(FilePredictions):
+class Classifier:
     """Train, evaluate, save and use an audio classifier.
 
     Args:
@@ -193,7 +103,6 @@ class Classifier(FilePredictions):
         self.metrics_: dict[str, Any] = {}
         self.skipped_: list[tuple[str, str]] = []
         self.generator_: Any = None  # sgan: the generator trained beside the classifier
-        self._frontend: tuple[Any, Any] | None = None  # built once for prediction
 
     def __repr__(self) -> str:
         state = f"{len(self.classes_)} classes" if self.estimator_ is not None else "unfitted"
@@ -350,17 +259,15 @@ class Classifier(FilePredictions):
             self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
         )
         hooks = {"checkpoint_dir": checkpoint_dir, "on_step": on_step, "on_epoch": on_epoch}
+        objective = None  # the Trainer's default: supervised, single-label
         if spec.semi_supervised:
-            from earmark.models.sgan import GanSettings, SGANTrainer
+            from earmark.models.sgan import GanSettings, SGANObjective
 
             if samples_dir is None and checkpoint_dir is not None:
                 samples_dir = Path(checkpoint_dir).parent / SAMPLES_DIR
             gan, _ = GanSettings.split({**spec.defaults, **self.params})
-            trainer = SGANTrainer(
-                config, gan=gan, unlabelled=unlabelled_bank, samples_dir=samples_dir, **hooks
-            )
-        else:
-            trainer = Trainer(config, **hooks)
+            objective = SGANObjective(gan, unlabelled=unlabelled_bank, samples_dir=samples_dir)
+        trainer = Trainer(config, objective=objective, **hooks)
         result = trainer.fit(
             model.network,
             build_frontend(self.features, self.audio.sample_rate),
@@ -376,7 +283,7 @@ class Classifier(FilePredictions):
         model.network.load_state_dict(result.best_state)
         model.network.to("cpu").eval()
         self.estimator_ = model
-        self.generator_ = getattr(trainer, "generator", None)
+        self.generator_ = getattr(trainer.objective, "generator", None)  # sgan's generator
         if self.generator_ is not None:
             self.generator_.to("cpu").eval()
         self.classes_ = list(classes)
@@ -431,90 +338,37 @@ class Classifier(FilePredictions):
         if self.estimator_ is None:
             raise EarmarkError("this classifier is not trained yet: call fit() or earmark.load()")
 
-    # -- prediction -------------------------------------------------------------------------
+    # -- prediction: the predictor interface ------------------------------------------------
 
-    def _windows(self, y: np.ndarray, sr: int) -> tuple[list[np.ndarray], list[float]]:
-        win = max(1, round(self.clip_seconds_ * sr))
-        n = y.shape[1]
-        if n <= win:
-            return [y], [0.0]
-        hop = max(1, win // 2)
-        starts = list(range(0, n - win + 1, hop))
-        if starts[-1] + win < n:  # the tail gets a window aligned to the end
-            starts.append(n - win)
-        return [y[:, s : s + win] for s in starts], [s / sr for s in starts]
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How a file becomes this model's input (audio, features, the training clip length)."""
+        self._check_fitted()
+        return Preprocessing(self.audio, self.features, float(self.clip_seconds_))
 
-    def _batch(self, segments: list[np.ndarray]) -> np.ndarray:
-        """Windows as one float32 ``[n, channels, samples]`` batch of the clip length:
-        zeroed once, each window copied in (shorter ones padded as ``audio.pad`` says)."""
-        n = self.audio.n_samples or max(s.shape[1] for s in segments)
-        fixed = np.zeros((len(segments), segments[0].shape[0], n), dtype=np.float32)
-        for row, s in zip(fixed, segments, strict=True):
-            if s.shape[1] > n or (s.shape[1] < n and self.audio.pad != "end"):
-                s = fix_length(s, n, crop=self.audio.crop, pad=self.audio.pad)
-            row[:, : s.shape[1]] = s
-        return fixed
-
-    def _window_features(self, segments: list[np.ndarray]) -> np.ndarray:
-        sr = self.audio.sample_rate
-        if self.features.kind == "handcrafted":
-            extractor = self.features.handcrafted(sr)
-            return np.stack([extractor(s) for s in segments])
-        import torch
-
-        fixed = self._batch(segments)
-        key = (self.features.key(), sr)
-        if self._frontend is None or self._frontend[0] != key:
-            from earmark.features.frontend import build_frontend
-
-            self._frontend = (key, build_frontend(self.features, sr))
-        with torch.inference_mode():
-            out = self._frontend[1](torch.as_tensor(fixed, dtype=torch.float32)).float().numpy()
-        return out if self.family == "neural" else out.reshape(len(out), -1)
-
-    def _proba(self, X: np.ndarray) -> np.ndarray:
-        return self.estimator_.predict_proba(X)
-
-    def _decode(self, path: str) -> tuple[str, np.ndarray | None, str | None]:
-        """``path`` decoded and standardized at any length, or the reason it cannot be."""
-        try:
-            return path, load_clip(path, dataclasses.replace(self.audio, duration=None)), None
-        except AudioError as exc:
-            return path, None, str(exc)
-
-    def _score(self, clips: list[tuple[str, np.ndarray]], top_k: int) -> list[Prediction]:
-        """Predictions for decoded clips, all their windows scored in one batch."""
-        sr = self.audio.sample_rate
-        cut = [self._windows(y, sr) for _, y in clips]
-        scores = self._proba(self._window_features([s for segs, _ in cut for s in segs]))
-        out, at = [], 0
-        for (path, y), (segs, starts) in zip(clips, cut, strict=True):
-            out.append(
-                self._pooled(path, y.shape[1] / sr, starts, scores[at : at + len(segs)], top_k)
-            )
-            at += len(segs)
-        return out
-
-    def _pooled(
-        self, path: str, duration: float, starts: list[float], scores: np.ndarray, top_k: int
-    ) -> Prediction:
-        """The prediction of one clip from its window scores (``[windows, classes]``)."""
-        pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
-        order = np.argsort(-pooled)[: max(1, top_k)]
-        return Prediction(
-            path=path,
-            labels=[self.classes_[i] for i in order],
-            scores=[float(pooled[i]) for i in order],
-            duration=duration,
-            window_starts=starts,
-            window_scores=scores,
+    @property
+    def predictor(self) -> Predictor:
+        """Windows -> scores -> pooling with this model (:class:`earmark.predict.Predictor`)."""
+        return Predictor(
+            self.preprocessing,
+            self.classes_,
+            self.estimator_.predict_proba,
+            pooling=self.pooling,
+            flat=self.family != "neural",
         )
+
+    def to(self, device: str) -> Classifier:
+        """Run a network on ``device`` (``auto``, ``cpu``, ``cuda``); classical models stay
+        on the CPU. Returns the classifier."""
+        if self.family == "neural":
+            from earmark.training import resolve_device
+
+            self.estimator_.device = resolve_device(device)
+        return self
 
     def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
         """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
-        self._check_fitted()
-        y = load_clip(path, dataclasses.replace(self.audio, duration=None))
-        return self._score([(str(path), y)], top_k)[0]
+        return self.predictor.predict_file(path, top_k=top_k)
 
     def predict_files(
         self,
@@ -525,59 +379,38 @@ class Classifier(FilePredictions):
         batch_size: int = 256,
         workers: int | None = None,
     ) -> list[Prediction]:
-        """Classify files, folders (every audio file inside) or a manifest. A file that cannot
-        be read gives a :class:`Prediction` with ``error`` set; the others go on.
+        """Classify files, folders (every audio file inside) or a manifest; a file that cannot
+        be read gives a :class:`Prediction` with ``error`` set (see
+        :meth:`earmark.predict.Predictor.predict_files`)."""
+        return self.predictor.predict_files(
+            inputs, top_k=top_k, on_file=on_file, batch_size=batch_size, workers=workers
+        )
 
-        ``workers`` threads decode ahead of the model (default: half the cores, at most 8)
-        and the windows of consecutive files are scored in batches of about ``batch_size``."""
-        self._check_fitted()
-        paths = input_files(inputs)
-        out: list[Prediction | None] = [None] * len(paths)
-        group: list[tuple[int, str, np.ndarray]] = []
-        n_windows = 0
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
+        :class:`AudioError` for the first file that cannot be read."""
+        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
 
-        def flush() -> None:
-            nonlocal group, n_windows
-            preds = self._score([(p, y) for _, p, y in group], top_k)
-            for (i, _, _), pred in zip(group, preds, strict=True):
-                out[i] = pred
-                if on_file is not None:
-                    on_file()
-            group, n_windows = [], 0
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        """The most probable label of each file."""
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
 
-        decoded = prefetch_map(self._decode, paths, workers=workers, ahead=2 * batch_size)
-        for i, (path, y, error) in enumerate(decoded):
-            if error is not None:
-                out[i] = Prediction(path=path, error=error)
-                if on_file is not None:
-                    on_file()
-                continue
-            group.append((i, path, y))
-            n_windows += len(self._windows(y, self.audio.sample_rate)[1])
-            if n_windows >= batch_size:
-                flush()
-        if group:
-            flush()
-        return [p for p in out if p is not None]
+    def score_track(
+        self, path: str | Path, windowing: Windowing | None = None, **kw: Any
+    ) -> ScoreTrack:
+        """The scores of a long recording's sliding windows, streamed (see
+        :meth:`earmark.predict.Predictor.score_track`)."""
+        return self.predictor.score_track(path, windowing, **kw)
 
     # -- evaluation -------------------------------------------------------------------------
 
     def evaluate(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
     ) -> Evaluation:
-        """Metrics on the labelled files of ``data``, each file one clip as in training."""
+        """Metrics on the labelled files of ``data``, each file scored as ``predict`` scores
+        it (windows of the training clip length, pooled)."""
         self._check_fitted()
-        table = self.features_of(data, on_file=on_file)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        unseen = sorted({table.classes[k] for k in table.y} - set(index))
-        if unseen:
-            raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
-        y_true = np.array([index[table.classes[k]] for k in table.y])
-        from earmark.evaluation import evaluate  # scikit-learn: only when evaluating
-
-        result = evaluate(y_true, self._proba(self._matrix(table)), self.classes_)
-        result.skipped = table.skipped
-        return result
+        return evaluate_files(self, data, on_file=on_file)
 
     # -- artifact ---------------------------------------------------------------------------
 
@@ -611,7 +444,7 @@ class Classifier(FilePredictions):
                 for k, v in self.estimator_.network.state_dict().items()
             }
             meta["history"] = self.history_
-            writers = {_WEIGHTS_FILE: lambda p: save_file(state, p)}
+            writers = {WEIGHTS_FILE: lambda p: save_file(state, p)}
             gen = getattr(self, "generator_", None)
             if gen is not None:  # an sgan's generator, kept for sampling
                 from earmark.models.sgan import GENERATOR_FILE
@@ -622,7 +455,7 @@ class Classifier(FilePredictions):
         else:
             meta["n_features"] = int(self.estimator_.n_features_in_)
             pipeline = self.estimator_.pipeline_
-            writers = {_MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
+            writers = {MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
         path = artifact.write_artifact(directory, meta, writers, keep=(CHECKPOINT_DIR, SAMPLES_DIR))
         if self.history_:
             from earmark.report import write_history
@@ -634,7 +467,7 @@ class Classifier(FilePredictions):
     def load(cls, directory: str | Path) -> Classifier:
         """Load an artifact directory written by :meth:`save`."""
         meta = artifact.read_meta(directory)
-        weights = _WEIGHTS_FILE if meta["family"] == "neural" else _MODEL_FILE
+        weights = WEIGHTS_FILE if meta["family"] == "neural" else MODEL_FILE
         if meta["family"] not in ("classical", "neural") or weights not in meta["files"]:
             raise artifact.ArtifactError(
                 f"{directory}: a {meta['family']} model without its {weights}"
@@ -656,11 +489,11 @@ class Classifier(FilePredictions):
         clf.metrics_ = meta.get("metrics", {})
         clf.history_ = meta.get("history", [])
         if clf.family == "neural":
-            clf.estimator_ = _load_network(clf, Path(directory) / _WEIGHTS_FILE)
+            clf.estimator_ = _load_network(clf, Path(directory) / WEIGHTS_FILE)
             return clf
         from earmark.models.classical import ClassicalModel  # scikit-learn: only when needed
 
-        pipeline = artifact.load_skops(Path(directory) / _MODEL_FILE)
+        pipeline = artifact.load_skops(Path(directory) / MODEL_FILE)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
         est.pipeline_ = pipeline
         est.classes_ = np.asarray(getattr(pipeline, "classes_", meta["classes"]), dtype=object)
@@ -690,18 +523,3 @@ def _load_network(clf: Classifier, path: Path) -> Any:
         raise artifact.ArtifactError(f"{path}: weights do not fit {clf.model} ({exc})") from None
     model.network.eval()
     return model
-
-
-def load(directory: str | Path) -> Classifier | Any:
-    """Load a trained model from its artifact directory (``earmark.load("runs/svm")``): a
-    :class:`Classifier`, an :class:`earmark.ensemble.Ensemble` for an ensemble, or an
-    :class:`earmark.onnx_model.OnnxClassifier` for an exported ``.onnx`` file."""
-    if Path(directory).suffix.lower() == ".onnx":
-        from earmark.onnx_model import OnnxClassifier
-
-        return OnnxClassifier.load(directory)
-    if artifact.read_meta(directory)["family"] == "ensemble":
-        from earmark.ensemble import Ensemble
-
-        return Ensemble.load(directory)
-    return Classifier.load(directory)

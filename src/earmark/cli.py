@@ -624,8 +624,6 @@ def cv(
     clf = _classifier(model, features, sr, duration, params, seed, cache_dir, no_cache, workers)
     manifest = data.load(path)
     n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
-    with _progress("features", len(manifest), quiet) as advance:
-        table = clf.features_of(manifest, on_file=advance)
     lines = []
 
     def fold_done(i: int, m: dict[str, float]) -> None:
@@ -634,7 +632,10 @@ def cv(
             acc, f1 = m["accuracy"], m["f1_macro"]
             err_console.print(f"fold {i + 1}/{n_folds}: accuracy {acc:.4f}, macro F1 {f1:.4f}")
 
-    result, skipped = run_cv(manifest, clf, folds=folds, group=group, seed=seed, on_fold=fold_done)
+    with _progress("features", len(manifest), quiet) as advance:
+        result, skipped = run_cv(
+            manifest, clf, folds=folds, group=group, seed=seed, on_file=advance, on_fold=fold_done
+        )
     _report_skipped(skipped, quiet)
     per_fold = Table(
         "fold", "n", "accuracy", "balanced acc.", "macro F1", title=f"{model}: {result.kind}"
@@ -650,7 +651,7 @@ def cv(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
             json.dumps(
-                {"model": model, "files": len(table.filepaths), **result.to_dict()}, indent=2
+                {"model": model, "files": sum(result.fold_sizes), **result.to_dict()}, indent=2
             )
         )
         console.print(f"wrote {out}")
@@ -669,7 +670,7 @@ def predict(
     quiet: Quiet = False,
 ) -> None:
     """Top-k labels with scores for each file; long audio is windowed and pooled."""
-    from earmark.classifier import load
+    from earmark.loading import load
 
     clf = load(run)
     if pooling is not None:
@@ -722,7 +723,7 @@ def ensemble(
     ] = None,
 ) -> None:
     """Combine saved models (neural or classical) into one ensemble model."""
-    from earmark.ensemble import Ensemble
+    from earmark.ensembles import Ensemble
 
     if method not in ("mean", "weighted", "vote"):
         raise typer.BadParameter("use mean, weighted or vote", param_hint="--method")
@@ -781,9 +782,10 @@ def detect(
 ) -> None:
     """Find and count events in long recordings with sliding windows; writes events.csv /
     .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv."""
-    from earmark.classifier import input_files, load
     from earmark.detection import Windowing
     from earmark.detection.events import EventRules, load_thresholds
+    from earmark.loading import load
+    from earmark.predict import input_files
 
     model = load(run)
     from earmark.training import resolve_device
@@ -1023,17 +1025,17 @@ def export(
     run: Annotated[Path, typer.Argument(help="A network's model directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
     fmt: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an earlier earmark export at --out.")
+    ] = False,
 ) -> None:
     """Export a network to one ONNX graph from waveform to probabilities (the frontend
-    inside), with earmark.json beside it; `earmark predict model.onnx ...` runs it with
-    onnxruntime."""
-    from earmark.classifier import load
-    from earmark.export import export_onnx
-
+    inside, the settings in the file's metadata); `earmark predict model.onnx ...` runs it
+    with onnxruntime."""
     if fmt != "onnx":
         raise typer.BadParameter("only onnx is supported", param_hint="--format")
-    path = export_onnx(load(run), out)
-    console.print(f"wrote {path} and {path.parent / 'earmark.json'}")
+    path = earmark.export(run, out, overwrite=overwrite)
+    console.print(f"wrote {path}")
 
 
 @app.command()
@@ -1064,7 +1066,7 @@ def serve(
     /metrics, and the OpenAPI schema at /docs."""
     import uvicorn
 
-    from earmark.classifier import load
+    from earmark.loading import load
     from earmark.serve import ServeSettings, create_app
 
     if threads is not None:
@@ -1077,7 +1079,7 @@ def serve(
     if runtime == "onnx" or run.suffix == ".onnx":
         import tempfile
 
-        from earmark.export import export_onnx
+        from earmark.onnx_export import export_onnx
         from earmark.onnx_model import OnnxClassifier
 
         onnx_file = run

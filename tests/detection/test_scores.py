@@ -10,7 +10,7 @@ import soundfile as sf
 from earmark.audio import AudioConfig
 from earmark.classifier import Classifier
 from earmark.detection import Windowing, score_file
-from earmark.ensemble import Ensemble
+from earmark.ensembles import Ensemble
 
 
 def test_block_size_and_batch_size_do_not_change_the_track(

@@ -7,6 +7,7 @@ to import, and listing or checking a data set needs neither.
 from earmark._lazy import lazy_attributes
 from earmark.data.layouts import (
     LAYOUTS,
+    as_manifest,
     detect_layout,
     from_csv,
     from_folder,
@@ -31,6 +32,7 @@ __all__ = [
     "LAYOUTS",
     "Manifest",
     "ScanReport",
+    "as_manifest",
     "detect_layout",
     "from_csv",
     "from_folder",

@@ -28,7 +28,7 @@ from earmark.audio import AUDIO_EXTENSIONS
 from earmark.data.manifest import Manifest
 from earmark.errors import LayoutError
 
-__all__ = ["LAYOUTS", "detect_layout", "from_csv", "from_folder", "load"]
+__all__ = ["LAYOUTS", "as_manifest", "detect_layout", "from_csv", "from_folder", "load"]
 
 GTZAN_GENRES = (
     "blues",
@@ -286,3 +286,8 @@ def load(path: str | Path, *, layout: str = "auto") -> Manifest:
         return readers[name](path)
     except (OSError, KeyError, pd.errors.ParserError) as exc:
         raise LayoutError(f"{path}: cannot read as {name} ({exc})") from None
+
+
+def as_manifest(data: Manifest | str | Path) -> Manifest:
+    """A manifest from a :class:`Manifest`, a data set folder or a manifest CSV."""
+    return data if isinstance(data, Manifest) else load(data)

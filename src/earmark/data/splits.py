@@ -10,6 +10,7 @@ which are left out altogether (unlabelled audio of a test speaker would leak tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,10 @@ from sklearn.model_selection import (
     StratifiedKFold,
 )
 
-from earmark.data.manifest import Manifest
 from earmark.errors import SplitError
+
+if TYPE_CHECKING:  # splits take manifests apart; Manifest.split calls back here
+    from earmark.data.manifest import Manifest
 
 __all__ = [
     "Splits",

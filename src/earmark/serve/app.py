@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import tempfile
 import time
@@ -265,12 +264,13 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
 
     # Classifiers (torch or ONNX) expose their window scoring: requests are batched then.
     # Ensembles score each request on its own.
+    predictor = getattr(model, "predictor", None)
     batcher = None
-    if settings.batch_wait > 0 and hasattr(model, "_window_features"):
+    if settings.batch_wait > 0 and predictor is not None:
         from earmark.serve.batching import Batcher
 
         batcher = Batcher(
-            lambda segs: model._proba(model._window_features(segs)),
+            predictor.score_windows,
             wait=settings.batch_wait,
             max_windows=settings.batch_max_windows,
             incoming=lambda: state["decoding"],
@@ -286,10 +286,9 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
 
     def _decode(path: Path) -> tuple[float, list[Any], list[float]]:
         # the duration cap is checked by the loader itself (one probe of the file, not two)
-        capped = dataclasses.replace(model.audio, duration=None, max_duration=settings.max_duration)
-        y = audio_io.load_clip(path, capped)
-        segments, starts = model._windows(y, model.audio.sample_rate)
-        return y.shape[1] / model.audio.sample_rate, segments, starts
+        y = predictor.preprocessing.read(path, max_duration=settings.max_duration)
+        segments, starts = predictor.windows(y)
+        return y.shape[1] / predictor.preprocessing.sample_rate, segments, starts
 
     async def _predict_batched(path: Path) -> dict[str, Any]:
         # Counted while it decodes (inside the concurrency gate: a request waiting at the
@@ -300,7 +299,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         finally:
             state["decoding"] -= 1  # no await between this and the windows being queued
         scores = await batcher.score(segments)  # type: ignore[union-attr]
-        pred = model._pooled("", duration, starts, scores, settings.top_k)
+        pred = predictor.pooled("", duration, starts, scores, settings.top_k)
         out = pred.to_dict(windows=len(starts) > 1)
         out.pop("path", None)
         return out

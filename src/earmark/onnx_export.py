@@ -4,9 +4,12 @@ The graph takes float32 ``[batch, channels, samples]`` at the model's sample rat
 ``[batch, classes]`` probabilities; the log-mel (or STFT / MFCC) frontend is inside it, built
 from operators every ONNX runtime has: the windowed DFT as a strided ``Conv`` (cosine and
 sine kernels), squares, a ``MatMul`` by the mel filterbank, ``Log`` and the per-example
-``top_db`` floor. Batch norms are folded into the convolutions first. ``earmark.json`` is
-written beside the ``.onnx`` file (labels, audio settings, clip length), so
-:class:`earmark.onnx_model.OnnxClassifier` can run it with onnxruntime and no torch.
+``top_db`` floor. Batch norms are folded into the convolutions first. The model's settings
+(labels, audio and feature settings, clip length, pooling, metrics) travel inside the file,
+as the JSON value of the ONNX metadata key ``earmark``, so each exported
+file is self-contained: two exports into one folder, or an export into a run directory,
+never share or overwrite a settings file. :class:`earmark.onnx_model.OnnxClassifier` runs it
+with onnxruntime and no torch.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from earmark.atomic import atomic_text, atomic_write
-from earmark.errors import ParameterError
+from earmark.atomic import atomic_write
+from earmark.errors import EarmarkError, ParameterError
+from earmark.onnx_model import META_KEY, read_onnx_meta
 
 __all__ = ["DFTFrontend", "export_onnx"]
 
@@ -100,9 +104,10 @@ class _Exported(nn.Module):
         return torch.softmax(self.network(self.frontend(waveform)), dim=-1)
 
 
-def export_onnx(model: Any, out: str | Path) -> Path:
-    """Write ``model`` (a trained neural :class:`earmark.Classifier`) to ``out`` (``.onnx``)
-    and its settings to ``earmark.json`` in the same folder; return the ``.onnx`` path.
+def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``model`` (a trained neural :class:`earmark.Classifier`) to ``out`` (``.onnx``),
+    its settings inside the file; return the path. An existing ``out`` is replaced only
+    when it is an earlier earmark export and ``overwrite`` is set.
 
     The graph's inputs: ``waveform`` float32 ``[batch, channels, samples]`` (batch and
     samples dynamic); output ``probabilities`` ``[batch, classes]``."""
@@ -116,19 +121,43 @@ def export_onnx(model: Any, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".onnx":
         raise ParameterError(f"{out}: the output name must end in .onnx")
+    if out.exists() or out.is_symlink():
+        if not out.is_file() or read_onnx_meta(out) is None:
+            raise EarmarkError(f"{out} exists and is not an earmark export: not replacing it")
+        if not overwrite:
+            raise EarmarkError(f"{out} exists: pass overwrite (--overwrite) to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
     sr = model.audio.sample_rate
     frontend = DFTFrontend(build_frontend(model.features, sr)).eval()
     wrapper = _Exported(frontend, fold_batch_norms(model.estimator_.network.cpu())).eval()
     n = model.audio.n_samples or sr
     example = torch.zeros(2, model.audio.channels, n)
+    meta = {
+        "family": "onnx",
+        "model": model.model,
+        "classes": model.classes_,
+        "audio": model.audio.to_dict(),
+        "features": model.features.to_dict(),
+        "clip_seconds": model.clip_seconds_,
+        "pooling": model.pooling,
+        "metrics": model.metrics_,
+        "inputs": {"waveform": ["batch", model.audio.channels, "samples"]},
+        "outputs": {"probabilities": ["batch", len(model.classes_)]},
+    }
 
     def write(tmp: Path) -> None:
         # The TorchScript exporter: it handles this graph with dynamic batch and length and
         # needs no onnxscript; torch 2.9+ calls it legacy (the warnings say so, not a fault).
+        import onnx
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message="Constant folding")
             _export(tmp)
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps(meta)
+        onnx.save(proto, str(tmp))
 
     def _export(tmp: Path) -> None:
         torch.onnx.export(
@@ -142,19 +171,4 @@ def export_onnx(model: Any, out: str | Path) -> Path:
             dynamo=False,
         )
 
-    atomic_write(out, write)
-    meta = {
-        "family": "onnx",
-        "onnx": out.name,
-        "model": model.model,
-        "classes": model.classes_,
-        "audio": model.audio.to_dict(),
-        "features": model.features.to_dict(),
-        "clip_seconds": model.clip_seconds_,
-        "pooling": model.pooling,
-        "metrics": model.metrics_,
-        "inputs": {"waveform": ["batch", model.audio.channels, "samples"]},
-        "outputs": {"probabilities": ["batch", len(model.classes_)]},
-    }
-    atomic_text(out.parent / "earmark.json", json.dumps(meta, indent=1) + "\n")
-    return out
+    return atomic_write(out, write)

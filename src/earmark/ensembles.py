@@ -9,6 +9,7 @@ artifact of its own, with copies of its members inside, and loads with ``earmark
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,16 +19,18 @@ import numpy as np
 
 import earmark
 from earmark import artifact
-from earmark.classifier import (
-    Classifier,
-    FilePredictions,
+from earmark.classifier import Classifier
+from earmark.data.manifest import Manifest
+from earmark.detection.windows import Windowing
+from earmark.errors import EarmarkError, ParameterError
+from earmark.predict import (
     Prediction,
-    as_manifest,
+    ScoreTrack,
+    evaluate_files,
     input_files,
     pooled_scores,
+    top_labels,
 )
-from earmark.data.manifest import Manifest
-from earmark.errors import AudioError, EarmarkError, ParameterError
 
 if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
@@ -38,7 +41,7 @@ Method = Literal["mean", "weighted", "vote"]
 _MEMBERS = "members"
 
 
-class Ensemble(FilePredictions):
+class Ensemble:
     """Combine ``members`` (trained :class:`Classifier` objects) by ``method``."""
 
     family = "ensemble"
@@ -75,7 +78,8 @@ class Ensemble(FilePredictions):
     def __repr__(self) -> str:
         return f"Ensemble({len(self.members)} members, method={self.method!r})"
 
-    def _aligned(self, member: Classifier, scores: np.ndarray) -> np.ndarray:
+    def aligned(self, member: Classifier, scores: np.ndarray) -> np.ndarray:
+        """``member``'s scores (``[..., classes]`` in its class order) in the ensemble's."""
         order = [member.classes_.index(c) for c in self.classes_]
         return scores[..., order]
 
@@ -100,8 +104,7 @@ class Ensemble(FilePredictions):
         """Classify one file: every member scores it, the scores are combined; raises
         :class:`AudioError` if a member cannot read it."""
         pred = self.predict_files([path], top_k=top_k)[0]
-        if pred.error is not None:
-            raise AudioError(pred.error)
+        pred.raise_error()
         return pred
 
     def predict_files(
@@ -128,18 +131,18 @@ class Ensemble(FilePredictions):
                 out.append(Prediction(path=path, error=failed))
             else:
                 scores = [
-                    self._aligned(m, pooled_scores([p], m.classes_))
+                    self.aligned(m, pooled_scores([p], m.classes_))
                     for m, p in zip(self.members, preds, strict=True)
                 ]
                 combined = self.combine(scores)[0]
-                order = np.argsort(-combined)[: max(1, top_k)]
                 out.append(
-                    Prediction(
-                        path=path,
-                        labels=[self.classes_[i] for i in order],
-                        scores=[float(combined[i]) for i in order],
+                    top_labels(
+                        path,
+                        self.classes_,
+                        combined,
+                        top_k,
                         duration=preds[0].duration,
-                        window_starts=[0.0],
+                        starts=[0.0],
                         window_scores=combined[None],
                     )
                 )
@@ -147,28 +150,47 @@ class Ensemble(FilePredictions):
                 on_file()
         return out
 
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Combined class scores ``[files, classes]`` (columns in ``classes_`` order); raises
+        :class:`AudioError` for the first file that cannot be read."""
+        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
+
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        """The most probable label of each file."""
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
+
+    def score_track(
+        self,
+        path: str | Path,
+        windowing: Windowing | None = None,
+        *,
+        on_block: Callable[[float], None] | None = None,
+        blocks: Any = None,
+        **kw: Any,
+    ) -> ScoreTrack:
+        """Every member scores the same windows of a long recording (each decoding it at its
+        own rate; the window defaults to the first member's clip length); the tracks are
+        combined window by window."""
+        windowing = windowing or Windowing()
+        if windowing.window is None:  # members may differ in clip length
+            clip = self.members[0].preprocessing.window_seconds
+            windowing = dataclasses.replace(windowing, window=clip)
+        tracks = [
+            m.score_track(path, windowing, on_block=on_block if i == 0 else None, **kw)
+            for i, m in enumerate(self.members)
+        ]
+        aligned = [self.aligned(m, t.scores) for m, t in zip(self.members, tracks, strict=True)]
+        first = tracks[0]
+        return dataclasses.replace(
+            first, classes=list(self.classes_), scores=self.combine(aligned).astype(np.float32)
+        )
+
     def evaluate(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
     ) -> Evaluation:
-        """Metrics of the combined scores on the labelled files of ``data`` (files any member
-        cannot read are left out for all)."""
-        manifest = as_manifest(data)
-        tables = [m.features_of(manifest, on_file=on_file) for m in self.members]
-        common = set(tables[0].filepaths).intersection(*(t.filepaths for t in tables[1:]))
-        scores = []
-        for m, t in zip(self.members, tables, strict=True):
-            rows = [i for i, p in enumerate(t.filepaths) if p in common]
-            proba = m._proba(m._matrix(t)[rows])
-            scores.append(self._aligned(m, proba))
-        t0 = tables[0]
-        rows = [i for i, p in enumerate(t0.filepaths) if p in common]
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y_true = np.array([index[t0.classes[t0.y[i]]] for i in rows])
-        from earmark.evaluation import evaluate  # scikit-learn: only when evaluating
-
-        result = evaluate(y_true, self.combine(scores), self.classes_)
-        result.skipped = sorted({s for t in tables for s in t.skipped})
-        return result
+        """Metrics of the combined scores on the labelled files of ``data``, each file scored
+        as ``predict`` scores it (files a member cannot read are left out and listed)."""
+        return evaluate_files(self, data, on_file=on_file)
 
     # -- artifact ---------------------------------------------------------------------------
 
@@ -203,9 +225,15 @@ class Ensemble(FilePredictions):
         meta = artifact.read_meta(directory)
         if meta["family"] != "ensemble":
             raise artifact.ArtifactError(f"{directory}: not an ensemble")
-        members = [
-            Classifier.load(Path(directory) / _MEMBERS / name) for name in meta["member_names"]
-        ]
+        names = meta.get("member_names")
+        if not isinstance(names, list) or not names:
+            raise artifact.ArtifactError(f"{directory}: an ensemble without member_names")
+        for name in names:
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise artifact.ArtifactError(
+                    f"{directory}: member name {name!r} points outside the ensemble"
+                )
+        members = [Classifier.load(Path(directory) / _MEMBERS / name) for name in names]
         ens = cls(members, method=meta["method"], weights=meta.get("weights"))
         ens.metrics_ = meta.get("metrics", {})
         return ens

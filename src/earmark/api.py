@@ -1,0 +1,101 @@
+"""Top-level functions that match the command line: ``earmark.detect``,
+``earmark.cross_validate``, ``earmark.ensemble`` and ``earmark.export``.
+
+Each takes what the command takes (a model directory or a loaded model, data, an output) and
+calls the library, so a script does what ``earmark detect`` / ``cv`` / ``ensemble`` /
+``export`` do, with the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from earmark.loading import load
+
+if TYPE_CHECKING:
+    from earmark.audio import AudioConfig
+    from earmark.data.manifest import Manifest
+    from earmark.detection.run import DetectionSummary
+    from earmark.ensembles import Ensemble, Method
+    from earmark.evaluation import CVResult
+
+__all__ = ["cross_validate", "detect", "ensemble", "export"]
+
+
+def _model(model: Any) -> Any:
+    return load(model) if isinstance(model, (str, Path)) else model
+
+
+def detect(
+    model: Any,
+    inputs: str | Path | Iterable[str | Path],
+    out: str | Path,
+    **options: Any,
+) -> DetectionSummary:
+    """Find and count events in long recordings (``earmark detect``): ``model`` is a model
+    directory, an ``.onnx`` file or a loaded model; ``inputs`` recordings or folders of
+    them; the tables go to ``out``. ``options`` go to :func:`earmark.detection.run.detect`
+    (``windowing``, ``rules``, ``settings``, ``resume``, ``workers``, callbacks)."""
+    from earmark.detection.run import detect as run_detect
+    from earmark.errors import EarmarkError
+    from earmark.predict import input_files
+
+    paths = input_files(inputs)
+    if not paths:
+        raise EarmarkError(f"no audio files in {inputs}")
+    return run_detect(_model(model), paths, out, **options)
+
+
+def cross_validate(
+    data: Manifest | str | Path,
+    model: str = "svm",
+    *,
+    features: str | None = None,
+    params: dict[str, Any] | None = None,
+    audio: AudioConfig | None = None,
+    folds: int | None = None,
+    group: bool | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    on_file: Callable[[], None] | None = None,
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> CVResult:
+    """Cross-validate a classical model's settings on ``data`` (``earmark cv``): the data
+    set's own folds, else ``folds``-fold, grouped whenever the data has groups."""
+    from earmark.classifier import Classifier
+    from earmark.workflows import run_cv
+
+    clf = Classifier(
+        model, features=features, audio=audio, params=params, seed=seed, cache_dir=cache_dir
+    )
+    result, _skipped = run_cv(
+        data, clf, folds=folds, group=group, seed=seed, on_file=on_file, on_fold=on_fold
+    )
+    return result
+
+
+def ensemble(
+    runs: Sequence[str | Path],
+    *,
+    method: Method = "mean",
+    weights: Sequence[float] | None = None,
+    out: str | Path | None = None,
+) -> Ensemble:
+    """Combine saved models (``earmark ensemble``) by ``mean``, ``weighted`` mean or
+    ``vote``; saved to ``out`` when given (with the split record the members share)."""
+    from earmark.ensembles import Ensemble
+
+    ens, extra = Ensemble.from_runs(runs, method=method, weights=weights)
+    if out is not None:
+        ens.save(out, extra=extra)
+    return ens
+
+
+def export(model: Any, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Export a network (a model directory or a loaded :class:`earmark.Classifier`) to one
+    ONNX file, its settings inside (``earmark export``); returns the path."""
+    from earmark.onnx_export import export_onnx
+
+    return export_onnx(_model(model), out, overwrite=overwrite)

@@ -1,0 +1,444 @@
+"""The predictor interface: windows -> scores -> pooling, one definition for every model.
+
+A :class:`Predictor` joins a model's :class:`earmark.preprocess.Preprocessing` (how a file
+becomes model input) with a function scoring a batch of model input (``[n, classes]``
+probabilities). :class:`earmark.Classifier` (scikit-learn or torch), the ONNX runner
+(:class:`earmark.onnx_model.OnnxClassifier`) and, member by member,
+:class:`earmark.ensembles.Ensemble` hold one; ``predict``, ``evaluate``, ``detect`` and the
+server call it, so windowing, normalization, padding and pooling are written once.
+
+- :meth:`Predictor.score_windows`: raw windows cut from a decoded signal -> scores.
+- :meth:`Predictor.predict_files`: files of any length -> one :class:`Prediction` each
+  (short files are decoded ahead in threads and their windows scored in batches across
+  files; long ones are streamed block by block, so memory does not grow with their length).
+- :meth:`Predictor.score_track`: a long recording -> the scores of its sliding windows
+  (:class:`ScoreTrack`), streamed; what ``detect`` is built on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from earmark import audio as audio_io
+from earmark.audio import AUDIO_EXTENSIONS
+from earmark.data.manifest import Manifest
+from earmark.detection.windows import Windowing, window_starts
+from earmark.errors import AudioError, EarmarkError, ParameterError
+from earmark.prefetch import prefetch_map
+from earmark.preprocess import PREDICT_WINDOWING, Preprocessing
+
+if TYPE_CHECKING:
+    from earmark.evaluation import Evaluation
+
+__all__ = [
+    "BLOCK_SECONDS",
+    "STREAM_SECONDS",
+    "Prediction",
+    "Predictor",
+    "ScoreTrack",
+    "evaluate_files",
+    "input_files",
+    "pooled_scores",
+    "top_labels",
+]
+
+Pooling = Literal["mean", "max"]
+BLOCK_SECONDS = 30.0  # decoded at a time when streaming; memory is a few blocks
+#: Files longer than this are streamed block by block by ``predict`` instead of decoded
+#: whole (memory then stays flat whatever their length).
+STREAM_SECONDS = 60.0
+
+
+@dataclass
+class Prediction:
+    """What a model says about one file.
+
+    ``labels`` / ``scores``: the top classes, best first, with their pooled scores (for
+    ``mean`` pooling, probabilities). ``window_scores``: ``[windows, classes]`` in the model's
+    class order, with ``window_starts`` in seconds. ``error`` is set (and the rest empty)
+    when the file could not be read.
+    """
+
+    path: str
+    labels: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    duration: float = 0.0
+    window_starts: list[float] = field(default_factory=list)
+    window_scores: np.ndarray | None = None
+    error: str | None = None
+
+    def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path}
+        if self.error is not None:
+            return d | {"error": self.error}
+        d |= {
+            "labels": self.labels,
+            "scores": [round(s, 6) for s in self.scores],
+            "duration_s": round(self.duration, 3),
+            "windows": len(self.window_starts),
+        }
+        if windows and self.window_scores is not None:
+            d["window_starts_s"] = [round(s, 3) for s in self.window_starts]
+            d["window_scores"] = np.round(self.window_scores, 6).tolist()
+        return d
+
+    def raise_error(self) -> None:
+        """Raise the :class:`AudioError` this prediction records, if any."""
+        if self.error is not None:
+            prefix = f"{self.path}: "
+            problem = self.error[len(prefix) :] if self.error.startswith(prefix) else self.error
+            raise AudioError(self.path, problem)
+
+
+@dataclass
+class ScoreTrack:
+    """Class scores of one recording's windows: ``scores[i]`` (``[windows, classes]``, in
+    ``classes`` order) for the window starting at ``starts[i]`` seconds and lasting
+    ``window`` seconds; ``duration`` is the recording's length in seconds."""
+
+    path: str
+    classes: list[str]
+    starts: np.ndarray
+    window: float
+    hop: float
+    scores: np.ndarray
+    duration: float
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Window ends in seconds (a padded last window ends at the recording's end)."""
+        return np.minimum(self.starts + self.window, self.duration)
+
+
+def input_files(inputs: str | Path | Manifest | Iterable[str | Path]) -> list[str]:
+    """Files to predict: a file, a folder (searched for audio), a manifest, or a list."""
+    from earmark.data.layouts import load as load_dataset
+
+    if isinstance(inputs, Manifest):
+        return inputs.filepaths
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.suffix.lower() == ".csv":
+            out += load_dataset(p).filepaths
+        else:
+            out.append(str(p))
+    return out
+
+
+def pooled_scores(preds: Sequence[Prediction], classes: Sequence[str]) -> np.ndarray:
+    """``[files, classes]`` pooled scores of full predictions (``top_k`` = every class), in
+    ``classes`` order; raises :class:`AudioError` for the first prediction with an error."""
+    rows = []
+    for p in preds:
+        p.raise_error()
+        rows.append([p.scores[p.labels.index(c)] for c in classes])
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(classes))
+
+
+def top_labels(
+    path: str,
+    classes: Sequence[str],
+    pooled: np.ndarray,
+    top_k: int,
+    *,
+    duration: float,
+    starts: Sequence[float],
+    window_scores: np.ndarray | None,
+) -> Prediction:
+    """A :class:`Prediction` of the ``top_k`` classes of ``pooled`` (``[classes]``)."""
+    order = np.argsort(-pooled, kind="stable")[: max(1, min(top_k, len(classes)))]
+    return Prediction(
+        path=path,
+        labels=[classes[i] for i in order],
+        scores=[float(pooled[i]) for i in order],
+        duration=duration,
+        window_starts=list(starts),
+        window_scores=window_scores,
+    )
+
+
+class Predictor:
+    """Scores audio with a model: ``preprocessing`` turns audio into model input and
+    ``score`` (model input ``[n, ...]`` -> ``[n, classes]`` probabilities in ``classes``
+    order) runs the model. ``flat``: the model takes one vector per window (classical
+    learners); ``pooling``: how the window scores of a long file combine (``mean``, ``max``)."""
+
+    def __init__(
+        self,
+        preprocessing: Preprocessing,
+        classes: Sequence[str],
+        score: Callable[[Any], np.ndarray],
+        *,
+        pooling: Pooling = "mean",
+        flat: bool = False,
+    ) -> None:
+        if pooling not in ("mean", "max"):
+            raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
+        self.preprocessing = preprocessing
+        self.classes = list(classes)
+        self.score = score
+        self.pooling: Pooling = pooling
+        self.flat = flat
+
+    # -- windows --------------------------------------------------------------------------
+
+    def model_input(self, segments: Sequence[np.ndarray]) -> Any:
+        """Raw windows (cut from a decoded signal) as the model's input."""
+        prep = self.preprocessing
+        return prep.features_of(prep.prepare(segments), flat=self.flat)
+
+    def score_windows(self, segments: Sequence[np.ndarray]) -> np.ndarray:
+        """``[n, classes]`` scores of raw windows cut from a decoded signal."""
+        if not len(segments):
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.asarray(self.score(self.model_input(segments)))
+
+    def windows(self, signal: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+        """``predict``'s windows of a decoded signal and their starts in seconds."""
+        return self.preprocessing.cut(signal, PREDICT_WINDOWING)
+
+    def pooled(
+        self,
+        path: str,
+        duration: float,
+        starts: Sequence[float],
+        scores: np.ndarray,
+        top_k: int,
+    ) -> Prediction:
+        """The prediction of one file from its window scores (``[windows, classes]``)."""
+        pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
+        return top_labels(
+            path,
+            self.classes,
+            pooled,
+            top_k,
+            duration=duration,
+            starts=starts,
+            window_scores=scores,
+        )
+
+    def predict_signal(self, signal: np.ndarray, *, path: str = "", top_k: int = 3) -> Prediction:
+        """The prediction of one decoded signal (``Preprocessing.read``'s output)."""
+        segments, starts = self.windows(signal)
+        duration = signal.shape[1] / self.preprocessing.sample_rate
+        return self.pooled(path, duration, starts, self.score_windows(segments), top_k)
+
+    # -- files ----------------------------------------------------------------------------
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
+        """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
+        pred = self.predict_files([path], top_k=top_k, workers=1)[0]
+        pred.raise_error()
+        return pred
+
+    def _decode(self, path: str) -> tuple[str, np.ndarray | None, str | None]:
+        """``path`` decoded whole; ``None`` with no error for a file to stream; or the
+        reason it cannot be read."""
+        try:
+            if audio_io.info(path).duration > STREAM_SECONDS:
+                return path, None, None
+            return path, self.preprocessing.read(path), None
+        except AudioError as exc:
+            return path, None, str(exc)
+
+    def predict_files(
+        self,
+        inputs: str | Path | Manifest | Iterable[str | Path],
+        *,
+        top_k: int = 3,
+        on_file: Callable[[], None] | None = None,
+        batch_size: int = 256,
+        workers: int | None = None,
+    ) -> list[Prediction]:
+        """Classify files, folders (every audio file inside) or a manifest. A file that cannot
+        be read gives a :class:`Prediction` with ``error`` set; the others go on.
+
+        ``workers`` threads decode ahead of the model (default: half the cores, at most 8)
+        and the windows of consecutive files are scored in batches of about ``batch_size``.
+        Files longer than :data:`STREAM_SECONDS` are streamed in blocks."""
+        paths = input_files(inputs)
+        out: list[Prediction | None] = [None] * len(paths)
+        group: list[tuple[int, str, float, list[np.ndarray], list[float]]] = []
+        n_windows = 0
+        sr = self.preprocessing.sample_rate
+
+        def done(i: int, pred: Prediction) -> None:
+            out[i] = pred
+            if on_file is not None:
+                on_file()
+
+        def flush() -> None:
+            nonlocal group, n_windows
+            scores = self.score_windows([s for *_, segs, _ in group for s in segs])
+            at = 0
+            for i, path, duration, segs, starts in group:
+                window_scores = scores[at : at + len(segs)]
+                done(i, self.pooled(path, duration, starts, window_scores, top_k))
+                at += len(segs)
+            group, n_windows = [], 0
+
+        decoded = prefetch_map(self._decode, paths, workers=workers, ahead=2 * batch_size)
+        for i, (path, y, error) in enumerate(decoded):
+            if error is not None:
+                done(i, Prediction(path=path, error=error))
+            elif y is None:  # long: streamed on its own
+                try:
+                    track = self.score_track(path, PREDICT_WINDOWING, batch_size=batch_size)
+                except AudioError as exc:
+                    done(i, Prediction(path=path, error=str(exc)))
+                    continue
+                starts = track.starts.tolist()
+                done(i, self.pooled(path, track.duration, starts, track.scores, top_k))
+            else:
+                segments, starts = self.windows(y)
+                group.append((i, path, y.shape[1] / sr, segments, starts))
+                n_windows += len(segments)
+                if n_windows >= batch_size:
+                    flush()
+        if group:
+            flush()
+        return [p for p in out if p is not None]
+
+    # -- long recordings ------------------------------------------------------------------
+
+    def score_track(
+        self,
+        path: str | Path,
+        windowing: Windowing | None = None,
+        *,
+        batch_size: int = 256,
+        block_seconds: float = BLOCK_SECONDS,
+        blocks: Iterable[np.ndarray] | None = None,
+        on_block: Callable[[float], None] | None = None,
+    ) -> ScoreTrack:
+        """Slide ``windowing``'s windows (default: ``detect``'s, half-overlapping, the last
+        padded) over the recording at ``path``, streamed in blocks, and score each.
+
+        ``blocks`` replaces decoding (``[channels, samples]`` blocks at the model's rate and
+        channels, e.g. from a reader opened ahead); ``on_block(seconds)`` is called as each
+        block's audio is consumed. For spectrogram features without per-window
+        normalization the frames overlapping windows share are computed once over the
+        continuous signal (:func:`earmark.features.spectral.framed`): a window's frames then
+        equal those of the clip alone except at its two edges, which see the neighbouring
+        audio instead of zero padding. Raises :class:`AudioError` for an unreadable file."""
+        windowing = windowing or Windowing()
+        prep = self.preprocessing
+        sr = prep.sample_rate
+        window, hop = prep.resolve(windowing)
+        if self.flat and not prep.variable_length and window != prep.window:
+            # one vector per window: its length fixes the number of features
+            raise ParameterError(
+                f"this model takes windows of its training clip length "
+                f"({prep.window_seconds:g} s); got {window / sr:g} s"
+            )
+        shared = prep.shared_frames(hop)
+        ctx = shared.n_fft // 2 if shared is not None else 0
+        grid = shared.hop_length if shared is not None else 1
+        if blocks is None:
+            blocks = prep.blocks(Path(path), block_seconds)
+
+        def scorer(buf: np.ndarray, offsets: list[int]) -> np.ndarray:
+            if shared is None:
+                return self.score_windows([buf[:, o : o + window] for o in offsets])
+            import torch
+
+            from earmark.features.spectral import framed
+
+            with torch.inference_mode():
+                X = framed(shared, torch.from_numpy(buf), offsets, window).numpy()
+            return np.asarray(self.score(X.reshape(len(X), -1) if self.flat else X))
+
+        channels = prep.audio.channels
+        buf = np.zeros((channels, ctx), dtype=np.float32)  # zeros before the recording
+        buf_start = -ctx  # absolute sample index of buf[:, 0]
+        total = 0
+        next_k = 0  # the next full window on the hop grid
+        pending: list[int] = []
+        starts_out: list[np.ndarray] = []
+        scores_out: list[np.ndarray] = []
+
+        def run(batch: list[int]) -> None:
+            nonlocal buf
+            need = batch[-1] + window + ctx - (buf_start + buf.shape[1])
+            if need > 0 and shared is not None:  # past the end of the recording: zeros
+                buf = np.concatenate([buf, np.zeros((channels, need), np.float32)], axis=1)
+            scores_out.append(scorer(buf, [s - buf_start for s in batch]))
+            starts_out.append(np.asarray(batch, dtype=np.int64))
+
+        def drain(final: bool) -> None:
+            nonlocal buf, buf_start
+            while len(pending) >= batch_size or (final and pending):
+                batch = pending[:batch_size]
+                del pending[:batch_size]
+                run(batch)
+                # keep from the next window's context (an end-aligned last window may start
+                # up to a hop before the next grid start)
+                keep_from = (pending[0] if pending else (next_k - 1) * hop) - ctx - buf_start
+                if keep_from > 0:
+                    buf = buf[:, keep_from:]
+                    buf_start += keep_from
+
+        for block in blocks:
+            buf = np.concatenate([buf, block], axis=1) if buf.shape[1] else block
+            total += block.shape[1]
+            while next_k * hop + window + ctx <= buf_start + buf.shape[1]:
+                pending.append(next_k * hop)
+                next_k += 1
+            if on_block is not None:
+                on_block(block.shape[1] / sr)
+            drain(final=False)
+        # the end: full windows the context held back, then the partial window's policy
+        # (those already queued are the grid starts up to (next_k - 1) * hop)
+        for s in window_starts(total, window, hop, windowing.last).tolist():
+            if s > (next_k - 1) * hop:
+                pending.append(math.ceil(s / grid) * grid)  # an end window snaps to the frames
+        pending[:] = sorted(set(pending))
+        drain(final=True)
+        starts = np.concatenate(starts_out) if starts_out else np.zeros(0, np.int64)
+        n_classes = len(self.classes)
+        scores = np.concatenate(scores_out) if scores_out else np.zeros((0, n_classes))
+        return ScoreTrack(
+            path=str(path),
+            classes=list(self.classes),
+            starts=starts / sr,
+            window=window / sr,
+            hop=hop / sr,
+            scores=np.asarray(scores, dtype=np.float32),
+            duration=total / sr,
+        )
+
+
+def evaluate_files(
+    model: Any, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
+) -> Evaluation:
+    """Metrics of ``model`` (anything with ``classes_`` and ``predict_files``) on the labelled
+    files of ``data``, each file scored exactly as ``predict`` scores it. Unreadable files are
+    left out and listed in ``Evaluation.skipped``."""
+    from earmark.data.layouts import as_manifest
+    from earmark.evaluation import evaluate  # scikit-learn: only when evaluating
+
+    manifest = as_manifest(data)
+    manifest = manifest.subset(manifest.labelled)
+    classes = list(model.classes_)
+    unseen = sorted(set(manifest.frame["label"].astype(str)) - set(classes))
+    if unseen:
+        raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
+    preds = model.predict_files(manifest, top_k=len(classes), on_file=on_file)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = manifest.frame["label"].astype(str).tolist()
+    kept = [k for k, p in enumerate(preds) if p.error is None]
+    y_true = np.array([index[labels[k]] for k in kept], dtype=np.int64)
+    scores = pooled_scores([preds[k] for k in kept], classes)
+    result = evaluate(y_true, scores, classes)
+    result.skipped = [(p.path, p.error) for p in preds if p.error is not None]
+    return result
