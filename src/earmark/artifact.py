@@ -8,7 +8,10 @@ scikit-learn (loaded only when every type they name is on :data:`SKOPS_ALLOWED`)
 a foreign type is refused with a clear error.
 
 The directory is written under a temporary name beside the target and renamed into place,
-so a crash never leaves a half-written artifact under the real name.
+so a crash never leaves a half-written artifact under the real name. It replaces only what
+earmark wrote: :func:`check_out` says whether an output path may be written (called before a
+job starts), and :func:`write_artifact` refuses to replace a file or a folder of someone
+else's files whatever it is asked.
 """
 
 from __future__ import annotations
@@ -26,11 +29,16 @@ from earmark.errors import EarmarkError
 
 __all__ = [
     "META_FILE",
+    "REPORT_FILES",
+    "RUN_ENTRIES",
     "SCHEMA_VERSION",
     "SKOPS_ALLOWED",
     "ArtifactError",
+    "OutputError",
+    "check_out",
     "is_artifact",
     "load_skops",
+    "output_kind",
     "read_meta",
     "save_skops",
     "write_artifact",
@@ -64,8 +72,100 @@ SKOPS_ALLOWED = frozenset(
 )
 
 
+#: What a training run directory holds before its model is saved: a network's checkpoint,
+#: an sgan's sample grids, the run's resolved settings (:mod:`earmark.settings`).
+RUN_ENTRIES = frozenset({"checkpoint", "samples", "settings.json"})
+#: The files of an evaluation report (:func:`earmark.report.write_evaluation`) and of a
+#: network's training curves (:func:`earmark.report.write_history`).
+REPORT_FILES = frozenset(
+    {"metrics.json", "per_class.csv", "confusion.png", "report.md", "history.csv", "curves.png"}
+)
+
+
 class ArtifactError(EarmarkError):
     """A model directory is missing, incomplete, tampered with, or not earmark's."""
+
+
+class OutputError(EarmarkError):
+    """An output path would replace something earmark did not write, or cannot be written."""
+
+
+def output_kind(path: str | Path) -> str | None:
+    """What the folder ``path`` holds: ``"empty"``; ``"model"`` (an ``earmark.json``: a
+    model, an ensemble or a checkpoint); ``"run"`` (a training run's checkpoint, samples and
+    settings, nothing else); ``"report"`` (evaluation files only); or ``None``: files that
+    are not earmark's, or not a folder at all."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    entries = {p.name for p in path.iterdir()}
+    if not entries:
+        return "empty"
+    if (path / META_FILE).is_file():
+        return "model"
+    if entries <= RUN_ENTRIES and (
+        (path / "checkpoint" / META_FILE).is_file() or _is_settings(path / "settings.json")
+    ):
+        return "run"
+    if entries <= REPORT_FILES and (path / "metrics.json").is_file():
+        return "report"
+    return None
+
+
+def _is_settings(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("kind") == "train-settings"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_writable(path: Path) -> None:
+    """``path`` (to be created or replaced) can be written: its nearest existing ancestor
+    is a writable folder (and ``path`` itself, when it is an existing folder)."""
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{path}: cannot be written: {probe} is a file, not a folder")
+    for folder in (probe, path) if path.is_dir() else (probe,):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"{path}: cannot be written: {folder} is not writable")
+
+
+def check_out(path: str | Path, *, overwrite: bool = False, file: bool = False) -> Path:
+    """Check, before any work, that an output may be written at ``path`` without losing
+    anything earmark did not write; return it.
+
+    A folder output (``file=False``: a model, a run, a report) may go where nothing is, into
+    an empty folder, or, with ``overwrite``, over an earlier earmark output
+    (:func:`output_kind`). A regular file there, or a folder holding anything else, is
+    refused whatever ``overwrite`` says. A file output (``file=True``) replaces an existing
+    file only with ``overwrite``, and never a folder. Either way the place must be writable.
+    Raises :class:`OutputError` (one line)."""
+    path = Path(path)
+    if file:
+        if path.is_dir():
+            raise OutputError(f"{path}: is a folder; give a file name")
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
+    elif path.exists() or path.is_symlink():
+        kind = output_kind(path)
+        if not path.is_dir():
+            raise OutputError(
+                f"{path}: a file is there, not a folder; earmark replaces only what it wrote "
+                "(choose another output)"
+            )
+        if kind is None:
+            raise OutputError(
+                f"{path}: holds files earmark did not write; earmark replaces only what it "
+                "wrote (choose a new or empty folder)"
+            )
+        if kind != "empty" and not overwrite:
+            raise OutputError(
+                f"{path}: holds an earlier earmark {kind}; pass --overwrite to replace it"
+            )
+    _check_writable(path)
+    return path
 
 
 def _sha256(path: Path) -> str:

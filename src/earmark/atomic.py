@@ -1,5 +1,10 @@
 """Write files atomically: to a temporary name in the same folder, then renamed into place, so
-a crash or a kill never leaves a half-written file under the real name."""
+a crash or a kill never leaves a half-written file under the real name.
+
+The temporary file is made by :mod:`tempfile`, which creates it readable by its owner only
+(0600); before the rename it gets the mode a plain ``open(path, "w")`` would have given it
+(0666 less the umask), so what earmark writes is as readable as the rest of the user's files.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,31 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_text", "atomic_write"]
+__all__ = ["atomic_text", "atomic_write", "default_mode"]
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask sets it, for every thread)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(*, directory: bool = False) -> int:
+    """The mode a new file (0666) or folder (0777) gets under the current umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` to fill a temporary file beside ``path`` (same extension, so
-    writers that pick a format from it still work), then rename it to ``path``."""
+    writers that pick a format from it still work), then rename it to ``path`` with the
+    umask's default mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
@@ -21,6 +45,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

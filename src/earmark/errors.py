@@ -72,3 +72,12 @@ class LayoutError(EarmarkError):
 
 class SplitError(EarmarkError):
     """A split cannot be made as asked (too few groups, leakage, missing column)."""
+
+
+class Interrupted(EarmarkError):
+    """A job was stopped (Ctrl-C) before it finished; nothing final was written. ``resume``
+    names what continues it (a run directory), when something can."""
+
+    def __init__(self, message: str, *, resume: str | PathLike[str] | None = None) -> None:
+        self.resume = None if resume is None else str(resume)
+        super().__init__(message)

@@ -14,14 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from earmark.classifier import Classifier, as_manifest
+from earmark.classifier import Classifier
 from earmark.config import JsonConfig
+from earmark.data.layouts import as_manifest
 from earmark.data.manifest import SPLIT_NAMES, Manifest
 from earmark.errors import EarmarkError, ParameterError
 from earmark.evaluation import CVResult, Evaluation, cross_validate
 from earmark.report import write_evaluation
+from earmark.settings import SETTINGS_FILE, parse_params
 
-__all__ = ["SplitSettings", "TrainResult", "evaluate_run", "run_cv", "train_run"]
+__all__ = [
+    "SplitSettings",
+    "TrainResult",
+    "evaluate_run",
+    "parse_params",
+    "run_cv",
+    "train_run",
+]
 
 SPLITS = (*SPLIT_NAMES, "all")
 
@@ -81,20 +90,71 @@ def train_run(
     *,
     split: SplitSettings | None = None,
     on_file: Callable[[], None] | None = None,
+    overwrite: bool = False,
+    resume: str | Path | None = None,
     **fit: Any,
 ) -> TrainResult:
     """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
-    save the artifact to ``out`` and write the evaluation files beside it. ``fit`` goes to
-    :meth:`Classifier.fit` (for networks: ``resume``, ``on_step``, ``on_epoch``); their
-    checkpoints go to ``<out>/checkpoint``."""
+    save the artifact to ``out`` and write the evaluation files and the resolved settings
+    (``settings.json``) beside it. ``fit`` goes to :meth:`Classifier.fit` (for networks:
+    ``on_step``, ``on_epoch``; ``unlabeled``, ``label_fraction``).
+
+    ``out`` is checked first, before any audio is read (:func:`earmark.artifact.check_out`):
+    it must be new, an empty folder, or, with ``overwrite``, an earlier earmark output.
+
+    Networks write a checkpoint after every epoch to ``<out>/checkpoint``; ``resume`` (a run
+    directory, ``out`` itself or another) continues from that run's checkpoint. Ctrl-C
+    during training keeps the checkpoint and raises :class:`earmark.errors.Interrupted`
+    (``.resume`` names the run): no model is saved from partial training."""
+    import shutil
+
+    from earmark import artifact
+    from earmark.classifier import CHECKPOINT_DIR, SAMPLES_DIR
+    from earmark.errors import Interrupted
+
     split = split or SplitSettings()
+    out = Path(out)
+    if fit.pop("resume", False) and resume is None:  # the older spelling: resume=True
+        resume = out
+    same = resume is not None and out.resolve() == Path(resume).resolve()
+    if resume is not None and classifier.family != "neural":
+        raise ParameterError(f"only networks resume; {classifier.model} is {classifier.family}")
+    existed = out.exists()
+    artifact.check_out(out, overwrite=overwrite or same)
+    if existed and resume is None:  # the training state of an earlier run is replaced
+        for name in (CHECKPOINT_DIR, SAMPLES_DIR, SETTINGS_FILE):
+            stale = out / name
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
     manifest = as_manifest(data)
     splits = split.apply(manifest)
-    if classifier.family == "neural":
-        from earmark.classifier import CHECKPOINT_DIR
-
-        fit.setdefault("checkpoint_dir", Path(out) / CHECKPOINT_DIR)
-    classifier.fit(splits.train, splits.valid, on_file=on_file, **fit)
+    settings = _settings_record(classifier, split, fit)
+    checkpoint = out / CHECKPOINT_DIR
+    try:
+        if classifier.family == "neural":
+            if resume is not None and not same:
+                shutil.copytree(Path(resume) / CHECKPOINT_DIR, checkpoint, dirs_exist_ok=True)
+                if (Path(resume) / SAMPLES_DIR).is_dir():
+                    shutil.copytree(Path(resume) / SAMPLES_DIR, out / SAMPLES_DIR)
+            fit.setdefault("checkpoint_dir", checkpoint)
+            fit["resume"] = resume is not None
+            _write_settings(out, settings)
+        classifier.fit(splits.train, splits.valid, on_file=on_file, **fit)
+    except BaseException:
+        _forget_attempt(out, checkpoint, existed)
+        raise
+    if classifier.training_.get("stopped") == "interrupted":
+        done = classifier.training_.get("epochs", 0)
+        if not Path(fit.get("checkpoint_dir", checkpoint)).exists():
+            _forget_attempt(out, checkpoint, existed)
+            raise Interrupted("training interrupted before its first epoch ended; nothing saved")
+        raise Interrupted(
+            f"training interrupted after {done} epoch{'s' * (done != 1)}; nothing saved but "
+            f"the checkpoint ({fit.get('checkpoint_dir', checkpoint)})",
+            resume=out,
+        )
     evaluation = classifier.evaluate(splits.test, on_file=on_file)
     classifier.metrics_ = {"test": evaluation.metrics}
     sizes = splits.sizes()
@@ -112,7 +172,48 @@ def train_run(
         title=f"{classifier.model} ({classifier.features.kind}) on the test split",
         details={"model": classifier.model, "data": str(manifest.root), "split sizes": sizes},
     )
+    files["settings"] = _write_settings(path, settings)
     return TrainResult(classifier, evaluation, sizes, path, files)
+
+
+def _settings_record(classifier: Classifier, split: SplitSettings, fit: dict[str, Any]) -> dict:
+    """What :func:`earmark.settings.train_settings` needs to start this run again."""
+    train = classifier.train
+    if train is None and classifier.family == "neural":
+        from earmark.training import TrainConfig
+
+        train = TrainConfig(seed=classifier.seed)
+    unlabeled = fit.get("unlabeled")
+    return {
+        "model": classifier.model,
+        "params": dict(classifier.params),
+        "features": classifier.features.to_dict(),
+        "audio": classifier.audio.to_dict(),
+        "train": train.to_dict() if train is not None else None,
+        "split": split.to_dict(),
+        "seed": classifier.seed,
+        "unlabeled": str(unlabeled) if isinstance(unlabeled, str | Path) else None,
+        "label_fraction": fit.get("label_fraction"),
+    }
+
+
+def _forget_attempt(out: Path, checkpoint: Path, existed: bool) -> None:
+    """After a run that failed before its first checkpoint: nothing to resume, so no trace."""
+    if checkpoint.exists():
+        return
+    (out / SETTINGS_FILE).unlink(missing_ok=True)
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _write_settings(directory: Path, settings: dict[str, Any]) -> Path:
+    import json
+
+    import earmark
+    from earmark.atomic import atomic_text
+
+    doc = {"kind": "train-settings", "earmark_version": earmark.__version__, "settings": settings}
+    return atomic_text(directory / SETTINGS_FILE, json.dumps(doc, indent=2) + "\n")
 
 
 @dataclass
@@ -137,7 +238,7 @@ def evaluate_run(
     if split not in SPLITS:
         raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
     from earmark import artifact
-    from earmark.classifier import load
+    from earmark.loading import load
 
     classifier = load(run)
     record = artifact.read_meta(run).get("data", {})
@@ -202,7 +303,7 @@ def run_cv(
         grouped = kept.has_groups if group is None else group
         splits = kfold(kept, folds or 5, group=grouped, seed=seed)
         kind = "group k-fold" if grouped else "stratified k-fold"
-    X = classifier._matrix(table)
+    X = table.X.reshape(len(table.X), -1)  # classical learners: one vector per clip
     result = cross_validate(
         X,
         np.asarray(table.y),
@@ -213,20 +314,3 @@ def run_cv(
         on_fold=on_fold,
     )
     return result, table.skipped
-
-
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["C=10", "kernel=linear", "class_weight=null"]`` -> typed hyper-parameters (values
-    read as JSON when they parse, else as text)."""
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ParameterError(f"hyper-parameters are NAME=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out

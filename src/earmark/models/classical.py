@@ -52,7 +52,12 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         spec = get(self.model)
         if spec.family != "classical":
             raise ParameterError(f"{self.model!r} is a {spec.family} model, not a classical one")
-        params = {**spec.defaults, **(self.params or {})}
+        from earmark.settings import SettingsError, check_params
+
+        try:
+            params = {**spec.defaults, **check_params(self.model, self.params or {})}
+        except SettingsError as exc:
+            raise ParameterError(f"bad hyper-parameter for {self.model}: {exc}") from None
         if spec.seeded:
             params.setdefault("random_state", self.random_state)
         try:

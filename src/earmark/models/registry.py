@@ -2,9 +2,10 @@
 
 A :class:`ModelSpec` says what a name builds, which family it belongs to (``classical``:
 a scikit-learn estimator over feature vectors; ``neural``: a torch module over spectrograms),
-its default hyper-parameters, and the feature settings it expects by default. Neural specs
-import torch only when ``build`` is called, so listing or training classical models never
-loads it.
+its hyper-parameters (each a :class:`Param`: name, type, default, one-line meaning), and the
+feature settings it expects by default (:func:`earmark.settings.check_params` checks a
+user's hyper-parameters against them). Neural specs import torch only when ``build`` is
+called, so listing or training classical models never loads it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,30 @@ from typing import Any, Literal
 
 from earmark.errors import ParameterError
 
-__all__ = ["ModelSpec", "get", "names", "register"]
+__all__ = ["ModelSpec", "Param", "get", "names", "register"]
 
 Family = Literal["classical", "neural"]
 
 
 @dataclass(frozen=True)
+class Param:
+    """One hyper-parameter: ``type`` is a type annotation (``float``, ``list[int]``,
+    ``Literal["rbf", "linear"]``, ``int | None``...) that values are checked and converted
+    against; ``default`` is what the model uses when the user gives nothing; ``help`` says in
+    one line what it changes."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """A trainable model: ``build(**params)`` makes a fresh, unfitted instance."""
+    """A trainable model: ``build(**params)`` makes a fresh, unfitted instance.
+
+    ``params`` declares every hyper-parameter a user may set; ``defaults`` (derived from them
+    when not given) is what ``build`` receives before the user's values."""
 
     name: str
     family: Family
@@ -33,6 +50,19 @@ class ModelSpec:
     seeded: bool = False  # build() takes random_state
     needs_bins: bool = False  # build() takes n_mels: the feature bins per frame
     semi_supervised: bool = False  # also learns from unlabelled audio
+    params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.params and not self.defaults:
+            defaults = {p.name: p.default for p in self.params}
+            object.__setattr__(self, "defaults", defaults)
+        undeclared = set(self.defaults) - {p.name for p in self.params}
+        if self.params and undeclared:
+            raise ParameterError(f"{self.name}: defaults {sorted(undeclared)} are not declared")
+
+    def param(self, name: str) -> Param | None:
+        """The declared hyper-parameter ``name``, or ``None``."""
+        return next((p for p in self.params if p.name == name), None)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -9,10 +9,12 @@ these networks train at hundreds to thousands of clips per second on two CPU cor
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import typing
+from typing import Any, Literal
 
-from earmark.models.registry import ModelSpec, register
-from earmark.models.sgan_config import GAN_DEFAULTS
+from earmark.models.registry import ModelSpec, Param, register
+from earmark.models.sgan_config import GanSettings
 
 __all__ = ["NEURAL_FEATURES"]
 
@@ -31,6 +33,18 @@ def _seed_cnn(n_classes: int, **params: Any):
     return SeedCNN(n_classes, **params)
 
 
+def _widths(default: list[int]) -> Param:
+    return Param("widths", list[int], default, "channels of each conv block (one block each)")
+
+
+def _dropout(default: float) -> Param:
+    return Param("dropout", float, default, "dropout probability before the classifier")
+
+
+def _hidden(default: int, what: str = "recurrent") -> Param:
+    return Param("hidden", int, default, f"units of the {what} layer per direction")
+
+
 def _cnn(n_classes: int, **params: Any):
     from earmark.models.cnn import CNN
 
@@ -43,9 +57,9 @@ register(
         "neural",
         _seed_cnn,
         "4 x (conv, batch norm, ReLU, max pool), global average pooling, linear",
-        {"width": 8},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
         seeded=True,
+        params=(Param("width", int, 8, "channels of the first block (doubled twice after)"),),
     )
 )
 register(
@@ -54,9 +68,9 @@ register(
         "neural",
         _cnn,
         "PANNs-style CNN (pairs of 3x3 convs, avg pooling) + attention pooling",
-        {"widths": [16, 32, 64, 128], "dropout": 0.2},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
         seeded=True,
+        params=(_widths([16, 32, 64, 128]), _dropout(0.2)),
     )
 )
 
@@ -93,8 +107,8 @@ register(
         "neural",
         _crnn,
         "CNN front, bidirectional GRU, attention pooling",
-        {"widths": [16, 32, 64], "hidden": 64, "dropout": 0.2},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
+        params=(_widths([16, 32, 64]), _hidden(64, "GRU"), _dropout(0.2)),
         seeded=True,
         needs_bins=True,
     )
@@ -105,8 +119,12 @@ register(
         "neural",
         _lstm,
         "stacked BiLSTM over mel frames, attention pooling",
-        {"hidden": 64, "layers": 2, "dropout": 0.2},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
+        params=(
+            _hidden(64, "LSTM"),
+            Param("layers", int, 2, "stacked LSTM layers"),
+            _dropout(0.2),
+        ),
         seeded=True,
         needs_bins=True,
     )
@@ -117,8 +135,15 @@ register(
         "neural",
         _transformer,
         "AST-like: spectrogram patches, CLS token, small Transformer encoder",
-        {"patch_freq": 8, "patch_time": 4, "dim": 64, "heads": 4, "layers": 2},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
+        params=(
+            Param("patch_freq", int, 8, "mel bands per patch"),
+            Param("patch_time", int, 4, "frames per patch"),
+            Param("dim", int, 64, "width of the patch embeddings and the encoder"),
+            Param("heads", int, 4, "attention heads (must divide dim)"),
+            Param("layers", int, 2, "encoder layers"),
+            Param("dropout", float, 0.1, "dropout probability inside the encoder"),
+        ),
         seeded=True,
         needs_bins=True,
     )
@@ -129,12 +154,35 @@ register(
         "neural",
         _fusion,
         "CNN branch + GRU-attention branch, concatenated before the classifier",
-        {"widths": [16, 32, 64], "hidden": 48, "dropout": 0.2},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
+        params=(_widths([16, 32, 64]), _hidden(48, "GRU"), _dropout(0.2)),
         seeded=True,
         needs_bins=True,
     )
 )
+
+
+# What each setting of the adversarial game means (sgan_config.GanSettings holds the values).
+_GAN_HELP = {
+    "noise_dim": "length of the generator's noise vector",
+    "gen_width": "channels of the generator's last block",
+    "unsupervised_weight": "weight of the real-vs-generated loss against the labelled one",
+    "real_label": "target of real clips for the real-vs-generated loss (one-sided smoothing)",
+    "g_lr_ratio": "generator learning rate as a multiple of the discriminator's",
+    "entropy_weight": "weight of the class entropy of unlabelled clips (0: off)",
+    "rampup_epochs": "epochs over which the unsupervised weight ramps up (0: none)",
+    "adversarial": "train against the generator (false: a plain supervised network)",
+    "sample_every": "epochs between grids of generated samples (0: never)",
+    "collapse_ratio": "generated/real diversity below which mode collapse is flagged",
+}
+
+
+def _gan_params() -> tuple[Param, ...]:
+    hints = typing.get_type_hints(GanSettings)
+    return tuple(
+        Param(f.name, hints[f.name], f.default, _GAN_HELP.get(f.name, "adversarial setting"))
+        for f in dataclasses.fields(GanSettings)
+    )
 
 
 def _sgan(n_classes: int, **params: Any):
@@ -150,10 +198,21 @@ register(
         _sgan,
         "semi-supervised GAN: a spectral-norm CNN discriminator (K class logits) trained against "
         "a generator on labelled and unlabelled audio",
-        {"width": 16, "dropout": 0.1, "norm": "spectral", "groups": 4, **GAN_DEFAULTS},
-        dict(NEURAL_FEATURES),
+        default_features=dict(NEURAL_FEATURES),
         seeded=True,
         needs_bins=True,
         semi_supervised=True,
+        params=(
+            Param("width", int, 16, "channels of the discriminator's first block"),
+            Param("dropout", float, 0.1, "dropout probability after the last three blocks"),
+            Param(
+                "norm",
+                Literal["spectral", "weight", "none"],
+                "spectral",
+                "normalization of the discriminator's weights",
+            ),
+            Param("groups", int, 4, "groups of the group norms (0: none)"),
+            *_gan_params(),
+        ),
     )
 )
