@@ -13,6 +13,7 @@ read and a classical learner can use.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,15 @@ def _delta(x: np.ndarray, order: int) -> np.ndarray:
     return librosa.feature.delta(x, width=width, order=order, axis=-1)
 
 
+@functools.lru_cache(maxsize=64)
+def _empty_mel_bands(sr: int, n_fft: int, n_mels: int) -> int:
+    """How many of librosa's ``n_mels`` mel filters catch no FFT bin (constant rows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns about exactly this
+        weights = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    return int(np.sum(weights.max(axis=1) <= 0))
+
+
 def _contrast_bands(sr: int) -> int:
     # librosa requires every octave band below Nyquist: fmin * 2**n_bands < sr / 2.
     n = 6
@@ -65,8 +75,11 @@ def _contrast_bands(sr: int) -> int:
 class HandcraftedFeatures(JsonConfig):
     """Settings of the hand-crafted feature vector; call it on a clip to get the vector.
 
-    ``n_fft`` and ``hop_length`` are in samples at ``sr`` Hz; ``stats`` are the summaries over
-    frames (``mean``, ``std``, ``min``, ``max``, ``pNN`` percentiles).
+    ``n_fft`` and ``hop_length`` are in samples at ``sr`` Hz; ``n_mfcc`` MFCCs (each with its
+    first and second delta) come from ``n_mels`` mel bands; ``stats`` are the summaries over
+    frames (``mean``, ``std``, ``min``, ``max``, ``pNN`` percentiles). Settings that cannot give
+    meaningful rows are refused with :class:`ParameterError` naming the setting: more MFCCs
+    than mel bands, or so many mel bands for ``n_fft`` that some catch no FFT bin.
     """
 
     sr: int = 16_000
@@ -82,6 +95,21 @@ class HandcraftedFeatures(JsonConfig):
             raise ParameterError(
                 f"need sr > 0, n_fft >= 16, hop_length >= 1; got {self.sr}, {self.n_fft}, "
                 f"{self.hop_length}"
+            )
+        if self.n_mfcc < 1 or self.n_mels < 1:
+            raise ParameterError(
+                f"need n_mfcc >= 1 and n_mels >= 1; got n_mfcc={self.n_mfcc}, n_mels={self.n_mels}"
+            )
+        if self.n_mfcc > self.n_mels:
+            raise ParameterError(
+                f"n_mfcc={self.n_mfcc} is more than n_mels={self.n_mels}: the MFCCs are a DCT "
+                "of the mel bands, so there are at most as many; lower n_mfcc or raise n_mels"
+            )
+        empty = _empty_mel_bands(self.sr, self.n_fft, self.n_mels)
+        if empty:
+            raise ParameterError(
+                f"n_mels={self.n_mels} is too many for n_fft={self.n_fft} at {self.sr} Hz: "
+                f"{empty} mel bands would catch no FFT bin; lower n_mels or raise n_fft"
             )
         if not self.stats:
             raise ParameterError("stats must name at least one statistic")
