@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,16 +61,64 @@ def test_evaluate_run_warns_when_the_data_changed(
     assert result.warnings and "changed since training" in result.warnings[0]
 
 
-def test_cv_is_grouped_and_never_leaks(demo_digits: Path, tmp_path: Path) -> None:
+def test_cv_is_grouped_and_never_leaks(
+    demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Watch what the learners are really trained and tested on, file by file."""
+    from earmark import workflows
+    from earmark.models.classical import ClassicalModel
+
     clf = Classifier("gnb", cache_dir=tmp_path)
+    seen: dict = {"fit": [], "scored": []}
+    features_of, cross_validate = clf.features_of, workflows.cross_validate
+    fit, predict_proba = ClassicalModel.fit, ClassicalModel.predict_proba
+
+    def spy_features(*args, **kwargs):
+        seen["table"] = features_of(*args, **kwargs)  # its files are the rows of X
+        return seen["table"]
+
+    def spy_cv(X, *args, **kwargs):
+        seen["X"] = np.array(X, copy=True)
+        return cross_validate(X, *args, **kwargs)
+
+    def spy_fit(self, X, y):
+        seen["fit"].append(np.array(X, copy=True))
+        return fit(self, X, y)
+
+    def spy_proba(self, X):
+        seen["scored"].append(np.array(X, copy=True))
+        return predict_proba(self, X)
+
+    monkeypatch.setattr(clf, "features_of", spy_features)
+    monkeypatch.setattr(workflows, "cross_validate", spy_cv)
+    monkeypatch.setattr(ClassicalModel, "fit", spy_fit)
+    monkeypatch.setattr(ClassicalModel, "predict_proba", spy_proba)
     result, skipped = run_cv(demo_digits, clf, folds=4)
     assert result.kind == "group k-fold" and len(result.folds) == 4 and skipped == []
-    assert sum(result.fold_sizes) == 80
-    from earmark.data.splits import kfold
 
+    # Map every row a learner saw back to its file, and the file to its group (voice).
+    row_of = {row.tobytes(): i for i, row in enumerate(seen["X"])}
+    assert len(row_of) == len(seen["X"]) == 80  # one distinct vector per file
     m = data.load(demo_digits)
-    for train, test in kfold(m, 4):
-        assert set(m.groups[train]).isdisjoint(m.groups[test])
+    group_of = dict(zip(m.filepaths, m.groups, strict=True))
+    groups = [group_of[p] for p in seen["table"].filepaths]
+
+    def files(X: np.ndarray) -> set[int]:
+        rows = [row_of[r.tobytes()] for r in X]  # KeyError: a row that is no file's
+        assert len(set(rows)) == len(rows)
+        return set(rows)
+
+    assert len(seen["fit"]) == len(seen["scored"]) == 4
+    tested: list[int] = []
+    for k, (train_X, test_X) in enumerate(zip(seen["fit"], seen["scored"], strict=True)):
+        train, test = files(train_X), files(test_X)
+        assert train | test == set(range(80)) and not train & test, k
+        train_groups, test_groups = {groups[i] for i in train}, {groups[i] for i in test}
+        assert train_groups.isdisjoint(test_groups), (k, train_groups & test_groups)
+        assert len(test) == result.fold_sizes[k]
+        tested += test
+    assert sorted(tested) == list(range(80))  # every file tested once
+    assert sorted(len({groups[i] for i in files(X)}) for X in seen["scored"]) == [2, 2, 2, 2]
 
 
 def test_cv_uses_predefined_folds_when_the_data_set_has_them(
