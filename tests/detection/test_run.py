@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -8,8 +9,16 @@ import pytest
 from earmark.classifier import Classifier
 from earmark.detection import Windowing
 from earmark.detection.events import EventRules
-from earmark.detection.run import detect, recording_names
+from earmark.detection.run import (
+    SettingConflict,
+    detect,
+    model_fingerprint,
+    read_record,
+    recording_names,
+    resolve_settings,
+)
 from earmark.detection.tables import read_events, read_raven, read_scores
+from earmark.errors import ParameterError
 
 
 @pytest.fixture
@@ -71,9 +80,115 @@ def test_resume_after_a_kill_reuses_finished_recordings(
     assert (again.resumed, again.scored) == (1, 1)
     assert read_events(out / "events.csv") == read_events(tmp_path / "full" / "events.csv")
     assert len(full.events) == len(again.events)
-    # other windowing: nothing can be reused
-    other = detect(detector, files, out, rules=RULES, resume=True, windowing=Windowing(hop=0.25))
+    # other windowing: refused, not silently recomputed
+    with pytest.raises(SettingConflict, match=r"hop = 0.25, but .* was made with hop = none"):
+        detect(detector, files, out, rules=RULES, resume=True, windowing=Windowing(hop=0.25))
+    # a fresh run (no resume) in the same folder may change anything: nothing is reused
+    other = detect(detector, files, out, rules=RULES, windowing=Windowing(hop=0.25))
     assert other.resumed == 0 and other.scored == 2
+
+
+def test_resume_takes_the_run_settings_from_its_record(
+    detector: Classifier, folder: Path, tmp_path: Path
+) -> None:
+    (folder / "site1" / "broken.wav").unlink()
+    files = paths(folder)
+    out = tmp_path / "det"
+    given = {"hop": 0.5, "threshold": 0.3, "merge_gap": 0.5, "background": ["one"]}
+    first = detect(detector, files, out, settings=given)
+    table = (out / "events.csv").read_text()
+    record = read_record(out)
+    assert record is not None and record["status"] == "complete"
+    assert record["windowing"] == {"window": None, "hop": 0.5, "overlap": None, "last": "pad"}
+    assert record["rules"]["threshold"] == 0.3 and record["rules"]["merge_gap"] == 0.5
+    assert record["rules"]["background"] == ["one"]
+    assert record["model"]["fingerprint"] == model_fingerprint(detector)
+    assert (record["files"], record["scored"], record["events"]) == (2, 2, len(first.events))
+    assert not any(e.label == "one" for e in first.events)
+
+    # nothing given: the record's settings, every recording reused, the same events
+    again = detect(detector, files, out, resume=True)
+    assert (again.resumed, again.scored) == (2, 0)
+    assert again.events == first.events
+    assert read_record(out)["windowing"] == record["windowing"]
+    # what is given equal to the record is fine; a difference is refused, naming it
+    same = detect(detector, files, out, resume=True, settings={"hop": 0.5, "background": "one"})
+    assert same.resumed == 2 and same.events == first.events
+    record = read_record(out)
+    for setting, value in [("hop", 0.25), ("threshold", 0.5), ("background", []), ("last", "end")]:
+        with pytest.raises(SettingConflict, match=f"^{setting} = ") as err:
+            detect(detector, files, out, resume=True, settings={setting: value})
+        assert err.value.setting == setting
+    with pytest.raises(SettingConflict, match="merge_gap"):
+        detect(detector, files, out, resume=True, rules=EventRules(threshold=0.3))
+    assert read_record(out) == record  # a refused run changes nothing
+    assert (out / "events.csv").read_text() == table
+
+
+def test_a_record_is_written_before_anything_is_scored(
+    detector: Classifier, folder: Path, tmp_path: Path
+) -> None:
+    (folder / "site1" / "broken.wav").unlink()
+    out = tmp_path / "det"
+    seen = []
+
+    def first_file(path: str, seconds: float) -> None:
+        seen.append(read_record(out))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        detect(detector, paths(folder), out, settings={"hop": 0.5}, on_file=first_file)
+    assert seen[0]["status"] == "running" and seen[0]["windowing"]["hop"] == 0.5
+    resumed = detect(detector, paths(folder), out, resume=True)
+    assert (resumed.resumed, resumed.scored) == (1, 1)
+    assert read_record(out)["windowing"]["hop"] == 0.5
+
+
+class Stub:
+    """Just what the settings checks read of a model."""
+
+    def __init__(self, model: str = "logreg", classes: tuple[str, ...] = ("a", "b")) -> None:
+        self.model, self.classes_ = model, list(classes)
+        self.training_ = {"files": 10}
+
+
+def write_record(out: Path, model: Stub, **settings: object) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "version": 1,
+        "model": {"name": model.model, "fingerprint": model_fingerprint(model)},
+        "classes": model.classes_,
+        "windowing": Windowing(**settings.pop("windowing", {})).to_dict(),  # type: ignore[arg-type]
+        "rules": EventRules(**settings).to_dict(),  # type: ignore[arg-type]
+    }
+    (out / "detection.json").write_text(json.dumps(record))
+
+
+def test_resolving_settings_with_and_without_a_record(tmp_path: Path) -> None:
+    model = Stub()
+    w, r = resolve_settings(model, tmp_path / "none", settings={"hop": 0.5, "threshold": 0.7})
+    assert (w.hop, r.threshold) == (0.5, 0.7)
+    w, r = resolve_settings(model, tmp_path / "none", resume=True)  # nothing to resume
+    assert (w, r) == (Windowing(), EventRules())
+    out = tmp_path / "det"
+    write_record(out, model, windowing={"hop": 0.5}, threshold=0.7, thresholds={"a": 0.9})
+    w, r = resolve_settings(model, out, resume=True)
+    assert (w.hop, r.threshold, r.thresholds) == (0.5, 0.7, {"a": 0.9})
+    assert resolve_settings(model, out, resume=True, settings={"thresholds": {"a": 0.9}}) == (w, r)
+    assert resolve_settings(model, out, settings={"hop": 1.0})[0].hop == 1.0  # not resuming
+    with pytest.raises(SettingConflict, match=r"thresholds = \{a: 0.8\}"):
+        resolve_settings(model, out, resume=True, settings={"thresholds": {"a": 0.8}})
+    with pytest.raises(SettingConflict, match=r"overlap = 0\.5"):
+        resolve_settings(model, out, resume=True, settings={"overlap": 0.5})
+    with pytest.raises(ParameterError, match="was made with another model"):
+        resolve_settings(Stub("svm"), out, resume=True)
+    with pytest.raises(ParameterError, match="unknown detection settings colour"):
+        resolve_settings(model, out, settings={"colour": 1})
+    with pytest.raises(ParameterError, match="hop must be a finite number"):
+        resolve_settings(model, out, resume=True, settings={"hop": float("nan")})
+    (out / "detection.json").write_text("{not json")
+    with pytest.raises(ParameterError, match="not the settings record of a detection run"):
+        resolve_settings(model, out, resume=True)
 
 
 def test_recording_names_are_unique_and_safe() -> None:

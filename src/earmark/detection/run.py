@@ -11,11 +11,12 @@ current one is scored (``workers`` of them at a time).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 
 from earmark.atomic import atomic_text, atomic_write
 from earmark.detection.events import Event, EventRules, count_events, find_events
-from earmark.detection.scores import BLOCK_SECONDS, ScoreTrack, _blocks, score_file
+from earmark.detection.scores import BLOCK_SECONDS, ScoreTrack, score_file
 from earmark.detection.tables import (
     write_audacity,
     write_counts,
@@ -33,13 +34,23 @@ from earmark.detection.tables import (
     write_raven,
     write_scores,
 )
+from earmark.detection.truth import recording_stem
 from earmark.detection.windows import Windowing
 from earmark.errors import AudioError, EarmarkError, ParameterError
 from earmark.prefetch import Prefetched
 
-__all__ = ["DetectionSummary", "detect", "recording_names"]
+__all__ = [
+    "DetectionSummary",
+    "SettingConflict",
+    "detect",
+    "model_fingerprint",
+    "read_record",
+    "recording_names",
+    "resolve_settings",
+]
 
-SETTINGS_FILE = "detection.json"
+SETTINGS_FILE = "detection.json"  # the run's settings record
+RECORD_VERSION = 1
 
 
 @dataclass
@@ -69,14 +80,15 @@ class DetectionSummary:
 
 def recording_names(paths: Sequence[str]) -> list[str]:
     """Unique, file-system-safe names for recordings, used for their per-file tables: the
-    path relative to the recordings' common folder, without extension, ``/`` as ``__``."""
+    path relative to the recordings' common folder, without its audio extension (as
+    :func:`~earmark.detection.truth.file_key` matches files), ``/`` as ``__``."""
     if not paths:
         return []
     resolved = [Path(p).resolve() for p in paths]
     common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
     names = []
     for p in resolved:
-        stem = p.relative_to(common).with_suffix("").as_posix().replace("/", "__")
+        stem = recording_stem(p.relative_to(common).as_posix()).replace("/", "__")
         names.append("".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem))
     seen: dict[str, int] = {}
     out = []
@@ -86,16 +98,202 @@ def recording_names(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _fingerprint(model: Any, windowing: Windowing) -> str:
-    meta = {
-        "model": getattr(model, "model", ""),
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would give it back (tuples as lists, numpy numbers as numbers)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """What identifies a trained model without its weights: name, family, classes, clip
+    length, audio and feature settings, what it was trained on and its metrics (an ensemble:
+    its method, weights and its members' identities). The same after a save and a load."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return _plain(
+            {
+                "model": getattr(model, "model", ""),
+                "classes": list(model.classes_),
+                "method": getattr(model, "method", None),
+                "weights": getattr(model, "weights", None),
+                "members": [model_identity(m) for m in members],
+            }
+        )
+    return _plain(
+        {
+            "model": getattr(model, "model", type(model).__name__),
+            "family": getattr(model, "family", None),
+            "classes": list(model.classes_),
+            "clip": getattr(model, "clip_seconds_", None),
+            "audio": getattr(model, "audio", None),
+            "features": getattr(model, "features", None),
+            "training": getattr(model, "training_", {}),
+            "metrics": getattr(model, "metrics_", {}),
+        }
+    )
+
+
+def model_fingerprint(model: Any) -> str:
+    """A short hash of :func:`model_identity`."""
+    text = json.dumps(model_identity(model), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fingerprint(model_print: str, windowing: Windowing) -> str:
+    """What a part (a score track) depends on: the model and the windowing."""
+    meta = {"model": model_print, "windowing": windowing.to_dict()}
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+WINDOWING_SETTINGS = tuple(f.name for f in dataclasses.fields(Windowing))
+RULES_SETTINGS = tuple(f.name for f in dataclasses.fields(EventRules))
+
+
+class SettingConflict(ParameterError):
+    """A resumed run was given a setting that differs from the one in its record.
+
+    ``setting`` names it (a :class:`Windowing` or :class:`EventRules` field), ``given`` and
+    ``recorded`` are the two values, ``record`` the settings file."""
+
+    def __init__(self, record: Path, setting: str, given: Any, recorded: Any) -> None:
+        self.record, self.setting, self.given, self.recorded = record, setting, given, recorded
+        super().__init__(
+            f"{setting} = {show_setting(given)}, but {record.parent} was made with "
+            f"{setting} = {show_setting(recorded)}; a resumed run keeps the settings in "
+            f"{record.name} (leave {setting} out, or write to a new folder)"
+        )
+
+
+def show_setting(value: Any) -> str:
+    """A setting's value as a person reads it (``none``, ``0.5``, ``a,b``, ``{a: 0.8}``)."""
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) if value else "none"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def read_record(out_dir: str | Path) -> dict[str, Any] | None:
+    """The settings record (``detection.json``) of a detection folder, or ``None`` when the
+    folder has none."""
+    path = Path(out_dir) / SETTINGS_FILE
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        Windowing.from_dict(record["windowing"])
+        EventRules.from_dict(record["rules"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParameterError(
+            f"{path}: not the settings record of a detection run ({exc})"
+        ) from None
+    return record
+
+
+def resolve_settings(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    windowing: Windowing | None = None,
+    rules: EventRules | None = None,
+    settings: Mapping[str, Any] | None = None,
+    resume: bool = False,
+) -> tuple[Windowing, EventRules]:
+    """The windowing and event rules a run uses (see :func:`detect`).
+
+    Not resuming, or resuming in a folder without a record: ``windowing`` and ``rules``
+    (defaults for ``None``) with the single ``settings`` on top. Resuming a recorded run:
+    the record's, after checking that the model is the one the run was made with and that
+    everything given (``windowing``, ``rules``, ``settings``) equals the record; a
+    difference raises :class:`SettingConflict` naming the setting.
+    """
+    given = dict(settings or {})
+    unknown = sorted(set(given) - set(WINDOWING_SETTINGS) - set(RULES_SETTINGS))
+    if unknown:
+        raise ParameterError(
+            f"unknown detection settings {', '.join(unknown)}; known: "
+            f"{', '.join(WINDOWING_SETTINGS + RULES_SETTINGS)}"
+        )
+    record = read_record(out_dir) if resume else None
+    if record is None:
+        w = (windowing or Windowing()).to_dict()
+        r = (rules or EventRules()).to_dict()
+        w.update({k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
+        r.update({k: v for k, v in given.items() if k in RULES_SETTINGS})
+        return Windowing.from_dict(w), EventRules.from_dict(r)
+    path = Path(out_dir) / SETTINGS_FILE
+    recorded_model = record.get("model")
+    if isinstance(recorded_model, dict) and recorded_model.get("fingerprint"):
+        if recorded_model["fingerprint"] != model_fingerprint(model):
+            raise ParameterError(
+                f"{Path(out_dir)} was made with another model ({recorded_model.get('name')}, "
+                f"fingerprint {recorded_model['fingerprint']}); resume it with that model, or "
+                "write to a new folder"
+            )
+    elif list(record.get("classes", model.classes_)) != list(model.classes_):
+        raise ParameterError(
+            f"{Path(out_dir)} was made with a model of classes "
+            f"{', '.join(record['classes'])}; this one knows {', '.join(model.classes_)}"
+        )
+    rec_w = Windowing.from_dict(record["windowing"])
+    rec_r = EventRules.from_dict(record["rules"])
+    for obj, rec in ((windowing, rec_w), (rules, rec_r)):
+        if obj is None:
+            continue
+        for f in dataclasses.fields(obj):
+            if getattr(obj, f.name) != getattr(rec, f.name):
+                raise SettingConflict(path, f.name, getattr(obj, f.name), getattr(rec, f.name))
+    for name, value in given.items():
+        cls, rec = (Windowing, rec_w) if name in WINDOWING_SETTINGS else (EventRules, rec_r)
+        normal = getattr(cls(**{name: value}), name)  # validated, as the record holds it
+        if normal != getattr(rec, name):
+            raise SettingConflict(path, name, normal, getattr(rec, name))
+    return rec_w, rec_r
+
+
+def _write_record(
+    out: Path,
+    model: Any,
+    model_print: str,
+    windowing: Windowing,
+    rules: EventRules,
+    summary: DetectionSummary,
+    tracks: Sequence[ScoreTrack],
+    *,
+    complete: bool,
+) -> None:
+    record = {
+        "version": RECORD_VERSION,
+        "status": "complete" if complete else "running",
+        "model": {
+            "name": getattr(model, "model", ""),
+            "family": getattr(model, "family", "ensemble" if hasattr(model, "members") else None),
+            "fingerprint": model_print,
+        },
         "classes": list(model.classes_),
         "windowing": windowing.to_dict(),
-        "clip": getattr(model, "clip_seconds_", None),
-        "trained": getattr(model, "training_", {}).get("train_seconds"),
-        "metrics": getattr(model, "metrics_", {}),
+        "rules": rules.to_dict(),
+        "files": summary.files,
+        "scored": summary.scored,
+        "resumed": summary.resumed,
+        "failed": summary.failed,
+        "events": len(summary.events),
+        "durations": {t.path: t.duration for t in tracks},
     }
-    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    atomic_text(out / SETTINGS_FILE, json.dumps(record, indent=1) + "\n")
 
 
 def _save_part(path: Path, track: ScoreTrack, fingerprint: str) -> None:
@@ -153,6 +351,7 @@ def detect(
     *,
     windowing: Windowing | None = None,
     rules: EventRules | None = None,
+    settings: Mapping[str, Any] | None = None,
     resume: bool = False,
     workers: int = 1,
     batch_size: int = 256,
@@ -162,16 +361,26 @@ def detect(
     """Detect events in every recording of ``paths`` with ``model`` and write the tables to
     ``out_dir`` (see the module docstring).
 
+    Settings: ``windowing`` and ``rules`` (``None``: the defaults, or the record's when
+    resuming), and ``settings``, single settings by name (``{"hop": 0.5, "threshold":
+    0.3}``, any :class:`Windowing` or :class:`EventRules` field) applied on top, so a caller
+    passes only what it was given. The run writes them to its record (``detection.json``)
+    before it scores anything. ``resume=True`` in a folder with a record takes the record's
+    settings and reuses its finished recordings; a model other than the record's, or a
+    setting given that differs from the record's, is refused (:class:`SettingConflict`);
+    one equal to the record's is fine. Without a record, ``resume`` starts afresh.
+
     ``workers``: recordings decoded ahead in background threads (at least 1: the current
     one). ``on_file(path, seconds)`` is called as each recording is done, ``on_audio(s)`` as
     each block of ``s`` seconds is scored (for a progress bar). Unreadable recordings are
     listed in ``errors.csv`` and in the summary; the run goes on.
     """
-    windowing = windowing or Windowing()
-    rules = rules or EventRules()
-    rules.check_classes(list(model.classes_))
     if workers < 1:
         raise ParameterError(f"workers must be >= 1, got {workers}")
+    windowing, rules = resolve_settings(
+        model, out_dir, windowing=windowing, rules=rules, settings=settings, resume=resume
+    )
+    rules.check_classes(list(model.classes_))
     out = Path(out_dir)
     parts_dir = out / "parts"
     tables_dir = out / "tables"
@@ -181,8 +390,10 @@ def detect(
         stray.unlink(missing_ok=True)
     paths = [str(p) for p in paths]
     names = recording_names(paths)
-    fingerprint = _fingerprint(model, windowing)
+    model_print = model_fingerprint(model)
+    fingerprint = _fingerprint(model_print, windowing)
     summary = DetectionSummary(out, files=len(paths))
+    _write_record(out, model, model_print, windowing, rules, summary, [], complete=False)
     t0 = time.perf_counter()
     tracks: dict[int, ScoreTrack] = {}
     todo: list[int] = []
@@ -209,7 +420,8 @@ def detect(
         # decode the next recordings in background threads (ensemble members decode their own)
         for j in todo[pos : pos + workers]:
             if single and j not in readers:
-                readers[j] = Prefetched(_blocks(Path(paths[j]), model, BLOCK_SECONDS), depth=2)
+                blocks = model.preprocessing.blocks(Path(paths[j]), BLOCK_SECONDS)
+                readers[j] = Prefetched(blocks, depth=2)
 
     try:
         for pos, i in enumerate(todo):
@@ -276,22 +488,7 @@ def detect(
         atomic_text(errors, buf.getvalue())
     elif errors.exists():
         errors.unlink()
-    atomic_text(
-        out / SETTINGS_FILE,
-        json.dumps(
-            {
-                "model": getattr(model, "model", ""),
-                "classes": list(model.classes_),
-                "windowing": windowing.to_dict(),
-                "rules": rules.to_dict(),
-                "files": len(paths),
-                "failed": summary.failed,
-                "durations": {t.path: t.duration for t in ordered},
-            },
-            indent=1,
-        )
-        + "\n",
-    )
+    _write_record(out, model, model_print, windowing, rules, summary, ordered, complete=True)
     summary.wall_seconds = time.perf_counter() - t0
     if not ordered and summary.failed:
         raise EarmarkError(f"none of the {len(paths)} recordings could be read (see {errors})")
