@@ -82,11 +82,17 @@ def ensemble(
     method: Method = "mean",
     weights: Sequence[float] | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Ensemble:
     """Combine saved models (``earmark ensemble``) by ``mean``, ``weighted`` mean or
-    ``vote``; saved to ``out`` when given (with the split record the members share)."""
+    ``vote``; saved to ``out`` when given (with the split record the members share). An
+    existing ``out`` is replaced only when it is an earlier earmark output and ``overwrite``
+    is set (:func:`earmark.artifact.check_out`), checked before the members load."""
+    from earmark.artifact import check_out
     from earmark.ensembles import Ensemble
 
+    if out is not None:
+        check_out(out, overwrite=overwrite)
     ens, extra = Ensemble.from_runs(runs, method=method, weights=weights)
     if out is not None:
         ens.save(out, extra=extra)
