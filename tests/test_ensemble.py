@@ -47,15 +47,47 @@ def test_a_model_with_itself_equals_the_model(runs, test_files) -> None:
 
 def test_methods_combine_classical_and_neural_members(runs, test_files, tmp_path: Path) -> None:
     members = [earmark.load(runs[k]) for k in ("lr", "gnb", "net")]
-    per = [m.predict_proba(test_files[:5]) for m in members]
-    mean = Ensemble(members).predict_proba(test_files[:5])
-    np.testing.assert_allclose(mean, np.mean(per, axis=0), rtol=1e-6)
-    weighted = Ensemble(members, method="weighted", weights=[2, 1, 1]).predict_proba(test_files[:5])
-    np.testing.assert_allclose(weighted, (2 * per[0] + per[1] + per[2]) / 4, rtol=1e-6)
-    vote = Ensemble(members, method="vote").predict_proba(test_files[:5])
-    assert np.all(vote.max(axis=1) >= 1 / 3)
+    ens = Ensemble(members)
+    # each member's own probabilities, columns in the ensemble's class order
+    per = np.stack(
+        [
+            m.predict_proba(test_files)[:, [m.classes_.index(c) for c in ens.classes_]]
+            for m in members
+        ]
+    )
+    top = per.argmax(axis=2)  # [members, files]
+    assert (top != top[0]).any()  # the members disagree somewhere: the vote has work to do
+    mean = per.mean(axis=0)
+    np.testing.assert_allclose(ens.predict_proba(test_files), mean, rtol=1e-6, atol=1e-9)
+    weighted = Ensemble(members, method="weighted", weights=[2, 1, 0.5]).predict_proba(test_files)
+    np.testing.assert_allclose(
+        weighted, (2 * per[0] + per[1] + 0.5 * per[2]) / 3.5, rtol=1e-6, atol=1e-9
+    )
+    vote = Ensemble(members, method="vote").predict_proba(test_files)
+    share = np.zeros_like(mean)  # each member's top class counts once
+    for t in top:
+        share[np.arange(len(test_files)), t] += 1 / len(members)
+    np.testing.assert_allclose(vote, share, atol=1e-5)  # the share is the score
+    # ties in the share go to the higher mean probability
+    best = [max(range(len(row)), key=lambda c: (row[c], mean[i, c])) for i, row in enumerate(share)]
+    assert list(vote.argmax(axis=1)) == best
+    assert Ensemble(members, method="vote").predict(test_files) == [ens.classes_[c] for c in best]
     with pytest.raises(ParameterError, match="one non-negative weight per member"):
         Ensemble(members, method="weighted", weights=[1, 1])
+
+
+def test_vote_counts_top_classes_and_breaks_ties_by_the_mean(runs) -> None:
+    two = [earmark.load(runs["lr"]), earmark.load(runs["gnb"])]
+    ens = Ensemble([*two, earmark.load(runs["net"])], method="vote")
+    a = np.array([[0.6, 0.4, 0.0], [0.3, 0.3, 0.4]])
+    b = np.array([[0.1, 0.2, 0.7], [0.0, 0.9, 0.1]])
+    c = np.array([[0.5, 0.45, 0.05], [0.2, 0.8, 0.0]])
+    np.testing.assert_allclose(
+        ens.combine([a, b, c]), [[2 / 3, 0, 1 / 3], [0, 2 / 3, 1 / 3]], atol=1e-5
+    )
+    tie = Ensemble(two, method="vote").combine([a[:1], np.array([[0.3, 0.7, 0.0]])])
+    np.testing.assert_allclose(tie, [[0.5, 0.5, 0.0]], atol=1e-5)
+    assert tie.argmax() == 1  # 1/2 each: class 1 has the higher mean (0.55 against 0.45)
 
 
 def test_ensemble_artifact_round_trip_and_evaluate(runs, demo_digits: Path, tmp_path: Path) -> None:
