@@ -757,61 +757,108 @@ def detect(
     window: Annotated[
         float | None, typer.Option(help="Window (s); default: the model's clip length.")
     ] = None,
-    hop: Annotated[float | None, typer.Option(help="Seconds between windows.")] = None,
+    hop: Annotated[
+        float | None, typer.Option(help="Seconds between windows; default: half a window.")
+    ] = None,
     overlap: Annotated[
         float | None, typer.Option(help="Fraction windows share (instead of --hop).")
     ] = None,
-    last: Annotated[str, typer.Option(help="Partial last window: pad, end or drop.")] = "pad",
+    last: Annotated[
+        str | None, typer.Option(help="Partial last window: pad (default), end or drop.")
+    ] = None,
     threshold: Annotated[
-        str, typer.Option(help="Score to fire: a number, or a CSV/JSON of per-class values.")
-    ] = "0.5",
-    smooth: Annotated[int, typer.Option(min=1, help="Median filter (windows, odd).")] = 1,
-    merge_gap: Annotated[float, typer.Option(help="Merge events this close (s).")] = 0.0,
-    min_duration: Annotated[float, typer.Option(help="Drop shorter events (s).")] = 0.0,
+        str | None,
+        typer.Option(help="Score to fire: a number (default 0.5), or a CSV/JSON per class."),
+    ] = None,
+    smooth: Annotated[
+        int | None, typer.Option(min=1, help="Median filter (windows, odd; default 1).")
+    ] = None,
+    merge_gap: Annotated[
+        float | None, typer.Option(help="Merge events this close (s; default 0).")
+    ] = None,
+    min_duration: Annotated[
+        float | None, typer.Option(help="Drop shorter events (s; default 0).")
+    ] = None,
     top_n: Annotated[int | None, typer.Option(help="Classes that may fire per window.")] = None,
     background: Annotated[
         list[str] | None, typer.Option(help="A class never reported (repeatable).")
     ] = None,
     bounds: Annotated[
-        str, typer.Option(help="An event spans its windows' centres (center) or all (window).")
-    ] = "center",
-    resume: Annotated[bool, typer.Option(help="Skip recordings already done in --out.")] = False,
+        str | None,
+        typer.Option(help="An event spans its windows' centres (center, default) or all (window)."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in --out with its recorded settings, skipping recordings "
+            "done; an option that differs from the record is refused."
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
     device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
     quiet: Quiet = False,
 ) -> None:
     """Find and count events in long recordings with sliding windows; writes events.csv /
-    .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv."""
-    from earmark.detection import Windowing
-    from earmark.detection.events import EventRules, load_thresholds
+    .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv,
+    and the run's settings (detection.json, which --resume reads)."""
+    from earmark.detection.events import load_thresholds
+    from earmark.detection.run import SettingConflict, read_record, resolve_settings, show_setting
     from earmark.loading import load
     from earmark.predict import input_files
 
+    # only the options given: the library fills in the defaults, or the record's on --resume
+    given: dict[str, Any] = {
+        name: value
+        for name, value in {
+            "window": window,
+            "hop": hop,
+            "overlap": overlap,
+            "last": last,
+            "smooth": smooth,
+            "merge_gap": merge_gap,
+            "min_duration": min_duration,
+            "top_n": top_n,
+            "background": tuple(background) if background else None,
+            "bounds": bounds,
+        }.items()
+        if value is not None
+    }
+    if threshold is not None:
+        try:
+            given |= {"threshold": float(threshold), "thresholds": {}}
+        except ValueError:
+            given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
     model = load(run)
     from earmark.training import resolve_device
 
     for member in getattr(model, "members", [model]):
         if member.family == "neural":
             member.estimator_.device = resolve_device(device)
-    try:
-        per_class, default = {}, float(threshold)
-    except ValueError:
-        per_class, default = load_thresholds(threshold), 0.5
-    windowing = Windowing(window=window, hop=hop, overlap=overlap, last=last)  # type: ignore[arg-type]
-    rules = EventRules(
-        threshold=default,
-        thresholds=per_class,
-        smooth=smooth,
-        merge_gap=merge_gap,
-        min_duration=min_duration,
-        top_n=top_n,
-        background=tuple(background or ()),
-        bounds=bounds,  # type: ignore[arg-type]
-    )
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
-    summary = _run_detection(model, paths, out, windowing, rules, resume, workers, quiet)
+    record = read_record(out) if resume else None
+    try:  # refuse a differing option before anything is read
+        windowing, rules = resolve_settings(model, out, settings=given, resume=resume)
+        summary = _run_detection(model, paths, out, given, resume, workers, quiet)
+    except SettingConflict as exc:
+        setting = "threshold" if exc.setting == "thresholds" else exc.setting
+        flag = "--" + setting.replace("_", "-")
+        raise EarmarkError(
+            f"{flag} {show_setting(exc.given)} differs from the run resumed in {out} "
+            f"({exc.setting} = {show_setting(exc.recorded)} in {exc.record.name}); leave "
+            f"{flag} out to keep the run's settings, or write to a new --out"
+        ) from None
+    if resume and not quiet:
+        shown = {**windowing.to_dict(), **rules.to_dict()}
+        err_console.print(
+            f"no run to resume in {out}: started one"
+            if record is None
+            else f"resumed with the settings in {out / 'detection.json'}: "
+            + ", ".join(f"{k} {show_setting(v)}" for k, v in shown.items()),
+            highlight=False,
+            soft_wrap=True,
+        )
     labels: dict[str, int] = {}
     for ev in summary.events:
         labels[ev.label] = labels.get(ev.label, 0) + 1
@@ -821,8 +868,8 @@ def detect(
     if not quiet:
         console.print(table)
     console.print(
-        f"{summary.files} recordings ({summary.resumed} already done, {summary.failed} "
-        f"unreadable), {summary.audio_seconds / 3600:.2f} h scored in "
+        f"{summary.files} recordings ({summary.resumed} already done, {summary.scored} "
+        f"scored, {summary.failed} unreadable), {summary.audio_seconds / 3600:.2f} h scored in "
         f"{summary.wall_seconds:.1f} s ({summary.realtime_factor:,.0f}x real time); "
         f"{len(summary.events)} events -> {out}",
         soft_wrap=True,
@@ -834,20 +881,20 @@ def detect(
         raise typer.Exit(PARTIAL_EXIT)
 
 
-def _run_detection(model, paths, out, windowing, rules, resume, workers, quiet):
-    """The detection run with a progress bar over hours of audio (files, real-time factor)."""
+def _run_detection(model, paths, out, given, resume, workers, quiet):
+    """The detection run with a progress bar over hours of audio (files, real-time factor);
+    ``given``: the settings given on the command line (the library fills in the rest)."""
     import time
 
     from earmark.detection.run import detect as run_detect
 
+    options = {"settings": given, "resume": resume, "workers": workers}
+    if quiet:
+        return run_detect(model, paths, out, **options)
     total = 0.0
     for p in paths:
         with suppress(EarmarkError):  # unreadable: reported by the run itself
             total += audio_io.info(p).duration
-    if quiet:
-        return run_detect(
-            model, paths, out, windowing=windowing, rules=rules, resume=resume, workers=workers
-        )
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -869,17 +916,7 @@ def _run_detection(model, paths, out, windowing, rules, resume, workers, quiet):
             done["files"] += 1
             bar.update(task, files=f"{done['files']}/{len(paths)}")
 
-        return run_detect(
-            model,
-            paths,
-            out,
-            windowing=windowing,
-            rules=rules,
-            resume=resume,
-            workers=workers,
-            on_file=on_file,
-            on_audio=on_audio,
-        )
+        return run_detect(model, paths, out, on_file=on_file, on_audio=on_audio, **options)
 
 
 @app.command("score-events")
@@ -947,8 +984,10 @@ def score_events_cmd(
 
 
 def _detection_settings(folder: Path) -> dict[str, Any] | None:
-    path = folder / "detection.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The settings record of the detection run that wrote ``folder`` (None: not one)."""
+    from earmark.detection.run import read_record
+
+    return read_record(folder)
 
 
 def _sweep(folder, settings, reference, tolerance, labels, files, as_json):
