@@ -115,3 +115,92 @@ def test_writing_is_atomic(tmp_path: Path) -> None:
     assert (target / "w.bin").read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == [
         "run"
     ]
+
+
+# -- nothing lost: outputs replace only what earmark wrote -------------------------------------
+
+
+def _user_folder(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "notes.txt").write_text("mine")
+    (root / "sub" / "data.csv").write_text("a,b\n")
+    return root
+
+
+def test_write_artifact_never_replaces_a_file_or_a_users_folder(tmp_path: Path) -> None:
+    folder = _user_folder(tmp_path / "mine")
+    note = tmp_path / "notes.txt"
+    note.write_text("keep me")
+    for target in (folder, note):
+        with pytest.raises(artifact.OutputError, match="earmark will not replace it"):
+            artifact.write_artifact(target, {"a": 1}, {"w.bin": lambda p: p.write_bytes(b"x")})
+    assert note.read_text() == "keep me" and (folder / "sub" / "data.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]  # no temporaries
+
+
+def test_check_out_refuses_what_is_not_earmarks(tmp_path: Path) -> None:
+    folder = _user_folder(tmp_path / "mine")
+    note = tmp_path / "notes.txt"
+    note.write_text("keep me")
+    for target in (folder, note):
+        for overwrite in (False, True):
+            with pytest.raises(artifact.OutputError) as info:
+                artifact.check_out(target, overwrite=overwrite)
+            assert "earmark replaces only what it wrote" in str(info.value)
+    with pytest.raises(artifact.OutputError, match="is a file, not a folder"):
+        artifact.check_out(note / "run")  # a file where a folder is expected
+    with pytest.raises(artifact.OutputError, match="is a folder; give a file name"):
+        artifact.check_out(folder, file=True, overwrite=True)
+    with pytest.raises(artifact.OutputError, match="a file is there"):
+        artifact.check_out(note, into=True)
+
+
+def test_check_out_takes_new_empty_and_with_overwrite_earmarks_own(tmp_path: Path) -> None:
+    assert artifact.check_out(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    (tmp_path / "empty").mkdir()
+    artifact.check_out(tmp_path / "empty")
+    model = artifact.write_artifact(tmp_path / "model", {"a": 1}, {"w": lambda p: p.write_text("")})
+    run = tmp_path / "run"  # a training run stopped before its model was saved
+    artifact.write_artifact(run / "checkpoint", {"kind": "checkpoint"}, {})
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text("{}")
+    (report / "report.md").write_text("#")
+    out_file = tmp_path / "f.npz"
+    out_file.write_bytes(b"x")
+    for target, kind in ((model, "model"), (run, "run"), (report, "report")):
+        assert artifact.output_kind(target) == kind
+        with pytest.raises(artifact.OutputError, match=f"earlier earmark {kind}; pass --overwrite"):
+            artifact.check_out(target)
+        artifact.check_out(target, overwrite=True)
+    with pytest.raises(artifact.OutputError, match="already exists; pass --overwrite"):
+        artifact.check_out(out_file, file=True)
+    artifact.check_out(out_file, file=True, overwrite=True)
+    (run / "notes.txt").write_text("mine")  # the user's file in a run: no longer earmark's own
+    assert artifact.output_kind(run) is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_check_out_refuses_a_read_only_folder(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(artifact.OutputError, match="is not writable"):
+            artifact.check_out(ro / "run")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_written_files_have_the_umasks_mode(tmp_path: Path) -> None:
+    from earmark.atomic import atomic_text
+
+    old = os.umask(0o022)
+    try:
+        text = atomic_text(tmp_path / "report.md", "# hi")
+        model = artifact.write_artifact(tmp_path / "m", {"a": 1}, {"w": lambda p: p.write_text("")})
+    finally:
+        os.umask(old)
+    assert text.stat().st_mode & 0o777 == 0o644  # tempfile alone leaves 0600
+    assert model.stat().st_mode & 0o777 == 0o755  # mkdtemp alone leaves 0700
+    assert (model / "earmark.json").stat().st_mode & 0o777 == 0o644

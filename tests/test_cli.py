@@ -39,16 +39,18 @@ def test_demo_data_command_writes_the_data_set(tmp_path: Path, espeak: str) -> N
 
 def test_inspect_reports_classes_and_carries_on_past_bad_files(folder_set: Path) -> None:
     res = run("inspect", folder_set, "-q")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output  # partial: a file could not be read
     out = res.output
-    assert "layout folder" in out and "17 files" in out and "2 classes" in out
+    assert "layout folder" in out and "17 files (16 readable, 1 unreadable)" in out
+    assert "2 classes" in out
     assert "1 unreadable files" in out and "broken.wav" in out and "truncated" in out
     assert "16000: 16" in out
 
 
 def test_inspect_json(folder_set: Path) -> None:
     res = run("inspect", folder_set, "--json")
-    summary = json.loads(res.output)
+    assert res.exit_code == 3
+    summary = json.loads(res.stdout)
     assert summary["classes"] == {"one": 8, "two": 8} and summary["unreadable"] == 1
     assert summary["bad_files"][0]["filepath"].endswith("broken.wav")
 
@@ -90,7 +92,7 @@ def test_features_default_length_is_the_longest_clip_and_bad_files_are_skipped(
     folder_set: Path, tmp_path: Path
 ) -> None:
     res = run("features", folder_set, "--out", tmp_path / "f.npz")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output
     assert "clip length:" in res.output and "1 files skipped" in res.output
     assert FeatureTable.load(tmp_path / "f.npz").X.shape[0] == 16
 
@@ -154,8 +156,9 @@ def test_train_writes_artifact_and_report(run_dir: Path) -> None:
 
 def test_train_on_a_folder_with_a_corrupt_file_says_so(folder_set: Path, tmp_path: Path) -> None:
     res = run("train", folder_set, "--model", "gnb", "--out", tmp_path / "m", "--no-cache")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output  # partial: the model is there, one file was not read
     assert "1 unreadable files skipped" in res.output and "broken.wav" in res.output
+    assert (tmp_path / "m" / "earmark.json").is_file()
 
 
 def test_evaluate_command(run_dir: Path, demo_digits: Path) -> None:
@@ -191,15 +194,277 @@ def test_predict_command_formats(run_dir: Path, demo_digits: Path, broken_dir: P
     res = run("predict", run_dir, clip, "--top-k", 2)
     assert res.exit_code == 0 and "v003.wav" in res.output
     res = run("predict", run_dir, clip, "--json", "--windows")
-    line = json.loads(res.output.strip().splitlines()[0])
-    assert len(line["labels"]) == 3 and "window_scores" in line
+    doc = json.loads(res.stdout)  # one document
+    line = doc["predictions"][0]
+    assert len(line["labels"]) == 3 and "window_scores" in line and doc["unreadable"] == 0
+    res = run("predict", run_dir, clip, clip, "--jsonl")
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert len(lines) == 2 and lines[0]["labels"]
     res = run("predict", run_dir, demo_digits / "five", "--csv", "--top-k", 1)
     rows = [r for r in res.output.strip().splitlines() if r.startswith(str(demo_digits))]
     assert res.output.startswith("path,rank,label,score") and len(rows) == 8
     res = run("predict", run_dir, clip, broken_dir / "text.wav")
-    assert res.exit_code == 1 and "unreadable" in res.output and "text.wav" in res.output
+    assert res.exit_code == 3 and "unreadable" in res.output and "text.wav" in res.output
+    res = run("predict", run_dir, broken_dir / "text.wav")
+    assert res.exit_code == 1  # nothing could be read: an error, not a partial result
 
 
 def test_models_command() -> None:
     res = run("models")
     assert res.exit_code == 0 and "svm-linear" in res.output and "classical" in res.output
+    res = run("models", "svm")
+    assert res.exit_code == 0 and "gamma" in res.output and "'scale' | 'auto' | float" in res.output
+    assert "inverse regularization strength" in res.output
+    doc = json.loads(run("models", "cnn", "--json").stdout)
+    widths = next(p for p in doc["params"] if p["name"] == "widths")
+    assert widths["type"] == "list[int]" and widths["default"] == [16, 32, 64, 128]
+    assert run("models", "nope").exit_code == 2
+
+
+# -- edges: settings, outputs, exit codes, formats ----------------------------------------------
+
+
+@pytest.fixture
+def no_audio_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything decodes audio or computes features."""
+    from earmark.classifier import Classifier
+    from earmark.training import WaveBank
+
+    def boom(*args, **kwargs):
+        raise AssertionError("audio was read")
+
+    monkeypatch.setattr(Classifier, "features_of", boom)
+    monkeypatch.setattr(WaveBank, "from_manifest", classmethod(boom))
+
+
+def _error_lines(res) -> list[str]:
+    return [line for line in res.stderr.strip().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "logreg", "-p", "C=abc"], "error: params.C: expected a number, got 'abc'"),
+        (
+            ["--model", "cnn", "-p", "widht=8"],
+            "error: params.widht: unknown hyper-parameter of cnn (known: widths, dropout)",
+        ),
+        (["--model", "logreg", "--epochs", "3"], "error: --epochs: training settings apply"),
+    ],
+)
+def test_bad_settings_are_one_line_before_any_audio_is_read(
+    demo_digits: Path, tmp_path: Path, no_audio_read, args: list[str], message: str
+) -> None:
+    res = run("train", demo_digits, *args, "--out", tmp_path / "m")
+    assert res.exit_code == 2, res.output
+    assert _error_lines(res) == [message] or _error_lines(res)[0].startswith(message)
+    assert len(_error_lines(res)) == 1 and "Traceback" not in res.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_cv_checks_hyper_parameters_before_features(
+    demo_digits: Path, no_audio_read, tmp_path: Path
+) -> None:
+    res = run("cv", demo_digits, "--model", "svm", "-p", "C=abc")
+    assert res.exit_code == 2 and _error_lines(res) == [
+        "error: params.C: expected a number, got 'abc'"
+    ]
+
+
+def test_train_refuses_a_folder_of_user_files_and_they_survive(
+    demo_digits: Path, tmp_path: Path, no_audio_read
+) -> None:
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "notes.txt").write_text("mine")
+    (d / "sub" / "thesis.tex").write_text("also mine")
+    for extra in ([], ["--overwrite"]):
+        res = run("train", demo_digits, "--model", "logreg", "--out", d, *extra)
+        assert res.exit_code == 1, res.output
+        assert len(_error_lines(res)) == 1 and "earmark did not write" in res.output
+    assert (d / "notes.txt").read_text() == "mine"
+    assert (d / "sub" / "thesis.tex").read_text() == "also mine"
+    assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "sub"]
+
+
+def test_an_unwritable_out_is_refused_before_any_work(
+    demo_digits: Path, tmp_path: Path, no_audio_read
+) -> None:
+    note = tmp_path / "notes.txt"
+    note.write_text("mine")
+    res = run("train", demo_digits, "--model", "logreg", "--out", note / "run")
+    assert res.exit_code == 1 and "is a file, not a folder" in res.output
+    res = run("features", demo_digits, "--out", note, "--duration", 1.0)
+    assert res.exit_code == 1 and "already exists; pass --overwrite" in res.output
+    assert note.read_text() == "mine"
+
+
+def test_ensemble_never_replaces_a_regular_file(run_dir: Path, tmp_path: Path) -> None:
+    note = tmp_path / "notes.txt"
+    note.write_text("my notes")
+    for extra in ([], ["--overwrite"]):
+        res = run("ensemble", run_dir, run_dir, "--out", note, *extra)
+        assert res.exit_code == 1, res.output
+        assert "a file is there, not a folder" in res.output and len(_error_lines(res)) == 1
+    assert note.read_text() == "my notes"
+
+
+def test_overwrite_replaces_only_an_earlier_earmark_output(
+    run_dir: Path, demo_digits: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ens"
+    assert run("ensemble", run_dir, run_dir, "--out", out, "-q").exit_code == 0
+    first = (out / "earmark.json").read_text()
+    res = run("ensemble", run_dir, run_dir, "--out", out, "--method", "vote")
+    assert res.exit_code == 1 and "--overwrite" in res.output
+    assert (out / "earmark.json").read_text() == first
+    res = run("ensemble", run_dir, run_dir, "--out", out, "--method", "vote", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "earmark.json").read_text())["method"] == "vote"
+    cache = run_dir.parent / "cache-overwrite"
+    model = tmp_path / "gnb"
+    args = ("train", demo_digits, "--model", "gnb", "--cache-dir", cache, "--out", model, "-q")
+    assert run(*args).exit_code == 0
+    (model / "report.md").write_text("stale")
+    assert run(*args).exit_code == 1 and (model / "report.md").read_text() == "stale"
+    assert run(*args, "--overwrite").exit_code == 0
+    assert (model / "report.md").read_text() != "stale"
+    assert json.loads((model / "settings.json").read_text())["settings"]["model"] == "gnb"
+
+
+def test_output_formats_exclude_each_other_and_top_k_is_clamped(
+    run_dir: Path, demo_digits: Path
+) -> None:
+    clip = demo_digits / "five" / "v003.wav"
+    res = run("predict", run_dir, clip, "--json", "--csv")
+    assert res.exit_code == 2 and "--json" in res.output and "--csv" in res.output
+    res = run("predict", run_dir, clip, "--top-k", 99, "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["top_k"] == 10 and len(doc["predictions"][0]["labels"]) == 10
+    res = run("predict", run_dir, clip, "--top-k", 99)
+    assert res.exit_code == 0 and "#10" in res.output and "#11" not in res.output
+
+
+def test_piped_output_is_not_wrapped_and_json_is_one_document(
+    demo_digits: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / ("a-rather-long-folder-name-for-the-model-" * 3) / "run"
+    res = run("train", demo_digits, "--model", "gnb", "--no-cache", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert f"model and report in {out}" in res.stdout.splitlines()
+    res = run("evaluate", out, demo_digits, "--json")
+    doc = json.loads(res.stdout)
+    assert doc["files"] == 20 and "accuracy" in doc["metrics"]
+
+
+def test_counts_agree_between_console_report_and_tables(folder_set: Path, tmp_path: Path) -> None:
+    import re
+
+    out = tmp_path / "m"
+    res = run("train", folder_set, "--model", "gnb", "--no-cache", "--out", out, "--test-size", 0.5)
+    assert res.exit_code == 3, res.output
+    tested = int(re.search(r"tested on (\d+) held-out files", res.stdout).group(1))
+    support = sum(int(r.split(",")[-1]) for r in (out / "per_class.csv").read_text().split()[1:])
+    assert f"files evaluated**: {tested}" in (out / "report.md").read_text()
+    assert support == tested == json.loads((out / "metrics.json").read_text())["n"]
+    assert f"test split: {tested} files" in res.stdout
+    for name in ("report.md", "metrics.json", "per_class.csv", "settings.json"):
+        assert (out / name).stat().st_mode & 0o044 == 0o044  # readable like the rest
+
+
+# -- networks: recipes, Ctrl-C, --resume ------------------------------------------------------
+
+
+def _tiny_recipe(tmp_path: Path, epochs: int = 3) -> Path:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        "model: seed-cnn\n"
+        "params: {width: 4}\n"
+        "audio: {duration: 1.0}\n"
+        f"train: {{epochs: {epochs}, batch_size: 16, lr: 1e-3, augment: none, device: cpu}}\n"
+    )
+    return recipe
+
+
+def test_a_yaml_recipe_with_lr_1e_3_trains_with_a_float(
+    demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earmark import training
+
+    seen = []
+    original = training.Trainer.__init__
+
+    def spy(self, config, *args, **kwargs):
+        seen.append(config.lr)  # what reaches the trainer (and torch's optimizer)
+        original(self, config, *args, **kwargs)
+
+    monkeypatch.setattr(training.Trainer, "__init__", spy)
+    out = tmp_path / "net"
+    recipe = _tiny_recipe(tmp_path, epochs=1)
+    res = run("train", demo_digits, "--config", recipe, "--out", out, "--no-cache", "-q")
+    assert res.exit_code == 0, res.output
+    assert seen == [0.001] and isinstance(seen[0], float)
+    meta = json.loads((out / "earmark.json").read_text())
+    assert meta["training"]["train_config"]["lr"] == 0.001
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(
+    demo_digits: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, object]:
+    """A tiny network's run stopped by Ctrl-C after its first epoch's checkpoint."""
+    from earmark import training
+
+    root = tmp_path_factory.mktemp("resume")
+    recipe = _tiny_recipe(root)
+    cache = root / "cache"
+    original = training.Trainer._save_checkpoint
+
+    def ctrl_c_after_first(self, model, opt, best, state):
+        original(self, model, opt, best, state)
+        if state["epoch"] == 0:
+            raise KeyboardInterrupt  # what Ctrl-C does between two batches
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(training.Trainer, "_save_checkpoint", ctrl_c_after_first)
+    try:
+        res = run("train", demo_digits, "--config", recipe, "--out", root / "run",
+                  "--cache-dir", cache)  # fmt: skip
+    finally:
+        mp.undo()
+    return root, res
+
+
+def test_ctrl_c_keeps_the_checkpoint_saves_no_model_and_exits_130(interrupted_run) -> None:
+    root, res = interrupted_run
+    assert res.exit_code == 130, res.output
+    assert f"--resume {root / 'run'}" in res.output and "Traceback" not in res.output
+    assert not (root / "run" / "earmark.json").exists()  # no "finished" model
+    assert (root / "run" / "checkpoint" / "earmark.json").is_file()
+    assert (root / "run" / "settings.json").is_file()
+
+
+def test_resume_continues_the_network_without_model_options(
+    interrupted_run, demo_digits: Path
+) -> None:
+    root, _ = interrupted_run
+    res = run("train", demo_digits, "--resume", root / "run", "--model", "cnn")
+    assert res.exit_code == 2 and _error_lines(res) == [
+        "error: --model: 'cnn' conflicts with the resumed run's 'seed-cnn' (a resumed run keeps"
+        " its settings)"
+    ]
+    res = run("train", demo_digits, "--resume", root / "run", "--epochs", 5)
+    assert res.exit_code == 2 and "--epochs: 5 conflicts with the resumed run's 3" in res.output
+    cache = ("--cache-dir", root / "cache")
+    res = run("train", demo_digits, "--resume", root / "run", *cache, "-q")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((root / "run" / "earmark.json").read_text())
+    assert meta["model"] == "seed-cnn" and meta["params"]["width"] == 4
+    assert len(meta["history"]) == 3
+    # the same as training straight through
+    straight = root / "straight"
+    res = run("train", demo_digits, "--config", root / "tiny.yaml", "--out", straight, *cache, "-q")
+    assert res.exit_code == 0, res.output
+    again = json.loads((straight / "earmark.json").read_text())["history"]
+    assert [r["train_loss"] for r in again] == [r["train_loss"] for r in meta["history"]]

@@ -132,7 +132,9 @@ def _check_writable(path: Path) -> None:
             raise OutputError(f"{path}: cannot be written: {folder} is not writable")
 
 
-def check_out(path: str | Path, *, overwrite: bool = False, file: bool = False) -> Path:
+def check_out(
+    path: str | Path, *, overwrite: bool = False, file: bool = False, into: bool = False
+) -> Path:
     """Check, before any work, that an output may be written at ``path`` without losing
     anything earmark did not write; return it.
 
@@ -140,10 +142,14 @@ def check_out(path: str | Path, *, overwrite: bool = False, file: bool = False) 
     an empty folder, or, with ``overwrite``, over an earlier earmark output
     (:func:`output_kind`). A regular file there, or a folder holding anything else, is
     refused whatever ``overwrite`` says. A file output (``file=True``) replaces an existing
-    file only with ``overwrite``, and never a folder. Either way the place must be writable.
-    Raises :class:`OutputError` (one line)."""
+    file only with ``overwrite``, and never a folder. Files added ``into`` a folder (cut
+    clips, a generated data set) may go into an existing folder, never onto a file. Either
+    way the place must be writable. Raises :class:`OutputError` (one line)."""
     path = Path(path)
-    if file:
+    if into:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: a file is there, not a folder")
+    elif file:
         if path.is_dir():
             raise OutputError(f"{path}: is a folder; give a file name")
         if path.exists() and not overwrite:
@@ -186,10 +192,26 @@ def write_artifact(
     """Write ``meta`` as ``earmark.json`` and each weight file (``writers[name](path)``) into
     ``directory``, atomically: everything goes to a temporary sibling first, then replaces the
     target in two renames. Entries of the old directory named in ``keep`` (a training
-    checkpoint, say) move into the new one. Returns the directory."""
+    checkpoint, say) move into the new one. Returns the directory.
+
+    Only an earmark output is ever replaced: a file at ``directory``, or a folder holding
+    anything else (:func:`output_kind`), raises :class:`OutputError` and nothing is written.
+    """
+    from earmark.atomic import default_mode
+
     target = Path(directory)
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise OutputError(
+                f"{target}: a file is there, not a folder; earmark will not replace it"
+            )
+        if output_kind(target) is None:
+            raise OutputError(
+                f"{target}: holds files earmark did not write; earmark will not replace it"
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it private (0700)
     try:
         files = {}
         for name, write in writers.items():

@@ -1,4 +1,9 @@
-"""The ``earmark`` command line: parses, calls the library, prints. Nothing else lives here."""
+"""The ``earmark`` command line: parses, calls the library, prints. Nothing else lives here.
+
+Every command exits with one of :data:`EXIT_CODES` (0 ok, 1 error, 2 usage, 3 partial, 130
+interrupted), takes ``--quiet``, and prints errors as one line on stderr. ``--json`` prints
+one JSON document on stdout and nothing else there.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -21,8 +27,9 @@ import earmark
 from earmark import audio as audio_io
 from earmark import data
 from earmark.data.manifest import SPLIT_NAMES
-from earmark.errors import EarmarkError
+from earmark.errors import EarmarkError, Interrupted
 from earmark.features import FEATURE_KINDS, FeatureConfig, compute_features
+from earmark.settings import SettingsError
 
 app = typer.Typer(
     name="earmark",
@@ -34,21 +41,77 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+EXIT_OK = 0
+EXIT_ERROR = 1  # nothing (or nothing useful) was done: the error says why
+EXIT_USAGE = 2  # a bad option, hyper-parameter or recipe setting; nothing was run
+EXIT_PARTIAL = 3  # some input files could not be read; the rest was done and written
+EXIT_INTERRUPTED = 130  # Ctrl-C; what can be resumed was kept
+EXIT_CODES = {
+    EXIT_OK: "ok",
+    EXIT_ERROR: "error",
+    EXIT_USAGE: "usage",
+    EXIT_PARTIAL: "partial",
+    EXIT_INTERRUPTED: "interrupted",
+}
+PARTIAL_EXIT = EXIT_PARTIAL  # the older name
+
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON document (only that).")
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an earlier earmark output at --out (nothing else)."),
+]
+
+
+def _error(message: object) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _friendly(func: Callable) -> Callable:
-    """Turn earmark's own errors into one clear line on stderr and exit code 1."""
+    """Turn earmark's own errors into one clear line on stderr and the exit code for it:
+    a bad setting 2, Ctrl-C 130, anything else earmark reports 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except SettingsError as exc:
+            _error(exc)
+            raise typer.Exit(EXIT_USAGE) from None
+        except Interrupted as exc:
+            hint = f"; continue with --resume {exc.resume}" if exc.resume else ""
+            err_console.print(f"[yellow]interrupted:[/] {exc}{hint}", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except EarmarkError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            _error(exc)
+            raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper
+
+
+def _emit_json(doc: Any) -> None:
+    """One JSON document on stdout, nothing else (no colour, no wrapping)."""
+    typer.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _one_format(**flags: bool) -> None:
+    """Refuse output flags that exclude each other (``--json --csv``): a usage error."""
+    given = [f"--{name}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        raise typer.BadParameter(f"choose one of {' / '.join(given)}", param_hint=given[0])
+
+
+def _partial(skipped: int, done: int) -> None:
+    """Exit 3 when some inputs were skipped and something was done, 1 when nothing was."""
+    if skipped and not done:
+        raise typer.Exit(EXIT_ERROR)
+    if skipped:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @contextmanager
@@ -81,6 +144,11 @@ def _root(
     ] = False,
 ) -> None:
     """Audio classification: labelled audio in, a trained, evaluated classifier out."""
+    for c in (console, err_console):
+        # Piped or captured output is read by programs: no wrapping at 80 columns.
+        piped = not c.is_terminal
+        c.soft_wrap = piped
+        c.width = 10_000 if piped else None  # type: ignore[assignment]
 
 
 @app.command("demo-data")
@@ -93,8 +161,10 @@ def demo_data(
     quiet: Quiet = False,
 ) -> None:
     """Speak the digits zero to nine in many espeak-ng voices: a folder per class."""
+    from earmark.artifact import check_out
     from earmark.data.demo import make_demo_digits
 
+    check_out(out, into=True)
     with _progress("speaking digits", voices * 10, quiet) as advance:
         manifest = make_demo_digits(out, n_voices=voices, sr=sr, seed=seed, on_clip=advance)
     console.print(f"wrote {voices * 10} clips by {voices} voices to {out} (manifest: {manifest})")
@@ -114,8 +184,10 @@ def demo_scenes(
 ) -> None:
     """Long recordings with digits at known times over background noise, their truth table,
     and a training set for a detector of one digit (target / other / noise)."""
+    from earmark.artifact import check_out
     from earmark.data.scenes import make_demo_scenes
 
+    check_out(out, into=True)
     with _progress("building recordings", recordings, quiet) as advance:
         scenes = make_demo_scenes(
             out,
@@ -148,10 +220,11 @@ def inspect(
     header_only: Annotated[
         bool, typer.Option("--header-only", help="Read headers only (fast; misses cut files).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Classes, counts, durations, sample rates, channels, and the files that cannot be read."""
+    """Classes, counts, durations, sample rates, channels, and the files that cannot be read
+    (exit code 3 when there are any)."""
     manifest = data.load(path, layout=layout)
     with _progress("checking files", len(manifest), quiet or as_json) as advance:
         report = data.scan(manifest, decode=not header_only, on_file=advance)
@@ -159,10 +232,12 @@ def inspect(
     summary["layout"] = manifest.layout
     summary["bad_files"] = report.bad.to_dict(orient="records")
     if as_json:
-        console.print_json(json.dumps(summary))
+        _emit_json(summary)
+        _partial(summary["unreadable"], summary["readable"])
         return
     console.print(
-        f"[bold]{path}[/]: layout [cyan]{manifest.layout}[/], {summary['files']} files, "
+        f"[bold]{path}[/]: layout [cyan]{manifest.layout}[/], {summary['files']} files "
+        f"({summary['readable']} readable, {summary['unreadable']} unreadable), "
         f"{len(summary['classes'])} classes, {summary['groups']} groups, "
         f"{_fmt_seconds(summary['duration_s']['total'])} of audio"
     )
@@ -178,7 +253,8 @@ def inspect(
             f"{d.mean():.2f}",
             f"{d.max():.2f}",
         )
-    console.print(table)
+    if not quiet:
+        console.print(table)
     for key, name in (
         ("sample_rates", "sample rates (Hz)"),
         ("channels", "channels"),
@@ -196,6 +272,7 @@ def inspect(
             console.print(f"  ... and {len(report.bad) - 20} more (see --json)")
     else:
         console.print("unreadable files: 0")
+    _partial(summary["unreadable"], summary["readable"])
 
 
 @app.command()
@@ -217,13 +294,20 @@ def features(
     n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 64,
     n_mfcc: Annotated[int, typer.Option(help="MFCC coefficients.")] = 20,
     deltas: Annotated[int, typer.Option(min=0, max=2, help="MFCC deltas: 0, 1 or 2.")] = 0,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Compute features for every file into one .npz (X, y, classes, filepaths, settings)."""
+    """Compute features for every file into one .npz (X, y, classes, filepaths, settings);
+    unreadable files are skipped and listed (exit code 3)."""
+    from earmark.artifact import check_out
+
     if kind not in FEATURE_KINDS:
         raise typer.BadParameter(f"{kind!r} is not one of {FEATURE_KINDS}", param_hint="--kind")
     if crop not in ("start", "center"):
         raise typer.BadParameter("use start or center", param_hint="--crop")
+    check_out(out, overwrite=overwrite, file=True)
+    quiet = quiet or as_json
     manifest = data.load(path, layout=layout)
     if duration is None and kind != "handcrafted":
         with _progress("reading headers", len(manifest), quiet) as advance:
@@ -249,10 +333,23 @@ def features(
     table.save(out)
     for _path, problem in table.skipped:
         err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
-    console.print(
-        f"wrote {out}: X {tuple(table.X.shape)} ({kind}), {len(table.classes)} classes, "
-        f"{len(table.skipped)} files skipped"
-    )
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out),
+                "shape": list(table.X.shape),
+                "kind": kind,
+                "classes": list(table.classes),
+                "files": len(table.filepaths),
+                "skipped": [{"path": p, "error": e} for p, e in table.skipped],
+            }
+        )
+    else:
+        console.print(
+            f"wrote {out}: X {tuple(table.X.shape)} ({kind}), {len(table.classes)} classes, "
+            f"{len(table.skipped)} files skipped"
+        )
+    _partial(len(table.skipped), len(table.filepaths))
 
 
 @app.command()
@@ -268,11 +365,15 @@ def plot(
         Path | None,
         typer.Option(help="A folder written by `earmark detect`: draw its score track and events."),
     ] = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Draw the waveform over the log-mel spectrogram (time in s, frequency in Hz); with
     --events, the recording's spectrogram over its score track and detected events."""
+    from earmark.artifact import check_out
     from earmark.report import plot_clip
 
+    check_out(out, overwrite=overwrite, file=True)
     if events is not None:
         from earmark.detection.tables import read_events, read_tracks
         from earmark.detection.truth import file_key
@@ -284,11 +385,13 @@ def plot(
             raise EarmarkError(f"{events}: no score track for {path.name}")
         found = [ev for ev in read_events(events / "events.csv") if file_key(ev.file) == key]
         plot_detection(path, track, found, out)
-        console.print(f"wrote {out} ({len(found)} events)")
+        if not quiet:
+            console.print(f"wrote {out} ({len(found)} events)")
         return
     y, rate = audio_io.load(path, sr=sr, mono=False, offset=offset, duration=duration)
     plot_clip(y, rate, out, features=FeatureConfig(n_mels=n_mels), title=path.name)
-    console.print(f"wrote {out}")
+    if not quiet:
+        console.print(f"wrote {out}")
 
 
 # -- training, evaluation, prediction ----------------------------------------------------------
@@ -306,34 +409,32 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Compute features with
 Workers = Annotated[int | None, typer.Option(help="Feature workers (default: all cores).")]
 
 
-def _classifier(
-    model: str,
-    features: str | None,
-    sr: int,
-    duration: float | None,
-    params: list[str] | None,
-    seed: int,
-    cache_dir: Path | None,
-    no_cache: bool,
-    workers: int | None,
-):
-    from earmark.cache import default_cache_dir
-    from earmark.classifier import Classifier
-    from earmark.workflows import parse_params
+#: The options of `train` and `cv` by the settings they set, for one-line errors.
+OPTION_NAMES = {
+    "recipe": "--config",
+    "model": "--model",
+    "features.kind": "--features",
+    "audio.sample_rate": "--sr",
+    "audio.duration": "--duration",
+    "train.epochs": "--epochs",
+    "train.batch_size": "--batch-size",
+    "train.lr": "--lr",
+    "train.augment": "--augment",
+    "train.background": "--background",
+    "train.patience": "--patience",
+    "train.device": "--device",
+    "split.test_size": "--test-size",
+    "split.group": "--group",
+    "seed": "--seed",
+    "unlabeled": "--unlabeled",
+    "label_fraction": "--label-fraction",
+}
 
-    if features is not None and features not in FEATURE_KINDS:
-        raise typer.BadParameter(
-            f"{features!r} is not one of {FEATURE_KINDS}", param_hint="--features"
-        )
-    return Classifier(
-        model,
-        features=features,
-        audio=audio_io.AudioConfig(sample_rate=sr, duration=duration, crop="center"),
-        params=parse_params(params or []),
-        seed=seed,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        workers=workers,
-    )
+
+def _cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    from earmark.cache import default_cache_dir
+
+    return None if no_cache else (cache_dir or default_cache_dir())
 
 
 def _metrics_table(metrics: dict[str, float], title: str) -> Table:
@@ -343,29 +444,20 @@ def _metrics_table(metrics: dict[str, float], title: str) -> Table:
     return table
 
 
-def _report_skipped(skipped: list[tuple[str, str]] | list[dict], quiet: bool) -> None:
-    if not skipped:
+def _report_skipped(
+    skipped: list[tuple[str, str]] | list[dict], quiet: bool, *, total: int | None = None
+) -> None:
+    """The unreadable files on stderr: their count (``total`` when the list is cut short)
+    and the first of them."""
+    total = len(skipped) if total is None else total
+    if not total:
         return
-    err_console.print(f"[yellow]{len(skipped)} unreadable files skipped[/]:")
+    err_console.print(f"[yellow]{total} unreadable files skipped[/]:")
     for item in skipped[: 10 if quiet else 50]:
         problem = item["error"] if isinstance(item, dict) else item[1]
         err_console.print(f"  {problem}", highlight=False, soft_wrap=True)
-
-
-def _recipe(path: Path | None) -> dict[str, Any]:
-    """A YAML recipe: model, params, features, audio, train, split (all optional)."""
-    if path is None:
-        return {}
-    import yaml
-
-    try:
-        recipe = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise EarmarkError(f"{path}: cannot read the recipe ({exc})") from None
-    unknown = set(recipe) - {"model", "params", "features", "audio", "train", "split", "seed"}
-    if not isinstance(recipe, dict) or unknown:
-        raise EarmarkError(f"{path}: unknown recipe keys {sorted(unknown)}")
-    return recipe
+    if total > min(len(skipped), 10 if quiet else 50):
+        err_console.print(f"  ... and {total - min(len(skipped), 10 if quiet else 50)} more")
 
 
 @app.command()
@@ -416,7 +508,9 @@ def train(
             "count as unlabelled (experiments).",
         ),
     ] = None,
-    test_size: Annotated[float, typer.Option(help="Fraction held out for testing.")] = 0.2,
+    test_size: Annotated[
+        float | None, typer.Option(help="Fraction held out for testing (default 0.2).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the split and the model.")] = None,
     group: Annotated[
         bool | None,
@@ -425,46 +519,24 @@ def train(
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     workers: Workers = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train on a split of the data, evaluate on its test part, save the model and a report."""
-    from earmark.models import registry
-    from earmark.workflows import SplitSettings, train_run
+    """Train on a split of the data, evaluate on its test part, save the model, its report and
+    its settings. --resume RUN continues a network's interrupted run with the run's own
+    settings (written to RUN unless --out says otherwise); Ctrl-C keeps the checkpoint."""
+    from earmark.settings import parse_params, read_recipe, train_settings
+    from earmark.workflows import train_run
 
-    recipe = _recipe(config)
-    if resume is not None:
-        out = out or resume
-        from earmark.classifier import CHECKPOINT_DIR
-        from earmark.training import read_meta_checkpoint
-
-        try:
-            saved = read_meta_checkpoint(resume / CHECKPOINT_DIR)["state"]["config"]
-        except EarmarkError as exc:
-            raise EarmarkError(f"cannot resume {resume}: {exc}") from None
-        recipe.setdefault("train", {}).update(saved)
-    if out is None:
+    if out is None and resume is None:
         raise typer.BadParameter("give --out (or --resume RUN)", param_hint="--out")
-    name = model or recipe.get("model", "svm")
-    seed = seed if seed is not None else recipe.get("seed", 0)
-    spec = registry.get(name)
-    feat = recipe.get("features") or {}
-    if features is not None:
-        feat = {**feat, "kind": features}
-    audio = {"sample_rate": 16_000, "crop": "center", **recipe.get("audio", {})}
-    if sr is not None:
-        audio["sample_rate"] = sr
-    if duration is not None:
-        audio["duration"] = duration
-    from earmark.cache import default_cache_dir
-    from earmark.classifier import Classifier
-    from earmark.features import FeatureConfig
-    from earmark.workflows import parse_params
-
-    train_cfg = None
-    if spec.family == "neural":
-        from earmark.training import TrainConfig
-
-        given = {
+    options = {
+        "model": model,
+        "params": parse_params(params or []),
+        "features": {"kind": features},
+        "audio": {"sample_rate": sr, "duration": duration},
+        "train": {
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
@@ -472,86 +544,98 @@ def train(
             "background": str(background) if background else None,
             "patience": patience,
             "device": device,
-        }
-        train_cfg = TrainConfig.from_dict(
+        },
+        "split": {"test_size": test_size, "group": group},
+        "seed": seed,
+        "unlabeled": str(unlabeled) if unlabeled else None,
+        "label_fraction": label_fraction,
+    }
+    recipe = read_recipe(config) if config is not None else None
+    settings = train_settings(recipe, options, resume=resume, names=OPTION_NAMES)
+    out = out or resume
+    clf = settings.classifier(cache_dir=_cache(cache_dir, no_cache), workers=workers)
+    manifest = data.load(path)
+    with _training_progress(len(manifest), clf.family, quiet or as_json) as hooks:
+        result = train_run(
+            manifest,
+            clf,
+            out,
+            split=settings.split,
+            overwrite=overwrite,
+            resume=resume,
+            **hooks,
+            **settings.fit_options(),
+        )
+    ev = result.evaluation
+    skipped = clf.training_.get("skipped_files", []) + [
+        {"path": p, "error": e} for p, e in ev.skipped
+    ]
+    n_skipped = clf.training_.get("skipped", 0) + len(ev.skipped)
+    if as_json:
+        _emit_json(
             {
-                "seed": seed,
-                **recipe.get("train", {}),
-                **{k: v for k, v in given.items() if v is not None},
+                "model": settings.model,
+                "out": str(result.out),
+                "train_files": clf.training_["files"],
+                "classes": list(clf.classes_),
+                "test_files": len(ev.y_true),
+                "metrics": ev.metrics,
+                "unreadable": n_skipped,
+                "skipped": skipped,
             }
         )
-    clf = Classifier(
-        name,
-        features=FeatureConfig(**{**spec.default_features, **feat}) if feat else None,
-        audio=audio_io.AudioConfig.from_dict(audio),
-        params={**recipe.get("params", {}), **parse_params(params or [])},
-        seed=seed,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        workers=workers,
-        train=train_cfg,
-    )
-    manifest = data.load(path)
-    split = SplitSettings.from_dict(
-        {"test_size": test_size, "seed": seed, "group": group, **recipe.get("split", {})}
-    )
-    fit: dict[str, Any] = {}
-    if unlabeled is not None:
-        fit["unlabeled"] = unlabeled
-    if label_fraction is not None:
-        fit["label_fraction"] = label_fraction
-    bar = None
-    if spec.family == "neural":
-        fit["resume"] = resume is not None
-        if not quiet:
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
+    else:
+        _report_skipped(skipped, quiet, total=n_skipped)
+        console.print(
+            f"trained [bold]{settings.model}[/] on {clf.training_['files']} files "
+            f"({len(clf.classes_)} classes), tested on {len(ev.y_true)} held-out files"
+            + (f" ({n_skipped} unreadable files skipped)" if n_skipped else "")
+        )
+        console.print(_metrics_table(ev.metrics, f"test split: {len(ev.y_true)} files"))
+        console.print(f"model and report in {result.out}")
+    _partial(n_skipped, clf.training_["files"])
+
+
+@contextmanager
+def _training_progress(files: int, family: str, quiet: bool) -> Iterator[dict[str, Any]]:
+    """The progress hooks of a training run: files decoded, then (networks) steps and one
+    line per epoch, on stderr; none when quiet."""
+    if family != "neural":
+        with _progress("decoding / features", files, quiet) as advance:
+            yield {"on_file": advance}
+        return
+    if quiet:
+        yield {}
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        decoding = bar.add_task("decoding", total=files)
+        task = bar.add_task("training", total=None, visible=False)
+        last = {"acc": ""}
+
+        def step_done(done: int, total: int, loss: float) -> None:
+            bar.update(decoding, visible=False)
+            desc = f"training: loss {loss:.3f}{last['acc']}"
+            bar.update(task, completed=done, total=total, description=desc, visible=True)
+
+        def epoch_line(r: dict[str, float]) -> None:
+            acc = r.get("valid_accuracy")
+            last["acc"] = f", valid acc. {acc:.3f}" if acc is not None else ""
+            bar.console.print(
+                f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}"
+                f"{last['acc']}, {r['clips_per_s']:.0f} clips/s"
             )
-            bar = Progress(*columns, console=err_console, transient=True)
-            task = bar.add_task("training", total=None)
-            last = {"acc": ""}
-
-            def step_done(done: int, total: int, loss: float) -> None:
-                bar.update(
-                    task,
-                    completed=done,
-                    total=total,
-                    description=f"training: loss {loss:.3f}{last['acc']}",
-                )
-
-            def epoch_line(r: dict[str, float]) -> None:
-                acc = r.get("valid_accuracy")
-                last["acc"] = f", valid acc. {acc:.3f}" if acc is not None else ""
+            if r.get("mode_collapse"):
                 bar.console.print(
-                    f"epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}"
-                    f"{last['acc']}, {r['clips_per_s']:.0f} clips/s"
+                    f"[yellow]warning[/]: possible mode collapse (generated patches "
+                    f"{r['gen_diversity']:.2f} as diverse as real ones)"
                 )
-                if r.get("mode_collapse"):
-                    bar.console.print(
-                        f"[yellow]warning[/]: possible mode collapse (generated patches "
-                        f"{r['gen_diversity']:.2f} as diverse as real ones)"
-                    )
 
-            fit["on_step"], fit["on_epoch"] = step_done, epoch_line
-            bar.start()
-    try:
-        with _progress("decoding / features", len(manifest), quiet or bar is not None) as advance:
-            result = train_run(manifest, clf, out, split=split, on_file=advance, **fit)
-    finally:
-        if bar is not None:
-            bar.stop()
-    _report_skipped(clf.training_.get("skipped_files", []) + result.evaluation.skipped, quiet)
-    if clf.training_.get("stopped") == "interrupted":
-        err_console.print(f"[yellow]interrupted[/]: continue with --resume {out}")
-    sizes = result.sizes
-    console.print(
-        f"trained [bold]{name}[/] on {clf.training_['files']} files ({len(clf.classes_)} "
-        f"classes), tested on {sizes['test']} held-out files"
-    )
-    console.print(_metrics_table(result.evaluation.metrics, "test split"))
-    console.print(f"model and report in {result.out}")
+        yield {
+            "on_file": lambda: bar.advance(decoding),
+            "on_step": step_done,
+            "on_epoch": epoch_line,
+        }
 
 
 @app.command()
@@ -564,20 +648,39 @@ def evaluate(
         Path | None,
         typer.Option("--out", "-o", help="Folder for the report (default: in the model)."),
     ] = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Metrics table, per-class table and confusion matrix of a saved model on a data split."""
+    """Metrics table, per-class table and confusion matrix of a saved model on a data split;
+    unreadable files are skipped and listed (exit code 3)."""
+    from earmark.artifact import check_out
     from earmark.workflows import evaluate_run
 
     if split not in SPLITS:
         raise typer.BadParameter(f"use one of {SPLITS}", param_hint="--split")
+    if out is not None:
+        check_out(out, overwrite=overwrite)
     manifest = data.load(path)
-    with _progress("evaluating", len(manifest), quiet) as advance:
+    with _progress("evaluating", len(manifest), quiet or as_json) as advance:
         result = evaluate_run(run, manifest, split=split, out=out, on_file=advance)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
-    _report_skipped(result.evaluation.skipped, quiet)
     ev = result.evaluation
+    if as_json:
+        _emit_json(
+            {
+                "split": split,
+                "files": len(ev.y_true),
+                "unreadable": len(ev.skipped),
+                **ev.to_dict(),
+                "warnings": result.warnings,
+                "written": {k: str(v) for k, v in result.files.items()},
+            }
+        )
+        _partial(len(ev.skipped), len(ev.y_true))
+        return
+    _report_skipped(ev.skipped, quiet)
     console.print(_metrics_table(ev.metrics, f"{split} split: {len(ev.y_true)} files"))
     table = Table("class", "precision", "recall", "f1", "support", title="per class")
     for row in ev.per_class.itertuples():
@@ -586,6 +689,7 @@ def evaluate(
     if not quiet:
         console.print(table)
     console.print(f"confusion matrix: {result.files['confusion']}")
+    _partial(len(ev.skipped), len(ev.y_true))
 
 
 @app.command()
@@ -616,12 +720,29 @@ def cv(
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     workers: Workers = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Cross-validate: per-fold metrics and mean ± std; group-aware when groups exist."""
+    """Cross-validate: per-fold metrics and mean ± std; group-aware when groups exist;
+    unreadable files are skipped and listed (exit code 3)."""
+    from earmark.artifact import check_out
+    from earmark.atomic import atomic_text
+    from earmark.settings import parse_params, train_settings
     from earmark.workflows import run_cv
 
-    clf = _classifier(model, features, sr, duration, params, seed, cache_dir, no_cache, workers)
+    options = {
+        "model": model,
+        "params": parse_params(params or []),
+        "features": {"kind": features},
+        "audio": {"sample_rate": sr, "duration": duration},
+        "seed": seed,
+    }
+    settings = train_settings(None, options, names=OPTION_NAMES)
+    if out is not None:
+        check_out(out, overwrite=overwrite, file=True)
+    clf = settings.classifier(cache_dir=_cache(cache_dir, no_cache), workers=workers)
+    quiet = quiet or as_json
     manifest = data.load(path)
     n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
     lines = []
@@ -636,6 +757,13 @@ def cv(
         result, skipped = run_cv(
             manifest, clf, folds=folds, group=group, seed=seed, on_file=advance, on_fold=fold_done
         )
+    record = {"model": model, "files": sum(result.fold_sizes), **result.to_dict()}
+    if out is not None:
+        atomic_text(out, json.dumps(record, indent=2) + "\n")
+    if as_json:
+        _emit_json({**record, "unreadable": len(skipped)})
+        _partial(len(skipped), record["files"])
+        return
     _report_skipped(skipped, quiet)
     per_fold = Table(
         "fold", "n", "accuracy", "balanced acc.", "macro F1", title=f"{model}: {result.kind}"
@@ -648,13 +776,8 @@ def cv(
     for key in ("accuracy", "balanced_accuracy", "f1_macro"):
         console.print(f"{key}: {mean[key]:.4f} ± {std[key]:.4f}")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps(
-                {"model": model, "files": sum(result.fold_sizes), **result.to_dict()}, indent=2
-            )
-        )
         console.print(f"wrote {out}")
+    _partial(len(skipped), record["files"])
 
 
 @app.command()
@@ -662,28 +785,53 @@ def cv(
 def predict(
     run: Annotated[Path, typer.Argument(help="A model directory written by `earmark train`.")],
     inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders or manifest CSVs.")],
-    top_k: Annotated[int, typer.Option(min=1, help="Labels to show per file.")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    top_k: Annotated[
+        int, typer.Option(min=1, help="Labels to show per file (at most the classes).")
+    ] = 3,
+    as_json: AsJson = False,
+    as_jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Print one JSON object per file (JSON Lines).")
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    windows: Annotated[bool, typer.Option(help="Include window scores (JSON).")] = False,
+    windows: Annotated[
+        bool, typer.Option(help="Include window scores (--json / --jsonl).")
+    ] = False,
     pooling: Annotated[str | None, typer.Option(help="Pool window scores by mean or max.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Top-k labels with scores for each file; long audio is windowed and pooled."""
+    """Top-k labels with scores for each file; long audio is windowed and pooled. Unreadable
+    files are listed on stderr (exit code 3; 1 when none could be read)."""
     from earmark.loading import load
+    from earmark.predict import input_files
 
+    _one_format(json=as_json, jsonl=as_jsonl, csv=as_csv)
+    if pooling is not None and pooling not in ("mean", "max"):
+        raise typer.BadParameter("use mean or max", param_hint="--pooling")
+    paths = input_files(inputs)
+    if not paths:
+        raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
     clf = load(run)
     if pooling is not None:
-        if pooling not in ("mean", "max"):
-            raise typer.BadParameter("use mean or max", param_hint="--pooling")
         for member in getattr(clf, "members", [clf]):
             member.pooling = pooling
-    with _progress("predicting", len(inputs), quiet or as_json or as_csv) as advance:
-        preds = clf.predict_files(inputs, top_k=top_k, on_file=advance)
+    top_k = min(top_k, len(clf.classes_))
+    machine = as_json or as_jsonl or as_csv
+    with _progress("predicting", len(paths), quiet or machine) as advance:
+        preds = clf.predict_files(paths, top_k=top_k, on_file=advance)
     failed = [p for p in preds if p.error is not None]
     if as_json:
+        _emit_json(
+            {
+                "model": str(run),
+                "top_k": top_k,
+                "files": len(preds),
+                "unreadable": len(failed),
+                "predictions": [p.to_dict(windows=windows) for p in preds],
+            }
+        )
+    elif as_jsonl:
         for p in preds:
-            print(json.dumps(p.to_dict(windows=windows)))
+            typer.echo(json.dumps(p.to_dict(windows=windows)))
     elif as_csv:
         import csv
         import sys
@@ -708,8 +856,7 @@ def predict(
         console.print(table)
     for p in failed:
         err_console.print(f"[red]unreadable:[/] {p.error}", highlight=False, soft_wrap=True)
-    if failed:
-        raise typer.Exit(1)
+    _partial(len(failed), len(preds) - len(failed))
 
 
 @app.command()
@@ -721,9 +868,11 @@ def ensemble(
     weights: Annotated[
         str | None, typer.Option(help="Comma-separated member weights (method weighted).")
     ] = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Combine saved models (neural or classical) into one ensemble model."""
-    from earmark.ensembles import Ensemble
+    from earmark.artifact import check_out
 
     if method not in ("mean", "weighted", "vote"):
         raise typer.BadParameter("use mean, weighted or vote", param_hint="--method")
@@ -731,12 +880,14 @@ def ensemble(
         w = [float(x) for x in weights.split(",")] if weights else None
     except ValueError:
         raise typer.BadParameter(f"not numbers: {weights}", param_hint="--weights") from None
+    check_out(out, overwrite=overwrite)
+    from earmark.ensembles import Ensemble
+
     ens, record = Ensemble.from_runs(runs, method=method, weights=w)
     ens.save(out, extra=record)
-    console.print(
-        f"wrote {out}: {len(runs)} members ({method}), {len(ens.classes_)} classes", soft_wrap=True
-    )
-    if not record:
+    if not quiet:
+        console.print(f"wrote {out}: {len(runs)} members ({method}), {len(ens.classes_)} classes")
+    if not record and not quiet:
         err_console.print(
             "[yellow]note:[/] the members were split differently; "
             "evaluate the ensemble with --split all on data none of them saw"
@@ -744,8 +895,6 @@ def ensemble(
 
 
 # -- detection in long recordings ----------------------------------------------------------------
-
-PARTIAL_EXIT = 3  # some recordings could not be read; the others were analysed
 
 
 @app.command()
@@ -1041,6 +1190,7 @@ def segments(
 ) -> None:
     """Cut each detected event (with a margin) into a WAV file named by recording, time,
     label and score, for listening through them."""
+    from earmark.artifact import check_out
     from earmark.detection.segments import cut_segments
     from earmark.detection.tables import read_events
 
@@ -1049,13 +1199,13 @@ def segments(
         for ev in read_events(events)
         if (not label or ev.label in label) and ev.score >= min_score
     ]
+    check_out(out, into=True)
     with _progress("cutting", len(chosen), quiet) as advance:
         written, failed = cut_segments(chosen, out, margin=margin, root=root, on_event=advance)
     console.print(f"wrote {len(written)} clips to {out}")
     for _ev, error in failed:
         err_console.print(f"[red]skipped:[/] {error}", highlight=False, soft_wrap=True)
-    if failed:
-        raise typer.Exit(PARTIAL_EXIT)
+    _partial(len(failed), len(written))
 
 
 @app.command()
@@ -1067,6 +1217,7 @@ def export(
     overwrite: Annotated[
         bool, typer.Option(help="Replace an earlier earmark export at --out.")
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export a network to one ONNX graph from waveform to probabilities (the frontend
     inside, the settings in the file's metadata); `earmark predict model.onnx ...` runs it
@@ -1074,7 +1225,8 @@ def export(
     if fmt != "onnx":
         raise typer.BadParameter("only onnx is supported", param_hint="--format")
     path = earmark.export(run, out, overwrite=overwrite)
-    console.print(f"wrote {path}")
+    if not quiet:
+        console.print(f"wrote {path}")
 
 
 @app.command()
@@ -1100,6 +1252,7 @@ def serve(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs."""
@@ -1143,7 +1296,8 @@ def serve(
 
     gc.collect()
     gc.freeze()
-    console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
+    if not quiet:
+        console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
@@ -1154,34 +1308,102 @@ def sgan_samples(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("samples.png"),
     n: Annotated[int, typer.Option("--n", min=1, max=256, help="How many samples.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Draw log-mel patches from an sgan's generator as a grid: what it learned."""
+    from earmark.artifact import check_out
     from earmark.models.sgan import sample, save_grid
 
+    check_out(out, overwrite=overwrite, file=True)
     path = save_grid(sample(run, n, seed=seed), out)
-    console.print(f"wrote {n} generated log-mel patches to {path}")
+    if not quiet:
+        console.print(f"wrote {n} generated log-mel patches to {path}")
 
 
 @app.command()
-def models() -> None:
+@_friendly
+def models(
+    name: Annotated[str | None, typer.Argument(help="A model: list its hyper-parameters.")] = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
     """List the models earmark can train (networks: parameters and multiply-adds for one
-    second of 16 kHz audio through their default frontend)."""
+    second of 16 kHz audio through their default frontend); with NAME, that model's
+    hyper-parameters: type, default and meaning (set them with -p NAME=VALUE)."""
     from earmark.models import registry
+    from earmark.settings import type_name
 
-    table = Table("name", "family", "features", "parameters", "MACs / s", "description")
-    for name in registry.names():
+    if name is not None:
+        if name not in registry.names():
+            known = ", ".join(registry.names())
+            raise typer.BadParameter(f"unknown model {name!r}; one of {known}", param_hint="NAME")
         spec = registry.get(name)
-        size = ("", "")
+        rows = [
+            {"name": p.name, "type": type_name(p.type), "default": p.default, "help": p.help}
+            for p in spec.params
+        ]
+        if as_json:
+            _emit_json(
+                {
+                    "name": name,
+                    "family": spec.family,
+                    "description": spec.description,
+                    "features": spec.default_features,
+                    "params": rows,
+                }
+            )
+            return
+        if not quiet:
+            console.print(f"[bold]{name}[/] ({spec.family}): {spec.description}", highlight=False)
+        table = Table("parameter", "type", "default", "meaning", title=None if quiet else name)
+        for r in rows:
+            cells = (r["name"], r["type"], json.dumps(r["default"]), r["help"])
+            table.add_row(*(escape(c) for c in cells))
+        console.print(table)
+        return
+    rows = []
+    for model_name in registry.names():
+        spec = registry.get(model_name)
+        size: dict[str, Any] = {"parameters": None, "macs_per_s": None}
         if spec.family == "neural":
-            import torch
-
-            from earmark.models.neural import NeuralModel, count_macs, count_parameters
-
-            net = NeuralModel(name, {}, 10, 1).network
-            example = torch.zeros(1, 1, spec.default_features["n_mels"], 51)
-            size = (f"{count_parameters(net):,}", f"{count_macs(net, example) / 1e6:.1f} M")
-        table.add_row(name, spec.family, spec.default_features["kind"], *size, spec.description)
+            size = _network_size(model_name)
+        rows.append(
+            {
+                "name": model_name,
+                "family": spec.family,
+                "features": spec.default_features["kind"],
+                **size,
+                "description": spec.description,
+            }
+        )
+    if as_json:
+        _emit_json({"models": rows})
+        return
+    table = Table("name", "family", "features", "parameters", "MACs / s", "description")
+    for r in rows:
+        n, macs = r["parameters"], r["macs_per_s"]
+        table.add_row(
+            r["name"],
+            r["family"],
+            r["features"],
+            f"{n:,}" if n is not None else "",
+            f"{macs / 1e6:.1f} M" if macs is not None else "",
+            r["description"],
+        )
     console.print(table)
+
+
+def _network_size(name: str) -> dict[str, Any]:
+    """Parameters and multiply-adds per second of 16 kHz audio of a network's defaults."""
+    import torch
+
+    from earmark.models import registry
+    from earmark.models.neural import NeuralModel, count_macs, count_parameters
+
+    net = NeuralModel(name, {}, 10, 1).network
+    example = torch.zeros(1, 1, registry.get(name).default_features["n_mels"], 51)
+    return {"parameters": count_parameters(net), "macs_per_s": count_macs(net, example)}
 
 
 def main() -> None:

@@ -215,6 +215,10 @@ def write_evaluation(
     lines = [f"# {title}", ""]
     for key, value in (details or {}).items():
         lines.append(f"- **{key}**: {value if not isinstance(value, dict) else json.dumps(value)}")
+    # The same count as the console's and the per-class supports: the files scored.
+    lines.append(f"- **files evaluated**: {len(evaluation.y_true)}")
+    if evaluation.skipped:
+        lines.append(f"- **unreadable files skipped**: {len(evaluation.skipped)}")
     lines += ["", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in m.items()]
     lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]

@@ -84,3 +84,16 @@ def test_max_pool_equals_torch_ceil_mode_pooling(pool: tuple[int, int], shape: t
     with torch.inference_mode():
         assert torch.equal(MaxPool(pool)(x), ref)  # the strided maxima
     assert torch.equal(MaxPool(pool)(x.requires_grad_()), ref)  # training: torch's pooling
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_declared_hyper_parameters_are_exactly_the_networks_own(name: str) -> None:
+    import inspect
+
+    spec = registry.get(name)
+    net = NeuralModel(name, dict(spec.defaults), 3, 1).network  # every declared name is taken
+    own = set(inspect.signature(type(net).__init__).parameters)
+    own -= {"self", "n_classes", "in_channels", "n_mels"}
+    assert own <= {p.name for p in spec.params}  # and none of the network's is undeclared
+    with pytest.raises(TypeError):
+        NeuralModel(name, {"not_a_parameter": 1}, 3, 1)
