@@ -9,7 +9,18 @@ import torch
 from earmark.errors import EarmarkError, ParameterError
 from earmark.features import FeatureConfig, build_frontend
 from earmark.models.neural import NeuralModel
-from earmark.training import TrainConfig, Trainer, WaveBank, read_meta_checkpoint, resolve_device
+from earmark.training import (
+    Batch,
+    FitContext,
+    Objective,
+    OptimizerSpec,
+    SupervisedObjective,
+    TrainConfig,
+    Trainer,
+    WaveBank,
+    read_meta_checkpoint,
+    resolve_device,
+)
 
 SR = 8_000
 FEATURES = FeatureConfig(kind="logmel", n_fft=256, win_length=200, hop_length=100, n_mels=24)
@@ -35,6 +46,7 @@ def run(
     *,
     resume: bool = False,
     stop_after: int | None = None,
+    objective: Objective | None = None,
     **cfg,
 ) -> tuple:
     torch.manual_seed(0)
@@ -49,7 +61,7 @@ def run(
         if stop_after is not None and record["epoch"] == stop_after:
             raise KeyboardInterrupt
 
-    trainer = Trainer(config, checkpoint_dir=checkpoint, on_epoch=interrupt)
+    trainer = Trainer(config, objective=objective, checkpoint_dir=checkpoint, on_epoch=interrupt)
     result = trainer.fit(
         net,
         build_frontend(FEATURES, SR),
@@ -172,3 +184,157 @@ def test_keep_last_returns_the_final_weights() -> None:
         torch.testing.assert_close(result.best_state[k], v.cpu(), rtol=0, atol=0)
     with pytest.raises(ParameterError, match="keep"):
         TrainConfig(keep="first")
+
+
+# -- the objective protocol -------------------------------------------------------------------
+
+
+def test_the_supervised_objective_gives_the_results_of_the_trainer_before_objectives() -> None:
+    # recorded with the Trainer of commit 457eb66 (before objectives plugged in), same run
+    default, _ = run(2)
+    assert [r["train_loss"] for r in default.history] == pytest.approx(
+        [1.0778810580571492, 0.6811161041259766], rel=1e-5
+    )
+    assert [r["valid_loss"] for r in default.history] == pytest.approx(
+        [1.075823148091634, 1.0438454151153564], rel=1e-5
+    )
+    explicit, _ = run(2, objective=SupervisedObjective())
+    assert explicit.history[-1]["train_loss"] == default.history[-1]["train_loss"]
+    for k, v in default.best_state.items():
+        torch.testing.assert_close(explicit.best_state[k], v, rtol=0, atol=0)
+    assert isinstance(SupervisedObjective(), Objective)
+
+
+class Tempered(SupervisedObjective):
+    """A second optimizer beside the model's: a learned temperature ``t`` on the logits,
+    trained on the logits the model's step just improved; ``t`` and a step counter are the
+    objective's checkpointed state. Records the order of the losses asked for."""
+
+    def __init__(self, lr_scale: float = 1.0) -> None:
+        super().__init__()
+        self.t = torch.nn.Parameter(torch.ones(()))
+        self.steps = torch.zeros((), dtype=torch.long)
+        self.lr_scale, self.calls = lr_scale, []
+
+    def optimizers(self, model):
+        extra = OptimizerSpec("temperature", [self.t], lr_scale=self.lr_scale, weight_decay=0.0)
+        return [*super().optimizers(model), extra]
+
+    def loss(self, model, batch: Batch, optimizer: str) -> torch.Tensor:
+        self.calls.append((batch.epoch, batch.index, optimizer))
+        if optimizer == "model":
+            return super().loss(model, batch, optimizer)
+        self.steps += 1
+        with torch.no_grad():
+            logits = model(batch.features)
+        return torch.nn.functional.cross_entropy(logits * self.t, batch.targets)
+
+    def state_dict(self):
+        return {"t": self.t.detach(), "steps": self.steps}
+
+    def load_state_dict(self, state) -> None:
+        with torch.no_grad():
+            self.t.copy_(state["t"])
+        self.steps = state["steps"].clone()
+
+
+def test_an_objective_with_two_optimizers_steps_both_in_order_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    straight = Tempered()
+    a, _ = run(3, tmp_path / "a", objective=straight)
+    steps = 3  # 48 clips in batches of 16
+    order = [(0, 0, "model"), (0, 0, "temperature"), (0, 1, "model"), (0, 1, "temperature")]
+    assert straight.calls[:4] == order
+    assert len(straight.calls) == 2 * 3 * steps and int(straight.steps) == 3 * steps
+    assert float(straight.t.detach()) != 1.0  # stepped, with the model's learning rate
+    frozen = Tempered(lr_scale=0.0)  # lr_scale multiplies the schedule
+    run(1, objective=frozen)
+    assert float(frozen.t.detach()) == 1.0
+    meta = read_meta_checkpoint(tmp_path / "a")
+    assert {"optimizer.temperature.safetensors", "objective.safetensors"} <= set(meta["files"])
+
+    broken = Tempered()
+    b, _ = run(3, tmp_path / "b", stop_after=2, objective=broken)
+    assert b.stopped == "interrupted" and int(broken.steps) == 2 * steps
+    resumed = Tempered()
+    c, _ = run(3, tmp_path / "b", resume=True, objective=resumed)
+    assert resumed.calls[0][0] == 2 and int(resumed.steps) == 3 * steps
+    assert float(resumed.t.detach()) == float(straight.t.detach())
+    assert [r["train_loss"] for r in c.history] == [r["train_loss"] for r in a.history]
+    for k, v in a.best_state.items():
+        torch.testing.assert_close(c.best_state[k], v, rtol=0, atol=0)
+    # a checkpoint of one objective does not resume another
+    with pytest.raises(EarmarkError, match="optimizers"):
+        run(3, tmp_path / "b", resume=True)
+
+
+class MultiLabel(SupervisedObjective):
+    """Multi-label targets (rows of 0/1 per class), binary cross-entropy: what the protocol
+    must allow without touching the loop."""
+
+    def prepare(self, model, context: FitContext) -> None:
+        self.config, self.n_classes = context.config, context.n_classes
+        self.frontend, self.device = context.frontend, context.device
+        self.n_samples, self.amp = context.n_samples, context.amp
+
+    def epoch_order(self, y_train, generator, epoch):
+        return torch.randperm(len(y_train), generator=generator)
+
+    def targets(self, y):
+        return y.float()
+
+    def loss(self, model, batch, optimizer):
+        logits = model(batch.features).float()
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, batch.targets)
+
+    def validate(self, model, bank, y):
+        model.eval()
+        with torch.no_grad():
+            feats = self.frontend(bank.batch(torch.arange(len(bank)), self.n_samples))
+            logits = model(feats).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y.float())
+        exact = ((logits > 0) == (y > 0.5)).all(dim=1).float().mean()
+        return {"valid_loss": float(loss), "valid_accuracy": float(exact)}
+
+
+def mixtures(n: int, seed: int) -> tuple[WaveBank, torch.Tensor]:
+    """Clips holding one or two of three tones; targets: which tones."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(SR // 2) / SR
+    waves, rows = [], []
+    for i in range(n):
+        on = np.zeros(3, dtype=np.float32)
+        on[i % 3] = 1
+        if i % 2:
+            on[(i + 1) % 3] = 1
+        y = sum(
+            0.3 * np.sin(2 * np.pi * f * t)
+            for f, k in zip((300.0, 900.0, 2000.0), on, strict=True)
+            if k
+        )
+        waves.append((y + 0.02 * rng.standard_normal(t.size))[None].astype(np.float32))
+        rows.append(on)
+    return WaveBank(waves), torch.tensor(np.array(rows))
+
+
+def test_a_multi_label_objective_trains_in_the_same_loop(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = NeuralModel("seed-cnn", {}, 3, 1).network
+    bank, y = mixtures(48, 0)
+    vbank, vy = mixtures(12, 1)
+    config = TrainConfig(epochs=6, batch_size=16, lr=3e-3, augment="default", device="cpu")
+    result = Trainer(config, objective=MultiLabel(), checkpoint_dir=tmp_path).fit(
+        net,
+        build_frontend(FEATURES, SR),
+        bank,
+        y,
+        vbank,
+        vy,
+        n_classes=3,
+        n_samples=SR // 2,
+        sample_rate=SR,
+    )
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < 0.6 * first["train_loss"]
+    assert max(r["valid_accuracy"] for r in result.history) >= 0.5

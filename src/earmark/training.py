@@ -1,20 +1,28 @@
 """The Trainer for neural networks: epochs, schedule, early stopping, checkpoints, resume.
 
+One loop for every training objective: an :class:`Objective` (:class:`SupervisedObjective`,
+single-label cross-entropy, by default; the semi-supervised GAN in
+:mod:`earmark.models.sgan.objective`) says what the loss is and which optimizers it needs;
+the :class:`Trainer` owns the data path, the learning-rate schedule, autocast, gradient
+clipping, the optimizer steps, early stopping and checkpoints.
+
 Input path: every clip is decoded and standardized once into a :class:`WaveBank` (one tensor
 in memory); each batch is cropped from it, augmented on the waveform, turned into log-mel by
 the torch frontend on the training device, augmented on the spectrogram, optionally mixed up,
 and fed to the network. No epoch after the first decodes audio again.
 
 Repeatability: all randomness of epoch ``e`` comes from generators seeded with
-``(seed, e)``, and a checkpoint (weights, optimizer state, history, early-stopping state;
-safetensors + JSON, written atomically) is saved after every epoch, so ``resume`` continues
-exactly where an interrupted run stopped and ends with the same weights on the CPU.
-Ctrl-C stops after the current batch and keeps the last checkpoint and the best weights.
+``(seed, e)``, and a checkpoint (weights, optimizer states, the objective's state, history,
+early-stopping state; safetensors + JSON, written atomically) is saved after every epoch, so
+``resume`` continues exactly where an interrupted run stopped and ends with the same weights
+on the CPU. Ctrl-C stops after the current batch and keeps the last checkpoint and the best
+weights. Autocast is bfloat16, which needs no gradient scaling.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -22,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -31,7 +39,24 @@ from torch import Tensor, nn
 from earmark.config import JsonConfig
 from earmark.errors import EarmarkError, ParameterError
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "WaveBank", "resolve_device"]
+__all__ = [
+    "Batch",
+    "FitContext",
+    "Objective",
+    "OptimizerSpec",
+    "SupervisedObjective",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "WaveBank",
+    "augmented_features",
+    "load_optimizer",
+    "optimizer_tensors",
+    "predict_bank",
+    "read_meta_checkpoint",
+    "resolve_device",
+    "soft_cross_entropy",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -215,7 +240,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor | None) -> Tensor:
+def soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy of ``logits`` against soft ``targets`` (rows of class
+    probabilities: one-hot, smoothed or mixed up), ``weight`` per class."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     per = -(targets * logp)
     if weight is not None:
@@ -227,8 +254,206 @@ def _state_to_cpu(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+# -- the objective protocol -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What an objective is told before the first step: the settings, where the run happens,
+    the input path of a batch (``frontend`` and ``aug`` on ``device``, crops of
+    ``n_samples``) and the labelled training data (``train``, its rows ``y_train``)."""
+
+    config: TrainConfig
+    device: torch.device
+    frontend: nn.Module
+    aug: Any  # an earmark.augment pipeline
+    train: WaveBank
+    y_train: Tensor
+    n_classes: int
+    n_samples: int
+    sample_rate: int
+    amp: bool  # bfloat16 autocast is on (CUDA and ``mixed_precision``)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer an objective asks for: AdamW over ``params`` at ``lr_scale`` x the
+    scheduled learning rate, with ``betas`` and ``weight_decay`` (``None``: the config's).
+    The trainer builds it, schedules it, clips its gradients, steps it and checkpoints it."""
+
+    name: str
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One labelled training batch as an objective sees it: augmented ``features`` and
+    ``targets`` (as :meth:`Objective.targets` made them, after mixup) on the device, its
+    ``index`` in the epoch, the ``epoch`` (0-based), and the epoch's random stream
+    ``generator`` (draw from it in a fixed order: that keeps runs repeatable and resumable)."""
+
+    features: Tensor
+    targets: Tensor
+    index: int
+    epoch: int
+    generator: torch.Generator
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """What a :class:`Trainer` trains for. The trainer owns the loop: the data path (crops,
+    augmentation, frontend, mixup), the learning-rate schedule, autocast, gradient clipping,
+    the optimizer steps, validation bookkeeping, early stopping, checkpoints and resume. An
+    objective says what the loss is and which optimizers it needs.
+
+    Per run: :meth:`prepare` once, then :meth:`optimizers`. Per epoch: :meth:`epoch_order`,
+    then for each of :meth:`steps_per_epoch` batches, :meth:`loss` once per optimizer, in the
+    order :meth:`optimizers` listed them: the trainer steps that optimizer on the loss before
+    asking for the next one (so a later loss sees the earlier update). The first optimizer's
+    loss is the step's reported loss. After the epoch: :meth:`end_epoch`, then
+    :meth:`validate` when there is validation data. :meth:`state_dict` goes into every
+    checkpoint and comes back through :meth:`load_state_dict` on resume.
+    """
+
+    def prepare(self, model: nn.Module, context: FitContext) -> None:
+        """Called once before the first epoch (and before a resumed checkpoint is loaded)."""
+
+    def optimizers(self, model: nn.Module) -> list[OptimizerSpec]:
+        """The optimizers to step, in step order; the first one trains ``model``."""
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Batches per epoch with ``n_train`` labelled clips."""
+
+    def epoch_order(self, y_train: Tensor, generator: torch.Generator, epoch: int) -> Tensor:
+        """The labelled clips of one epoch, in order (batches are consecutive slices)."""
+
+    def targets(self, y: Tensor) -> Tensor:
+        """Float training targets for label rows ``y`` (before mixup)."""
+
+    def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
+        """The loss that the optimizer named ``optimizer`` minimizes on ``batch``."""
+
+    def end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
+        """After each epoch's training, before validation; may add to ``record``."""
+
+    def validate(self, model: nn.Module, bank: WaveBank, y: Tensor) -> dict[str, float]:
+        """``valid_loss`` and ``valid_<metric>`` of ``model`` on ``bank`` with labels ``y``."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Tensors beyond the model and the optimizers that a resumed run needs."""
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class SupervisedObjective:
+    """Single-label classification: cross-entropy on one-hot targets (label smoothing, mixup
+    and class weights from the config), one AdamW, an epoch a shuffled (or class-balanced)
+    pass over the labelled clips; validated by accuracy, macro F1 and cross-entropy.
+
+    After :meth:`prepare`: ``counts`` (clips per class) and ``class_weight`` (``None`` unless
+    ``class_weights``), which objectives built on this one may use."""
+
+    def __init__(self) -> None:
+        self.counts: Tensor | None = None
+        self.class_weight: Tensor | None = None
+
+    def prepare(self, model: nn.Module, context: FitContext) -> None:
+        cfg, n_classes = context.config, context.n_classes
+        self.config, self.n_classes = cfg, n_classes
+        self.frontend, self.device = context.frontend, context.device
+        self.n_samples, self.amp = context.n_samples, context.amp
+        self.counts = torch.bincount(context.y_train, minlength=n_classes).float()
+        self.class_weight = None
+        if cfg.class_weights:
+            counts = self.counts
+            self.class_weight = (counts.sum() / (n_classes * counts.clamp_min(1))).to(
+                context.device
+            )
+
+    def optimizers(self, model: nn.Module) -> list[OptimizerSpec]:
+        return [OptimizerSpec("model", list(model.parameters()))]
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.config.batch_size)
+
+    def epoch_order(self, y_train: Tensor, generator: torch.Generator, epoch: int) -> Tensor:
+        if self.config.balanced_sampling:
+            w = (1.0 / self.counts.clamp_min(1))[y_train]
+            return torch.multinomial(w, len(y_train), replacement=True, generator=generator)
+        return torch.randperm(len(y_train), generator=generator)
+
+    def targets(self, y: Tensor) -> Tensor:
+        targets = torch.nn.functional.one_hot(y, self.n_classes).float()
+        smoothing = self.config.label_smoothing
+        if smoothing:
+            targets = targets * (1 - smoothing) + smoothing / self.n_classes
+        return targets
+
+    def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
+        return soft_cross_entropy(model(batch.features), batch.targets, self.class_weight)
+
+    def end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
+        pass
+
+    def validate(self, model: nn.Module, bank: WaveBank, y: Tensor) -> dict[str, float]:
+        from earmark.evaluation import evaluate
+
+        proba, loss = predict_bank(
+            model, self.frontend, bank, y, self.n_samples, self.device, amp=self.amp
+        )
+        ev = evaluate(y.numpy(), proba, [str(i) for i in range(self.n_classes)])
+        return {
+            "valid_loss": loss,
+            "valid_accuracy": ev.metrics["accuracy"],
+            "valid_f1_macro": ev.metrics["f1_macro"],
+        }
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        pass
+
+
+class _Optimizers:
+    """The optimizers of one run, built from an objective's specs: schedule, the step."""
+
+    def __init__(self, specs: list[OptimizerSpec], config: TrainConfig) -> None:
+        if not specs:
+            raise ParameterError("an objective must ask for at least one optimizer")
+        self.config, self.specs = config, specs
+        self.opts = [
+            torch.optim.AdamW(
+                s.params,
+                lr=config.lr * s.lr_scale,
+                betas=s.betas,
+                weight_decay=config.weight_decay if s.weight_decay is None else s.weight_decay,
+            )
+            for s in specs
+        ]
+
+    def set_lr(self, factor: float) -> None:
+        for spec, opt in zip(self.specs, self.opts, strict=True):
+            for g in opt.param_groups:
+                g["lr"] = self.config.lr * spec.lr_scale * factor
+
+    def step(self, index: int, loss: Tensor) -> None:
+        """Back-propagate ``loss`` into optimizer ``index``'s parameters (only), clip, step."""
+        spec, opt = self.specs[index], self.opts[index]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=[p for p in spec.params if p.requires_grad])
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(spec.params, self.config.grad_clip)
+        opt.step()
+
+
 class Trainer:
-    """Trains ``model`` on features from ``frontend``.
+    """Trains ``model`` on features from ``frontend`` for an :class:`Objective` (default:
+    :class:`SupervisedObjective`, single-label cross-entropy).
 
     ``checkpoint_dir`` receives a checkpoint after every epoch; ``on_step(done, total, loss)``
     and ``on_epoch(record)`` report progress (the CLI draws them).
@@ -238,102 +463,56 @@ class Trainer:
         self,
         config: TrainConfig,
         *,
+        objective: Objective | None = None,
         checkpoint_dir: str | Path | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self.config = config
+        self.objective: Objective = objective if objective is not None else SupervisedObjective()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.on_step = on_step
         self.on_epoch = on_epoch
-        self.epoch = 0  # the epoch being trained (0-based), for subclasses' schedules
-
-    # -- hooks for other training objectives (the semi-supervised GAN overrides these) -----
-
-    def _prepare(
-        self, model: nn.Module, frontend: nn.Module, aug: Any, device: torch.device, **facts: Any
-    ) -> None:
-        """Called once before the first epoch (``facts``: ``n_samples``, ``n_classes``,
-        ``sample_rate``, ``weight``, ``train``: the training bank)."""
-        self._weight = facts["weight"]
-
-    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        cfg = self.config
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    def _steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.config.batch_size)
-
-    def _epoch_order(self, y_train: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
-        """The labelled clips of one epoch, in order (batches are consecutive slices)."""
-        if self.config.balanced_sampling:
-            w = (1.0 / counts.clamp_min(1))[y_train]
-            return torch.multinomial(w, len(y_train), replacement=True, generator=gen)
-        return torch.randperm(len(y_train), generator=gen)
-
-    def _train_step(
-        self,
-        model: nn.Module,
-        opt: torch.optim.Optimizer,
-        feats: Tensor,
-        targets: Tensor,
-        *,
-        batch: int,
-        amp: bool,
-        generator: torch.Generator,
-    ) -> float:
-        """One optimizer step on a labelled batch (``batch``: its index in the epoch);
-        returns the loss."""
-        cfg = self.config
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            logits = model(feats)
-        loss = _soft_cross_entropy(logits, targets, self._weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        return float(loss.detach())
-
-    def _set_lr(self, opt: torch.optim.Optimizer, factor: float) -> None:
-        for g in opt.param_groups:
-            g["lr"] = self.config.lr * factor
-
-    def _end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
-        """Called after each epoch's training, before validation; may add to ``record``."""
-
-    def _checkpoint_extra(self) -> tuple[dict[str, Any], dict[str, Callable[[Path], Any]]]:
-        """More state for the checkpoint: JSON-able metadata and file writers."""
-        return {}, {}
-
-    def _restore_extra(self, directory: Path, meta: dict[str, Any], device: torch.device) -> None:
-        """Restore what :meth:`_checkpoint_extra` saved."""
 
     # -- checkpoints ------------------------------------------------------------------------
 
     def _save_checkpoint(
-        self, model: nn.Module, opt: torch.optim.Optimizer, best: dict, state: dict[str, Any]
+        self, model: nn.Module, optimizers: _Optimizers, best: dict, state: dict[str, Any]
     ) -> None:
         from safetensors.torch import save_file
 
         from earmark.artifact import write_artifact
 
-        tensors, extra = optimizer_tensors(opt)
-        meta = {"schema_version": 1, "kind": "checkpoint", "state": state, **extra}
-        more_meta, more_files = self._checkpoint_extra()
+        # the first optimizer as it always was (top-level slots), the others by name
+        tensors, meta = optimizer_tensors(optimizers.opts[0])
+        files: dict[str, Callable[[Path], Any]] = {
+            "model.safetensors": lambda p: save_file(_state_to_cpu(model), p),
+            "best.safetensors": lambda p: save_file(best, p),
+            "optimizer.safetensors": lambda p: save_file(tensors, p),
+        }
+        others = {}
+        for spec, opt in zip(optimizers.specs[1:], optimizers.opts[1:], strict=True):
+            more, others[spec.name] = optimizer_tensors(opt)
+            files[f"optimizer.{spec.name}.safetensors"] = lambda p, t=more: save_file(t, p)
+        objective = {
+            k: v.detach().to("cpu").contiguous() for k, v in self.objective.state_dict().items()
+        }
+        if objective:
+            files["objective.safetensors"] = lambda p: save_file(objective, p)
         write_artifact(
             self.checkpoint_dir,
-            {**meta, "extra": more_meta},
             {
-                "model.safetensors": lambda p: save_file(_state_to_cpu(model), p),
-                "best.safetensors": lambda p: save_file(best, p),
-                "optimizer.safetensors": lambda p: save_file(tensors, p),
-                **more_files,
+                "schema_version": 1,
+                "kind": "checkpoint",
+                "state": state,
+                **meta,
+                "optimizers": others,
             },
+            files,
         )
 
     def _load_checkpoint(
-        self, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device
+        self, model: nn.Module, optimizers: _Optimizers, device: torch.device
     ) -> tuple[dict, dict[str, Any]]:
         from safetensors.torch import load_file
 
@@ -344,10 +523,23 @@ class Trainer:
             meta = read_meta_checkpoint(d)
         except ArtifactError as exc:
             raise EarmarkError(f"cannot resume: {exc}") from None
+        names = [s.name for s in optimizers.specs[1:]]
+        saved = meta.get("optimizers", {})
+        if sorted(saved) != sorted(names):
+            raise EarmarkError(
+                f"cannot resume: {d} holds the optimizers {sorted(saved)} beside the model's; "
+                f"this objective has {sorted(names)}"
+            )
         model.load_state_dict(load_file(d / "model.safetensors", device=str(device)))
         tensors = load_file(d / "optimizer.safetensors", device=str(device))
-        load_optimizer(opt, tensors, meta)
-        self._restore_extra(d, meta.get("extra", {}), device)
+        load_optimizer(optimizers.opts[0], tensors, meta)
+        for name, opt in zip(names, optimizers.opts[1:], strict=True):
+            tensors = load_file(d / f"optimizer.{name}.safetensors", device=str(device))
+            load_optimizer(opt, tensors, saved[name])
+        objective = {}
+        if "objective.safetensors" in meta["files"]:
+            objective = load_file(d / "objective.safetensors", device=str(device))
+        self.objective.load_state_dict(objective)
         return load_file(d / "best.safetensors"), meta["state"]
 
     # -- the loop ---------------------------------------------------------------------------
@@ -368,39 +560,36 @@ class Trainer:
     ) -> TrainResult:
         """Train and return the best weights and the history (see :class:`TrainResult`)."""
         from earmark.augment import from_spec
-        from earmark.evaluation import evaluate
 
-        cfg = self.config
+        cfg, objective = self.config, self.objective
         device = resolve_device(cfg.device)
         model.to(device)
         frontend.to(device)
         aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
-        opt = self._make_optimizer(model)
-        counts = torch.bincount(y_train, minlength=n_classes).float()
-        weight = None
-        if cfg.class_weights:
-            weight = (counts.sum() / (n_classes * counts.clamp_min(1))).to(device)
-        self._prepare(
-            model,
-            frontend,
-            aug,
-            device,
-            n_samples=n_samples,
-            n_classes=n_classes,
-            sample_rate=sample_rate,
-            weight=weight,
-            train=train,
-        )
-        steps_per_epoch = self._steps_per_epoch(len(train))
-        total = steps_per_epoch * cfg.epochs
         amp = cfg.mixed_precision and device.type == "cuda"
+        context = FitContext(
+            config=cfg,
+            device=device,
+            frontend=frontend,
+            aug=aug,
+            train=train,
+            y_train=y_train,
+            n_classes=n_classes,
+            n_samples=n_samples,
+            sample_rate=sample_rate,
+            amp=amp,
+        )
+        objective.prepare(model, context)
+        optimizers = _Optimizers(objective.optimizers(model), cfg)
+        steps_per_epoch = objective.steps_per_epoch(len(train))
+        total = steps_per_epoch * cfg.epochs
         history: list[dict[str, float]] = []
         best = _state_to_cpu(model)
         best_value, best_epoch, bad, start_epoch = -math.inf, 0, 0, 0
         if resume:
             if self.checkpoint_dir is None or not (self.checkpoint_dir / "earmark.json").is_file():
                 raise EarmarkError(f"cannot resume: no checkpoint in {self.checkpoint_dir}")
-            best, st = self._load_checkpoint(model, opt, device)
+            best, st = self._load_checkpoint(model, optimizers, device)
             history, best_value = st["history"], st["best_value"]
             best_epoch, bad, start_epoch = st["best_epoch"], st["bad_epochs"], st["epoch"] + 1
         stopped, t_start = "completed", time.perf_counter()
@@ -411,8 +600,7 @@ class Trainer:
                     break
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
-                self.epoch = epoch  # (0-based) for subclasses' schedules
-                order = self._epoch_order(y_train, counts, gen)
+                order = objective.epoch_order(y_train, gen, epoch)
                 model.train()
                 frontend.eval()
                 t0, losses, seen = time.perf_counter(), [], 0
@@ -420,43 +608,36 @@ class Trainer:
                     idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                     seen += len(idx)
                     step = epoch * steps_per_epoch + b
-                    self._set_lr(opt, cfg.lr_factor(step, total))
+                    optimizers.set_lr(cfg.lr_factor(step, total))
                     feats = augmented_features(train, idx, n_samples, aug, frontend, device, gen)
-                    targets = torch.nn.functional.one_hot(y_train[idx], n_classes).float()
-                    if cfg.label_smoothing:
-                        targets = (
-                            targets * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
-                        )
-                    targets = targets.to(device)
+                    targets = objective.targets(y_train[idx]).to(device)
                     if aug.mixup is not None:
                         feats, targets = aug.mixup.mix(feats, targets, gen)
-                    losses.append(
-                        self._train_step(
-                            model, opt, feats, targets, batch=b, amp=amp, generator=gen
-                        )
-                    )
+                    batch = Batch(feats, targets, b, epoch, gen)
+                    for i, spec in enumerate(optimizers.specs):
+                        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                            loss = objective.loss(model, batch, spec.name)
+                        optimizers.step(i, loss)
+                        if i == 0:
+                            losses.append(float(loss.detach()))
                     if self.on_step is not None:
                         self.on_step(step + 1, total, losses[-1])
                 seconds = time.perf_counter() - t0
                 record = {
                     "epoch": epoch + 1,
                     "train_loss": float(np.mean(losses)),
-                    "lr": opt.param_groups[0]["lr"],
+                    "lr": optimizers.opts[0].param_groups[0]["lr"],
                     "seconds": seconds,
                     "clips_per_s": seen / seconds,
                 }
-                self._end_epoch(model, record, epoch)
+                objective.end_epoch(model, record, epoch)
                 if valid is not None and y_valid is not None and len(valid):
-                    proba, vloss = predict_bank(
-                        model, frontend, valid, y_valid, n_samples, device, amp=amp
+                    record |= objective.validate(model, valid, y_valid)
+                    value = (
+                        -record["valid_loss"]
+                        if cfg.monitor == "loss"
+                        else record[f"valid_{cfg.monitor}"]
                     )
-                    ev = evaluate(y_valid.numpy(), proba, [str(i) for i in range(n_classes)])
-                    record |= {
-                        "valid_loss": vloss,
-                        "valid_accuracy": ev.metrics["accuracy"],
-                        "valid_f1_macro": ev.metrics["f1_macro"],
-                    }
-                    value = -vloss if cfg.monitor == "loss" else record[f"valid_{cfg.monitor}"]
                 else:
                     value = -record["train_loss"]
                 if value > best_value:
@@ -468,7 +649,7 @@ class Trainer:
                 if self.checkpoint_dir is not None:
                     self._save_checkpoint(
                         model,
-                        opt,
+                        optimizers,
                         best,
                         {
                             "epoch": epoch,
@@ -531,7 +712,7 @@ def load_optimizer(
 
 def read_meta_checkpoint(directory: Path) -> dict[str, Any]:
     """A checkpoint's ``earmark.json`` after checking its files' checksums."""
-    from earmark.artifact import ArtifactError, _sha256
+    from earmark.artifact import ArtifactError
 
     path = directory / "earmark.json"
     if not path.is_file():
@@ -572,3 +753,11 @@ def predict_bank(
                 )
             out.append(torch.softmax(logits, dim=-1).cpu().numpy())
     return np.concatenate(out), loss / max(n, 1)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

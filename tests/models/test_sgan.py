@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -28,14 +30,14 @@ from earmark.models.sgan import (
     Discriminator,
     GanSettings,
     Generator,
-    SGANTrainer,
+    SGANObjective,
     collapse_check,
     discriminator_loss,
     feature_matching_loss,
     load_generator,
     sample,
 )
-from earmark.training import TrainConfig, WaveBank
+from earmark.training import FitContext, TrainConfig, Trainer, WaveBank, read_meta_checkpoint
 
 SR = 16_000
 SMALL = {"width": 8, "gen_width": 8, "noise_dim": 16, "dropout": 0.0}
@@ -99,67 +101,101 @@ def test_sgan_is_in_the_zoo_with_its_gan_settings() -> None:
         Discriminator(3, norm="batch")
 
 
-def _prepared(tones: Path) -> tuple[SGANTrainer, Discriminator, Tensor, Tensor, Tensor]:
-    """An SGAN trainer prepared on the labelled tones plus the unlabelled folder, as ``fit``
-    prepares it before the first step; with the discriminator, a labelled batch of log-mel
-    features, its one-hot targets, and an unlabelled batch."""
-    from earmark.augment import from_spec
-
+@pytest.fixture(scope="module")
+def banks(tones: Path) -> tuple[WaveBank, Tensor, WaveBank]:
+    """The labelled tones (with their class ids) and the unlabelled folder, decoded as
+    ``fit`` decodes them."""
     audio = AudioConfig(duration=0.5)
     m = data.load(tones / "data")
     bank, y, _ = WaveBank.from_manifest(m, audio, m.classes)
     more, _, _ = WaveBank.from_manifest(data.unlabelled_folder(tones / "more"), audio, m.classes)
+    return bank, y, more
+
+
+N_SAMPLES = SR // 2
+
+
+def _frontend() -> torch.nn.Module:
+    return build_frontend(FeatureConfig(**registry.get("sgan").default_features), SR)
+
+
+def _prepared(
+    banks, config: TrainConfig | None = None, **gan: float
+) -> tuple[SGANObjective, Discriminator, Tensor, Tensor, Tensor]:
+    """An SGAN objective prepared on the labelled tones plus the unlabelled folder, as
+    ``fit`` prepares it before the first step (the full objective: no ramp-up); with its
+    discriminator, the labelled clips as log-mel, their one-hot targets, and the unlabelled
+    clips as log-mel."""
+    from earmark.augment import from_spec
+
+    bank, y, more = banks
     torch.manual_seed(0)
     d = Discriminator(3, width=8, groups=4, dropout=0.0)
-    frontend = build_frontend(FeatureConfig(**registry.get("sgan").default_features), SR)
-    gan = GanSettings(noise_dim=16, gen_width=8, rampup_epochs=0)  # the full objective
-    trainer = SGANTrainer(_config(batch_size=64, lr=1e-3), gan=gan, unlabelled=more)
-    facts = {"n_samples": audio.n_samples, "n_classes": 3, "sample_rate": SR, "weight": None}
-    facts["train"] = bank
-    trainer._prepare(d, frontend, from_spec("none", sample_rate=SR), torch.device("cpu"), **facts)
+    settings = GanSettings(**{"noise_dim": 16, "gen_width": 8, "rampup_epochs": 0, **gan})
+    objective = SGANObjective(settings, unlabelled=more)
+    context = FitContext(
+        config=config or _config(batch_size=64),
+        device=torch.device("cpu"),
+        frontend=_frontend(),
+        aug=from_spec("none", sample_rate=SR),
+        train=bank,
+        y_train=y,
+        n_classes=3,
+        n_samples=N_SAMPLES,
+        sample_rate=SR,
+        amp=False,
+    )
+    objective.prepare(d, context)
     with torch.no_grad():
-        feats = frontend(bank.batch(torch.arange(len(bank)), audio.n_samples))
-        real = frontend(more.batch(torch.arange(len(more)), audio.n_samples))
-    return trainer, d, feats, torch.nn.functional.one_hot(y, 3).float(), real
+        feats = context.frontend(bank.batch(torch.arange(len(bank)), N_SAMPLES))
+        real = context.frontend(more.batch(torch.arange(len(more)), N_SAMPLES))
+    return objective, d, feats, torch.nn.functional.one_hot(y, 3).float(), real
 
 
-def _losses(trainer: SGANTrainer, d: Discriminator, feats, targets, real) -> tuple[float, float]:
-    """(discriminator loss, generator loss) on fixed batches and fixed noise, without dropout
-    and without changing anything."""
-    g = trainer.generator
+def test_the_losses_are_the_formulas(banks) -> None:
+    objective, d, feats, targets, real = _prepared(banks)
+    g = objective.generator
     z = g.noise(len(real), torch.Generator().manual_seed(1))
+    weight = torch.tensor([0.5, 1.0, 2.0])
+    settings = dataclasses.replace(
+        objective.gan, unsupervised_weight=0.7, real_label=0.9, entropy_weight=0.3
+    )
     d.eval()
     with torch.no_grad():
-        loss, parts = discriminator_loss(d, g, feats, targets, real, z, settings=trainer.gan)
+        loss, parts = discriminator_loss(
+            d, g, feats, targets, real, z, settings=settings, weight=weight, scale=0.5
+        )
+        # the same, written out independently: weighted cross-entropy on the labelled clips;
+        # D(x) = Z / (Z + 1), Z = sum(exp(logits)); real target 0.9 (one-sided smoothing)
+        y = targets.argmax(dim=1)
+        ce = -(weight[y] * torch.log_softmax(d(feats), -1)[torch.arange(len(y)), y]).mean()
+        z_real, z_fake = torch.exp(d(real)).sum(-1), torch.exp(d(g(z))).sum(-1)
+        d_real, d_fake = z_real / (z_real + 1), z_fake / (z_fake + 1)
+        gan = -(0.9 * torch.log(d_real) + 0.1 * torch.log(1 - d_real)).mean()
+        gan = gan - torch.log(1 - d_fake).mean()
+        p = torch.softmax(d(real), -1)
+        entropy = -(p * torch.log(p)).sum(-1).mean()
+        unsup = gan + 0.3 * entropy
+        h_real, h_fake = d.features(real), d.features(g(z))
+        fm = ((h_fake.mean(0) - h_real.mean(0)) ** 2).mean()
         g_loss = feature_matching_loss(d, g, parts["h_real"], z)
-    d.train()
-    return float(loss), float(g_loss)
-
-
-def test_entropy_term_and_ramp_up_weigh_the_unsupervised_loss(tones: Path) -> None:
-    import dataclasses
-
-    trainer, d, feats, targets, real = _prepared(tones)
-    g = trainer.generator
-    z = g.noise(len(real), torch.Generator().manual_seed(1))
-    d.eval()
-
-    def loss(scale: float = 1.0, **change: float) -> tuple[float, dict]:
-        settings = dataclasses.replace(trainer.gan, **change)
-        with torch.no_grad():
-            out, parts = discriminator_loss(
-                d, g, feats, targets, real, z, settings=settings, scale=scale
-            )
-        return float(out), parts
-
-    plain, parts = loss()
-    assert "entropy" not in parts
-    with_entropy, parts = loss(entropy_weight=0.5)
-    # the class entropy of the unlabelled batch: between 0 and ln(3) for 3 classes
+        alone, alone_parts = discriminator_loss(
+            d, g, feats, targets, None, None, settings=settings, weight=weight
+        )
+    assert float(loss) == pytest.approx(float(ce + 0.5 * 0.7 * unsup), rel=1e-5)
+    assert parts["sup_loss"] == pytest.approx(float(ce), rel=1e-5)
+    assert parts["unsup_loss"] == pytest.approx(float(unsup), rel=1e-5)
+    assert parts["entropy"] == pytest.approx(float(entropy), rel=1e-5)
     assert 0 < parts["entropy"] <= np.log(3) + 1e-6
-    assert with_entropy == pytest.approx(plain + 0.5 * parts["entropy"], rel=1e-5)
-    # scale 0 (the very start of a ramp-up) leaves the supervised loss alone
-    assert loss(scale=0.0)[0] == pytest.approx(parts["sup_loss"], rel=1e-6)
+    assert parts["d_real"] == pytest.approx(float(d_real.mean()), rel=1e-5)
+    assert parts["d_fake"] == pytest.approx(float(d_fake.mean()), rel=1e-5)
+    torch.testing.assert_close(parts["h_real"], h_real)
+    assert float(g_loss) == pytest.approx(float(fm), rel=1e-5) and float(fm) > 0
+    # no unlabelled batch: the labelled loss alone
+    assert float(alone) == pytest.approx(float(ce), rel=1e-6) and set(alone_parts) == {"sup_loss"}
+
+
+def test_the_ramp_up_and_the_settings() -> None:
     ramp = GanSettings(rampup_epochs=10)
     scales = [ramp.unsupervised_scale(e) for e in range(12)]
     assert scales[0] < 0.05 and scales[9] == scales[11] == 1.0
@@ -171,29 +207,56 @@ def test_entropy_term_and_ramp_up_weigh_the_unsupervised_loss(tones: Path) -> No
         GanSettings(rampup_epochs=-2)
 
 
-def test_training_steps_on_a_tiny_batch_move_both_losses(tones: Path) -> None:
-    trainer, d, feats, targets, real = _prepared(tones)
-    # the input statistics come from the training audio: normalized input ~ zero mean
-    assert d.mean.abs().sum() > 0 and float(((real - d.mean) / d.std).mean()) == pytest.approx(
-        0, abs=0.5
+def _fit(objective: SGANObjective, d: Discriminator, banks, config: TrainConfig) -> list[dict]:
+    bank, y, _ = banks
+    result = Trainer(config, objective=objective).fit(
+        d, _frontend(), bank, y, None, None, n_classes=3, n_samples=N_SAMPLES, sample_rate=SR
     )
-    d_before, g_before = _losses(trainer, d, feats, targets, real)
-    gen_before = [p.detach().clone() for p in trainer.generator.parameters()]
-    opt = trainer._make_optimizer(d)
-    y = targets.argmax(dim=1)
-    torch.manual_seed(0)
-    for step in range(15):
-        gen = torch.Generator().manual_seed(step)
-        trainer._epoch_order(y, torch.bincount(y).float(), gen)
-        trainer._train_step(d, opt, feats, targets, batch=0, amp=False, generator=gen)
-    d_after, g_after = _losses(trainer, d, feats, targets, real)
-    assert d_after < d_before * 0.9
-    assert g_after != g_before
-    assert any(
-        not torch.equal(a, b)
-        for a, b in zip(gen_before, trainer.generator.parameters(), strict=True)
-    )
-    assert {"sup_loss", "unsup_loss", "g_loss", "d_real", "d_fake"} <= set(trainer._stats)
+    return result.history
+
+
+def test_in_the_trainer_the_discriminator_learns_real_from_generated(banks) -> None:
+    # The generator held still (learning rate 0): 12 full-batch steps of the discriminator.
+    config = _config(epochs=12, batch_size=64, lr=3e-3, schedule="constant")
+    objective, d, feats, targets, real = _prepared(banks, config, g_lr_ratio=0.0)
+    g, d0 = objective.generator, copy.deepcopy(d)
+    z = g.noise(64, torch.Generator().manual_seed(1))
+
+    def realness(net: Discriminator) -> float:
+        """How much more real the unlabelled audio looks than generated patches, in
+        log Z (the logit of D)."""
+        with torch.no_grad():
+            return float(
+                torch.logsumexp(net(real), -1).mean() - torch.logsumexp(net(g(z)), -1).mean()
+            )
+
+    history = _fit(objective, d, banks, config)
+    assert objective.generator is not g  # a fresh one, from the same seed
+    for a, b in zip(
+        g.state_dict().values(), objective.generator.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # and not moved: lr_scale 0
+    assert realness(d0) < 0.05 and realness(d) > 0.2
+    with torch.no_grad():
+        assert (d(feats).argmax(1) == targets.argmax(1)).float().mean() >= 0.9
+    assert {"sup_loss", "unsup_loss", "g_loss", "d_real", "d_fake"} <= set(history[-1])
+
+
+def test_in_the_trainer_the_generator_learns_by_feature_matching(banks) -> None:
+    # The discriminator nearly still (learning rate 1e-5; the generator's 300 x that).
+    config = _config(epochs=8, batch_size=64, lr=1e-5, schedule="constant")
+    objective, d, _, _, real = _prepared(banks, config, g_lr_ratio=300.0)
+    g0 = copy.deepcopy(objective.generator)
+    z = g0.noise(64, torch.Generator().manual_seed(1))
+
+    def distance(g: torch.nn.Module) -> float:
+        """Squared distance of the mean features of real audio and generated patches."""
+        with torch.no_grad():
+            return float(((d.features(g(z)).mean(0) - d.features(real).mean(0)) ** 2).mean())
+
+    history = _fit(objective, d, banks, config)
+    assert distance(objective.generator) < 0.5 * distance(g0)
+    assert history[-1]["g_loss"] < history[0]["g_loss"]
 
 
 def test_with_all_labels_it_is_a_supervised_classifier(tones: Path) -> None:
@@ -227,13 +290,13 @@ def test_unlabelled_rows_are_never_used_as_labelled(tones: Path, monkeypatch) ->
 
     monkeypatch.setattr(WaveBank, "from_manifest", classmethod(spy))
     targets: list = []
-    fit = SGANTrainer.fit
+    fit = Trainer.fit
 
     def capture(self, model, frontend, train, y_train, *args, **kw):
-        targets.append((len(train), y_train.clone(), len(self.unlabelled)))
+        targets.append((len(train), y_train.clone(), len(self.objective.unlabelled)))
         return fit(self, model, frontend, train, y_train, *args, **kw)
 
-    monkeypatch.setattr(SGANTrainer, "fit", capture)
+    monkeypatch.setattr(Trainer, "fit", capture)
     clf = Classifier("sgan", params=SMALL, audio=AudioConfig(duration=0.5), train=_config(epochs=1))
     clf.fit(m, unlabeled=tones / "more", label_fraction=0.25)
     (train_files, train_labels), (valid_files, _), (pool_files, pool_labels) = seen
@@ -287,27 +350,34 @@ def test_mode_collapse_is_measured() -> None:
 def test_training_flags_collapse_and_draws_samples(
     tones: Path, tmp_path, caplog, monkeypatch
 ) -> None:
-    import earmark.models.sgan as sgan_module
+    import earmark.models.sgan.objective as objective_module
 
     # A threshold no generator can meet: the check must flag every epoch, in the history
-    # and the log. (And the unsupervised weight ramps up over the 3 epochs.)
+    # and the log. (And the unsupervised weight ramps up over the 3 epochs; the labelled
+    # loss gets the class weights.)
     params = {**SMALL, "collapse_ratio": 1e9, "sample_every": 2, "rampup_epochs": 3}
     scales: set[float] = set()
-    loss = sgan_module.discriminator_loss
+    weights: list = []
+    loss = objective_module.discriminator_loss
 
     def spy(*args, **kwargs):
         scales.add(round(kwargs["scale"], 4))
+        weights.append(kwargs["weight"])
         return loss(*args, **kwargs)
 
-    monkeypatch.setattr(sgan_module, "discriminator_loss", spy)
+    monkeypatch.setattr(objective_module, "discriminator_loss", spy)
     clf = Classifier(
-        "sgan", params=params, audio=AudioConfig(duration=0.5), train=_config(epochs=3)
+        "sgan",
+        params=params,
+        audio=AudioConfig(duration=0.5),
+        train=_config(epochs=3, class_weights=True),
     )
     with caplog.at_level("WARNING", logger="earmark.models.sgan"):
         clf.fit(data.load(tones / "data"), samples_dir=tmp_path / "samples")
     ramp = GanSettings(rampup_epochs=3)
     assert scales == {round(ramp.unsupervised_scale(e), 4) for e in range(3)}
     assert min(scales) < 0.2 and max(scales) == 1.0
+    assert all(w is not None and w.shape == (3,) for w in weights)
     assert all(r["mode_collapse"] == 1.0 for r in clf.history_)
     assert "mode collapse" in caplog.text
     # every second epoch and the last
@@ -344,7 +414,7 @@ def _a_seed_cnn(tones: Path, tmp_path: Path) -> Path:
 
 
 def test_the_discriminator_exports_to_onnx(trained, tones: Path, tmp_path) -> None:
-    from earmark.export import export_onnx
+    from earmark.onnx_export import export_onnx
 
     clf, _ = trained
     onnx_path = export_onnx(clf, tmp_path / "sgan.onnx")
@@ -424,7 +494,9 @@ def test_resume_continues_the_gan_exactly(tones: Path, tmp_path) -> None:
 
     straight = fit(tmp_path / "a")
     assert fit(tmp_path / "b", stop_after=2).training_["stopped"] == "interrupted"
-    assert (tmp_path / "b" / "generator.safetensors").is_file()
+    assert {"objective.safetensors", "optimizer.generator.safetensors"} <= set(
+        read_meta_checkpoint(tmp_path / "b")["files"]
+    )
     resumed = fit(tmp_path / "b", resume=True)
     assert [r["g_loss"] for r in resumed.history_] == [r["g_loss"] for r in straight.history_]
     for net in ("estimator_", "generator_"):

@@ -1,5 +1,6 @@
 """Settings of the semi-supervised GAN's adversarial game (no torch import: the model
-registry lists them as ``sgan``'s defaults). The network is in :mod:`earmark.models.sgan`."""
+registry lists them as ``sgan``'s defaults). The networks and the training objective are in
+the package :mod:`earmark.models.sgan`."""
 
 from __future__ import annotations
 
