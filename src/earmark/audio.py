@@ -733,7 +733,8 @@ def standardize(
     y: np.ndarray, sr: int, config: AudioConfig, *, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Apply ``config`` to ``y`` (``[channels, samples]`` at ``sr`` Hz): channels, rate, a crop
-    to ``duration``, normalization, then padding to ``duration``. ``rng`` is needed only for ``crop='random'``."""
+    to ``duration``, normalization, then padding to ``duration``. ``rng`` is needed only for
+    ``crop='random'``."""
     y = set_channels(y, config.channels, policy=config.channel_policy, channel=config.channel)
     y = resample(y, sr, config.sample_rate)
     n = config.n_samples

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,11 +32,10 @@ from earmark.errors import EarmarkError, ParameterError
 from earmark.features.config import FeatureConfig
 from earmark.features.table import FeatureTable, compute_features
 from earmark.models import registry
-from earmark.predict import Prediction, Predictor, ScoreTrack, evaluate_files, pooled_scores
+from earmark.predict import Predictor, UsesPredictor
 from earmark.preprocess import Preprocessing
 
 if TYPE_CHECKING:
-    from earmark.detection.windows import Windowing
     from earmark.evaluation import Evaluation
     from earmark.training import TrainConfig
 
@@ -49,7 +48,7 @@ CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the mod
 SAMPLES_DIR = "samples"  # an sgan's generated samples during training; survives it too
 
 
-class Classifier:
+class Classifier(UsesPredictor):
     """Train, evaluate, save and use an audio classifier.
 
     Args:
@@ -366,51 +365,13 @@ class Classifier:
             self.estimator_.device = resolve_device(device)
         return self
 
-    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
-        """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
-        return self.predictor.predict_file(path, top_k=top_k)
-
-    def predict_files(
-        self,
-        inputs: str | Path | Manifest | Iterable[str | Path],
-        *,
-        top_k: int = 3,
-        on_file: Callable[[], None] | None = None,
-        batch_size: int = 256,
-        workers: int | None = None,
-    ) -> list[Prediction]:
-        """Classify files, folders (every audio file inside) or a manifest; a file that cannot
-        be read gives a :class:`Prediction` with ``error`` set (see
-        :meth:`earmark.predict.Predictor.predict_files`)."""
-        return self.predictor.predict_files(
-            inputs, top_k=top_k, on_file=on_file, batch_size=batch_size, workers=workers
-        )
-
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
-        :class:`AudioError` for the first file that cannot be read."""
-        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        """The most probable label of each file."""
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
-
-    def score_track(
-        self, path: str | Path, windowing: Windowing | None = None, **kw: Any
-    ) -> ScoreTrack:
-        """The scores of a long recording's sliding windows, streamed (see
-        :meth:`earmark.predict.Predictor.score_track`)."""
-        return self.predictor.score_track(path, windowing, **kw)
-
-    # -- evaluation -------------------------------------------------------------------------
-
     def evaluate(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
     ) -> Evaluation:
         """Metrics on the labelled files of ``data``, each file scored as ``predict`` scores
         it (windows of the training clip length, pooled)."""
         self._check_fitted()
-        return evaluate_files(self, data, on_file=on_file)
+        return super().evaluate(data, on_file=on_file)
 
     # -- artifact ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,16 +24,13 @@ from earmark.data.manifest import Manifest
 from earmark.detection.windows import Windowing
 from earmark.errors import EarmarkError, ParameterError
 from earmark.predict import (
+    FileScores,
     Prediction,
     ScoreTrack,
-    evaluate_files,
     input_files,
     pooled_scores,
     top_labels,
 )
-
-if TYPE_CHECKING:
-    from earmark.evaluation import Evaluation
 
 __all__ = ["Ensemble"]
 
@@ -41,7 +38,7 @@ Method = Literal["mean", "weighted", "vote"]
 _MEMBERS = "members"
 
 
-class Ensemble:
+class Ensemble(FileScores):
     """Combine ``members`` (trained :class:`Classifier` objects) by ``method``."""
 
     family = "ensemble"
@@ -150,15 +147,6 @@ class Ensemble:
                 on_file()
         return out
 
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        """Combined class scores ``[files, classes]`` (columns in ``classes_`` order); raises
-        :class:`AudioError` for the first file that cannot be read."""
-        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        """The most probable label of each file."""
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
-
     def score_track(
         self,
         path: str | Path,
@@ -184,13 +172,6 @@ class Ensemble:
         return dataclasses.replace(
             first, classes=list(self.classes_), scores=self.combine(aligned).astype(np.float32)
         )
-
-    def evaluate(
-        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
-    ) -> Evaluation:
-        """Metrics of the combined scores on the labelled files of ``data``, each file scored
-        as ``predict`` scores it (files a member cannot read are left out and listed)."""
-        return evaluate_files(self, data, on_file=on_file)
 
     # -- artifact ---------------------------------------------------------------------------
 

@@ -11,22 +11,16 @@ that read them from the ``earmark.json`` beside them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from earmark.audio import AudioConfig
-from earmark.data.manifest import Manifest
 from earmark.errors import EarmarkError
 from earmark.features.config import FeatureConfig
-from earmark.predict import Prediction, Predictor, ScoreTrack, evaluate_files, pooled_scores
+from earmark.predict import Predictor, UsesPredictor
 from earmark.preprocess import Preprocessing
-
-if TYPE_CHECKING:
-    from earmark.detection.windows import Windowing
-    from earmark.evaluation import Evaluation
 
 __all__ = ["META_KEY", "OnnxClassifier", "read_onnx_meta"]
 
@@ -65,7 +59,7 @@ def _legacy_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-class OnnxClassifier:
+class OnnxClassifier(UsesPredictor):
     """A classifier backed by an ONNX graph from waveform to probabilities."""
 
     family = "onnx"
@@ -140,37 +134,3 @@ class OnnxClassifier:
             for i in range(0, len(X), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
-
-    # -- the predictor interface ------------------------------------------------------------
-
-    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
-        return self.predictor.predict_file(path, top_k=top_k)
-
-    def predict_files(
-        self,
-        inputs: str | Path | Manifest | Iterable[str | Path],
-        *,
-        top_k: int = 3,
-        on_file: Callable[[], None] | None = None,
-        batch_size: int = 256,
-        workers: int | None = None,
-    ) -> list[Prediction]:
-        return self.predictor.predict_files(
-            inputs, top_k=top_k, on_file=on_file, batch_size=batch_size, workers=workers
-        )
-
-    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
-        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
-
-    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
-        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
-
-    def score_track(
-        self, path: str | Path, windowing: Windowing | None = None, **kw: Any
-    ) -> ScoreTrack:
-        return self.predictor.score_track(path, windowing, **kw)
-
-    def evaluate(
-        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
-    ) -> Evaluation:
-        return evaluate_files(self, data, on_file=on_file)

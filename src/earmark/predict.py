@@ -39,9 +39,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCK_SECONDS",
     "STREAM_SECONDS",
+    "FileScores",
     "Prediction",
     "Predictor",
     "ScoreTrack",
+    "UsesPredictor",
     "evaluate_files",
     "input_files",
     "pooled_scores",
@@ -416,6 +418,66 @@ class Predictor:
             scores=np.asarray(scores, dtype=np.float32),
             duration=total / sr,
         )
+
+
+class FileScores:
+    """``predict_proba``, ``predict`` and ``evaluate`` of a model with ``classes_`` and
+    ``predict_files`` (one definition for every model family, ensembles included)."""
+
+    classes_: list[str]
+
+    def predict_files(self, inputs: Any, **kw: Any) -> list[Prediction]:
+        raise NotImplementedError  # every model defines it (a Predictor's, or an ensemble's)
+
+    def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
+        """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
+        :class:`AudioError` for the first file that cannot be read."""
+        return pooled_scores(self.predict_files(inputs, top_k=len(self.classes_)), self.classes_)
+
+    def predict(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> list[str]:
+        """The most probable label of each file."""
+        return [self.classes_[i] for i in np.argmax(self.predict_proba(inputs), axis=1)]
+
+    def evaluate(
+        self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
+    ) -> Evaluation:
+        """Metrics on the labelled files of ``data``, each file scored as ``predict`` scores
+        it (:func:`evaluate_files`)."""
+        return evaluate_files(self, data, on_file=on_file)
+
+
+class UsesPredictor(FileScores):
+    """Prediction through the model's :class:`Predictor` (its ``predictor`` attribute or
+    property): what a :class:`earmark.Classifier` and an ONNX model share."""
+
+    predictor: Predictor
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3) -> Prediction:
+        """Classify one file of any length; raises :class:`AudioError` if it is unreadable."""
+        return self.predictor.predict_file(path, top_k=top_k)
+
+    def predict_files(
+        self,
+        inputs: str | Path | Manifest | Iterable[str | Path],
+        *,
+        top_k: int = 3,
+        on_file: Callable[[], None] | None = None,
+        batch_size: int = 256,
+        workers: int | None = None,
+    ) -> list[Prediction]:
+        """Classify files, folders (every audio file inside) or a manifest; a file that cannot
+        be read gives a :class:`Prediction` with ``error`` set
+        (:meth:`Predictor.predict_files`)."""
+        return self.predictor.predict_files(
+            inputs, top_k=top_k, on_file=on_file, batch_size=batch_size, workers=workers
+        )
+
+    def score_track(
+        self, path: str | Path, windowing: Windowing | None = None, **kw: Any
+    ) -> ScoreTrack:
+        """The scores of a long recording's sliding windows, streamed
+        (:meth:`Predictor.score_track`)."""
+        return self.predictor.score_track(path, windowing, **kw)
 
 
 def evaluate_files(
