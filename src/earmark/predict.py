@@ -425,9 +425,7 @@ class FileScores:
     ``predict_files`` (one definition for every model family, ensembles included)."""
 
     classes_: list[str]
-
-    def predict_files(self, inputs: Any, **kw: Any) -> list[Prediction]:
-        raise NotImplementedError  # every model defines it (a Predictor's, or an ensemble's)
+    predict_files: Callable[..., list[Prediction]]  # a Predictor's, or an ensemble's own
 
     def predict_proba(self, inputs: str | Path | Manifest | Sequence[str | Path]) -> np.ndarray:
         """Pooled class scores ``[files, classes]`` (columns in ``classes_`` order); raises
