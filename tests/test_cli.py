@@ -468,3 +468,25 @@ def test_resume_continues_the_network_without_model_options(
     assert res.exit_code == 0, res.output
     again = json.loads((straight / "earmark.json").read_text())["history"]
     assert [r["train_loss"] for r in again] == [r["train_loss"] for r in meta["history"]]
+
+
+def test_detect_and_score_events_edges(
+    run_dir: Path, recording: Path, broken_dir: Path, tmp_path: Path
+) -> None:
+    recs = tmp_path / "recs"
+    recs.mkdir()
+    shutil.copy(recording, recs / "field.wav")
+    shutil.copy(broken_dir / "cut.wav", recs / "cut.wav")
+    det = tmp_path / "det"
+    res = run("detect", run_dir, recs, "--out", det, "--json")
+    assert res.exit_code == 3, res.output  # partial: one recording unreadable
+    doc = json.loads(res.stdout)
+    assert doc["files"] == 2 and doc["unreadable"] == 1 and doc["scored"] == 1
+    res = run("detect", run_dir, broken_dir / "cut.wav", "--out", tmp_path / "det2", "-q")
+    assert res.exit_code == 1, res.output  # nothing could be read
+    truth = tmp_path / "truth.csv"
+    truth.write_text("file,start_s,end_s,label\nfield.wav,1.0,1.6,one\nfield.wav,3.0,3.6,two\n")
+    res = run("score-events", det / "events.csv", truth, "--json", "--sweep")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)  # one document, the sweep inside
+    assert "overall" in doc and len(doc["sweep"]) == 19

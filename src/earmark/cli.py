@@ -945,6 +945,7 @@ def detect(
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
     device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
+    as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Find and count events in long recordings with sliding windows; writes events.csv /
@@ -978,11 +979,10 @@ def detect(
         except ValueError:
             given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
     model = load(run)
-    from earmark.training import resolve_device
-
     for member in getattr(model, "members", [model]):
-        if member.family == "neural":
-            member.estimator_.device = resolve_device(device)
+        if getattr(member, "family", None) == "neural":
+            member.to(device)
+    quiet = quiet or as_json
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
@@ -1011,6 +1011,23 @@ def detect(
     labels: dict[str, int] = {}
     for ev in summary.events:
         labels[ev.label] = labels.get(ev.label, 0) + 1
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out),
+                "files": summary.files,
+                "scored": summary.scored,
+                "resumed": summary.resumed,
+                "unreadable": summary.failed,
+                "audio_seconds": summary.audio_seconds,
+                "wall_seconds": summary.wall_seconds,
+                "events": len(summary.events),
+                "events_per_label": dict(sorted(labels.items())),
+                "errors": [{"path": p, "error": e} for p, e in summary.errors],
+            }
+        )
+        _partial(summary.failed, summary.scored + summary.resumed)
+        return
     table = Table("label", "events")
     for label, n in sorted(labels.items()):
         table.add_row(label, str(n))
@@ -1027,7 +1044,7 @@ def detect(
         err_console.print(f"[red]unreadable:[/] {error}", highlight=False, soft_wrap=True)
     if summary.partial:
         err_console.print(f"[yellow]partial:[/] see {out / 'errors.csv'}")
-        raise typer.Exit(PARTIAL_EXIT)
+    _partial(summary.failed, summary.scored + summary.resumed)
 
 
 def _run_detection(model, paths, out, given, resume, workers, quiet):
@@ -1079,7 +1096,8 @@ def score_events_cmd(
     sweep: Annotated[
         bool, typer.Option(help="Precision / recall for a range of thresholds (from scores).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """Event-based precision, recall and F1 (onset within --tolerance), per class and
     overall, and the count error per file."""
@@ -1094,8 +1112,14 @@ def score_events_cmd(
         labels = [c for c in settings["classes"] if c not in settings["rules"]["background"]]
         files = list(settings.get("durations", {})) or None
     result = score_events(detected, reference, tolerance=tolerance, labels=labels, files=files)
-    if as_json:
-        print(json.dumps(result.to_dict(), indent=1))
+    if as_json:  # one document, the sweep inside it
+        doc = result.to_dict()
+        if sweep:
+            doc["sweep"] = _sweep(
+                events.parent, settings, reference, tolerance, labels, files, True
+            )
+        _emit_json(doc)
+        return
     else:
         table = Table("label", "true", "detected", "precision", "recall", "F1")
         for label, m in result.per_class.items():
@@ -1126,7 +1150,8 @@ def score_events_cmd(
                 str(c["detected"]),
                 f"{int(c['error']):+d}",
             )  # type: ignore[call-overload]
-        console.print(counts)
+        if not quiet:
+            console.print(counts)
         console.print(f"count error (mean absolute, per file and class): {o['count_mae']:.3f}")
     if sweep:
         _sweep(events.parent, settings, reference, tolerance, labels, files, as_json)
@@ -1159,8 +1184,7 @@ def _sweep(folder, settings, reference, tolerance, labels, files, as_json):
             {"threshold": float(threshold), **{k: o[k] for k in ("precision", "recall", "f1")}}
         )
     if as_json:
-        print(json.dumps({"sweep": rows}))
-        return
+        return rows
     table = Table("threshold", "precision", "recall", "F1", title="threshold sweep (all classes)")
     best = max(rows, key=lambda r: r["f1"])
     for r in rows:
@@ -1173,6 +1197,7 @@ def _sweep(folder, settings, reference, tolerance, labels, files, as_json):
             style=style,
         )
     console.print(table)
+    return rows
 
 
 @app.command()
