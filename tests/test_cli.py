@@ -490,3 +490,13 @@ def test_detect_and_score_events_edges(
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)  # one document, the sweep inside
     assert "overall" in doc and len(doc["sweep"]) == 19
+
+
+def test_every_command_takes_quiet() -> None:
+    import typer.main
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert len(commands) > 15
+    for name, command in commands.items():
+        flags = {f for p in command.params for f in getattr(p, "opts", [])}
+        assert "--quiet" in flags, f"earmark {name} has no --quiet"
