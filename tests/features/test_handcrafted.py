@@ -236,8 +236,12 @@ def test_records_written_before_the_settings_were_honoured_give_the_same_vectors
     wide = FeatureConfig(kind="handcrafted", n_mfcc=20, n_mels=64)
     assert FeatureConfig.from_dict(wide.to_dict()) == wide
     assert FeatureConfig.from_dict({"kind": "handcrafted", "n_mfcc": 20}).n_mfcc == 20
+    assert FeatureConfig(**{**old, "handcrafted_version": 1}) == cfg
+    from earmark.settings import check_section  # how a run's settings.json is read back
+
+    assert check_section(FeatureConfig, wide.to_dict(), prefix="features") == wide
     assert "handcrafted_version" not in FeatureConfig().to_dict()  # other kinds: unchanged
-    with pytest.raises(ParameterError, match="handcrafted_version 3"):
+    with pytest.raises(ParameterError, match="handcrafted_version must be 1 or 2, got 3"):
         FeatureConfig.from_dict({**record, "handcrafted_version": 3})
 
 

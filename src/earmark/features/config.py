@@ -25,10 +25,7 @@ _HANDCRAFTED_DEFAULTS = {
     "n_mels": HandcraftedFeatures.n_mels,
     "n_mfcc": HandcraftedFeatures.n_mfcc,
 }
-# Written with every hand-crafted record since n_mels and n_mfcc are honoured. A complete
-# record without it was written before: its vectors were computed with 13 MFCCs from
-# min(n_mels, 40) mel bands, whatever it says, and it is read as such.
-_HANDCRAFTED_VERSION = "handcrafted_version"
+# The keys of every record written before ``handcrafted_version`` existed.
 _V1_KEYS = frozenset(
     {
         *("kind", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db"),
@@ -47,9 +44,14 @@ class FeatureConfig(JsonConfig):
     ``n_mels`` and ``n_mfcc`` left unset take the kind's defaults: 64 and 20, except for
     ``handcrafted``, whose vector has always been made of 13 MFCCs from 40 mel bands (so the
     vectors of models trained before either could be set stay the same). Values given are
-    honoured by every kind. Records of hand-crafted settings written before that (without
-    ``handcrafted_version``) are read as what was computed then: 13 MFCCs from at most 40
-    mel bands.
+    honoured by every kind.
+
+    ``handcrafted_version`` (recorded with hand-crafted settings) tells records apart: 2, the
+    settings as they are; 1, settings recorded before ``n_mfcc`` and ``n_mels`` were honoured,
+    whose vectors were computed with 13 MFCCs from at most 40 mel bands whatever the record
+    says; they are made into what was computed (``n_mfcc=13``, ``n_mels=min(n_mels, 40)``,
+    version 2). :meth:`from_dict` reads a complete hand-crafted record without the key (one
+    written before it existed) as version 1.
     """
 
     kind: FeatureKind = "logmel"
@@ -63,6 +65,7 @@ class FeatureConfig(JsonConfig):
     n_mfcc: int | None = None  # None: the kind's default (see above)
     deltas: int = 0
     stats: tuple[str, ...] = ("mean", "std", "min", "max", "p10", "p50", "p90")
+    handcrafted_version: int = 2
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -72,6 +75,18 @@ class FeatureConfig(JsonConfig):
         if self.hop_length < 1:
             raise ParameterError(f"hop_length must be >= 1 samples, got {self.hop_length}")
         object.__setattr__(self, "stats", tuple(self.stats))
+        if self.handcrafted_version not in (1, 2):
+            raise ParameterError(
+                f"handcrafted_version must be 1 or 2, got {self.handcrafted_version!r} "
+                "(a record from a newer earmark?)"
+            )
+        if self.handcrafted_version == 1 and self.kind == "handcrafted":  # what was computed
+            object.__setattr__(self, "n_mfcc", _HANDCRAFTED_DEFAULTS["n_mfcc"])
+            if self.n_mels is not None:
+                object.__setattr__(
+                    self, "n_mels", min(self.n_mels, _HANDCRAFTED_DEFAULTS["n_mels"])
+                )
+        object.__setattr__(self, "handcrafted_version", 2)
         defaults = _HANDCRAFTED_DEFAULTS if self.kind == "handcrafted" else _SPECTRAL_DEFAULTS
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -79,22 +94,18 @@ class FeatureConfig(JsonConfig):
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        if self.kind == "handcrafted":
-            d[_HANDCRAFTED_VERSION] = 2
+        if self.kind != "handcrafted":  # (the other kinds' records and cache keys as before)
+            del d["handcrafted_version"]
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        data = dict(data)
-        version = data.pop(_HANDCRAFTED_VERSION, None)
-        if version not in (None, 2):
-            raise ParameterError(
-                f"{_HANDCRAFTED_VERSION} {version!r} is not one this earmark reads (2); upgrade"
-            )
-        if data.get("kind") == "handcrafted" and version is None and data.keys() >= _V1_KEYS:
-            data["n_mfcc"] = _HANDCRAFTED_DEFAULTS["n_mfcc"]  # what was computed
-            if data["n_mels"] is not None:
-                data["n_mels"] = min(data["n_mels"], _HANDCRAFTED_DEFAULTS["n_mels"])
+        if (
+            data.get("kind") == "handcrafted"
+            and "handcrafted_version" not in data
+            and data.keys() >= _V1_KEYS
+        ):
+            data = {**data, "handcrafted_version": 1}  # recorded before the key existed
         return super().from_dict(data)
 
     @property
