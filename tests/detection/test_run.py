@@ -191,6 +191,21 @@ def test_resolving_settings_with_and_without_a_record(tmp_path: Path) -> None:
         resolve_settings(model, out, resume=True)
 
 
+def test_a_recording_given_twice_is_detected_once(
+    detector: Classifier, folder: Path, tmp_path: Path
+) -> None:
+    (folder / "site1" / "broken.wav").unlink()
+    b = folder / "b.wav"
+    twice = [str(b), str(folder / "site1" / "a.wav"), str(folder / "site1" / ".." / "b.wav")]
+    summary = detect(detector, twice, tmp_path / "det", rules=RULES)
+    assert (summary.files, summary.scored) == (2, 2)
+    events = read_events(tmp_path / "det" / "events.csv")
+    assert len(events) == len(summary.events)
+    assert {e.file for e in events} <= {str(b), str(folder / "site1" / "a.wav")}
+    counts = (tmp_path / "det" / "counts.csv").read_text().splitlines()
+    assert len(counts) == 1 + 2 * 10
+
+
 def test_recording_names_are_unique_and_safe() -> None:
     names = recording_names(["/d/x/a.wav", "/d/y/a.wav", "/d/y/a.flac", "/d/y/b c.wav"])
     assert names == ["x__a", "y__a", "y__a~2", "y__b_c"]

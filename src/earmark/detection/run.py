@@ -1,12 +1,17 @@
 """Detection over a folder of recordings: resumable, one bad file never stops the run.
 
-For every recording, the score track is computed (:func:`score_file`), its events found, and
-its Raven and Audacity tables written; then its part file (``parts/<name>.npz``: the score
-track and the settings it was made with) is written last, atomically, and marks the
-recording as done. ``resume=True`` skips recordings whose part matches the current settings.
-At the end the folder-wide tables (events CSV / JSON, counts, scores Parquet, errors) are
-rebuilt from all parts. The next recordings are decoded in background threads while the
-current one is scored (``workers`` of them at a time).
+Before anything is scored, the run writes its settings record (``detection.json``: the
+model's name and fingerprint, the windowing, the event rules, status ``running``). For every
+recording, the score track is computed (:func:`score_file`), its events found, and its Raven
+and Audacity tables written; then its part file (``parts/<name>.npz``: the score track and
+the fingerprint of the model and windowing it was made with) is written last, atomically,
+and marks the recording as done. ``resume=True`` takes the settings from the record (a
+setting or model given that differs is refused, see :func:`resolve_settings`) and skips
+recordings whose part matches. At the end the folder-wide tables (events CSV / JSON, counts,
+scores Parquet, errors) are rebuilt from all parts and the record completed (status
+``complete``, files scored / resumed / failed, events, each recording's duration). The next
+recordings are decoded in background threads while the current one is scored (``workers``
+of them at a time).
 """
 
 from __future__ import annotations
@@ -388,7 +393,10 @@ def detect(
     tables_dir.mkdir(parents=True, exist_ok=True)
     for stray in parts_dir.glob(".*.npz"):  # a temporary part left by a killed run
         stray.unlink(missing_ok=True)
-    paths = [str(p) for p in paths]
+    unique: dict[Path, str] = {}  # a recording given twice is one recording
+    for p in paths:
+        unique.setdefault(Path(p).resolve(), str(p))
+    paths = list(unique.values())
     names = recording_names(paths)
     model_print = model_fingerprint(model)
     fingerprint = _fingerprint(model_print, windowing)
@@ -445,11 +453,7 @@ def detect(
                 reader = readers.pop(i, None)
                 if reader is not None:
                     reader.close()
-            events = find_events(track, rules)
-            write_raven(
-                tables_dir / f"{names[i]}.selections.txt", events, max_freq=_max_freq(model)
-            )
-            write_audacity(tables_dir / f"{names[i]}.labels.txt", events)
+            write_tables(i, track)
             _save_part(parts_dir / f"{names[i]}.npz", track, fingerprint)  # last: "done"
             tracks[i] = track
             summary.scored += 1
@@ -461,13 +465,9 @@ def detect(
             reader.close()
 
     ordered = [tracks[i] for i in sorted(tracks)]
-    for i in sorted(tracks):  # tables of resumed recordings too (rules may have changed)
+    for i in sorted(tracks):  # tables of resumed recordings too, from their parts
         if i not in todo:
-            events = find_events(tracks[i], rules)
-            write_raven(
-                tables_dir / f"{names[i]}.selections.txt", events, max_freq=_max_freq(model)
-            )
-            write_audacity(tables_dir / f"{names[i]}.labels.txt", events)
+            write_tables(i, tracks[i])
     summary.events = [ev for t in ordered for ev in find_events(t, rules)]
     reported = [c for c in model.classes_ if c not in rules.background]
     write_events_csv(out / "events.csv", summary.events)
