@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from earmark.classifier import Classifier
-from earmark.config import JsonConfig
 from earmark.data.layouts import as_manifest
 from earmark.data.manifest import SPLIT_NAMES, Manifest
+from earmark.data.splits import SplitSettings
 from earmark.errors import EarmarkError, ParameterError
 from earmark.evaluation import CVResult, Evaluation, cross_validate
 from earmark.report import write_evaluation
@@ -33,32 +33,6 @@ __all__ = [
 ]
 
 SPLITS = (*SPLIT_NAMES, "all")
-
-
-@dataclass(frozen=True)
-class SplitSettings(JsonConfig):
-    """How a data set is split for training: the data set's own split when it defines one
-    (``use_defined``), else a stratified holdout, group-aware when groups exist
-    (``group=None``: whenever the manifest has them). Sizes are fractions."""
-
-    test_size: float = 0.2
-    valid_size: float = 0.0
-    seed: int = 0
-    group: bool | None = None
-    use_defined: bool = True
-
-    def apply(self, manifest: Manifest):  # -> Splits
-        from earmark.data.splits import from_split_column, holdout
-
-        if self.use_defined and manifest.has_splits:
-            return from_split_column(manifest)
-        return holdout(
-            manifest,
-            test_size=self.test_size,
-            valid_size=self.valid_size,
-            group=self.group,
-            seed=self.seed,
-        )
 
 
 def _relative(paths: list[str], root: Path | None) -> list[str]:

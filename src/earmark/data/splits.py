@@ -21,12 +21,14 @@ from sklearn.model_selection import (
     StratifiedKFold,
 )
 
+from earmark.config import JsonConfig
 from earmark.errors import SplitError
 
 if TYPE_CHECKING:  # splits take manifests apart; Manifest.split calls back here
     from earmark.data.manifest import Manifest
 
 __all__ = [
+    "SplitSettings",
     "Splits",
     "check_no_leak",
     "from_split_column",
@@ -235,3 +237,28 @@ def hide_labels(m: Manifest, fraction: float, *, seed: int = 0) -> Manifest:
         hidden.append(rng.permutation(rows)[keep:])
     out.frame.loc[np.concatenate(hidden), "label"] = pd.NA
     return out
+
+
+@dataclass(frozen=True)
+class SplitSettings(JsonConfig):
+    """How a data set is split for training: the data set's own split when it defines one
+    (``use_defined``), else a stratified holdout, group-aware when groups exist
+    (``group=None``: whenever the manifest has them). Sizes are fractions."""
+
+    test_size: float = 0.2
+    valid_size: float = 0.0
+    seed: int = 0
+    group: bool | None = None
+    use_defined: bool = True
+
+    def apply(self, manifest: Manifest) -> Splits:
+        """The train / valid / test parts of ``manifest`` these settings make."""
+        if self.use_defined and manifest.has_splits:
+            return from_split_column(manifest)
+        return holdout(
+            manifest,
+            test_size=self.test_size,
+            valid_size=self.valid_size,
+            group=self.group,
+            seed=self.seed,
+        )

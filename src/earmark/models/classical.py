@@ -52,7 +52,7 @@ class ClassicalModel(ClassifierMixin, BaseEstimator):
         spec = get(self.model)
         if spec.family != "classical":
             raise ParameterError(f"{self.model!r} is a {spec.family} model, not a classical one")
-        from earmark.settings import SettingsError, check_params
+        from earmark.checks import SettingsError, check_params
 
         try:
             params = {**spec.defaults, **check_params(self.model, self.params or {})}

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-from earmark.models.registry import ModelSpec, Param, register
+from earmark.models.spec import ModelSpec, Param, register
 
 __all__: list[str] = []
 

@@ -13,8 +13,8 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
-from earmark.models.registry import ModelSpec, Param, register
 from earmark.models.sgan_config import GanSettings
+from earmark.models.spec import ModelSpec, Param, register
 
 __all__ = ["NEURAL_FEATURES"]
 
