@@ -4,7 +4,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from earmark.classifier import Classifier
 from earmark.detection import Windowing
@@ -209,3 +211,25 @@ def test_a_recording_given_twice_is_detected_once(
 def test_recording_names_are_unique_and_safe() -> None:
     names = recording_names(["/d/x/a.wav", "/d/y/a.wav", "/d/y/a.flac", "/d/y/b c.wav"])
     assert names == ["x__a", "y__a", "y__a~2", "y__b_c"]
+
+
+def test_a_model_keeps_its_fingerprint_through_save_and_load(tmp_path: Path) -> None:
+    from earmark import data, load
+    from earmark.audio import AudioConfig
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000) / 16_000
+    for label, k in [(lab, k) for lab in ("tone", "noise") for k in range(8)]:
+        y = 0.05 * rng.standard_normal(16_000)
+        if label == "tone":
+            y += 0.3 * np.sin(2 * np.pi * rng.uniform(900, 1100) * t)
+        (tmp_path / "train" / label).mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / "train" / label / f"{k}.wav", y.astype(np.float32), 16_000)
+    train = data.load(tmp_path / "train")
+    clf = Classifier("logreg", features="logmel", audio=AudioConfig(duration=1.0)).fit(train)
+    again = load(clf.save(tmp_path / "run"))
+    assert model_fingerprint(again) == model_fingerprint(clf)
+    other = Classifier(
+        "logreg", features="logmel", audio=AudioConfig(duration=1.0), params={"C": 0.01}
+    ).fit(train)
+    assert model_fingerprint(other) != model_fingerprint(clf)

@@ -22,11 +22,20 @@ from typing import Literal
 
 import numpy as np
 
+from earmark.audio import AUDIO_EXTENSIONS
 from earmark.config import JsonConfig
 from earmark.detection.scores import ScoreTrack
 from earmark.errors import ParameterError
 
-__all__ = ["Event", "EventRules", "count_events", "find_events", "load_thresholds"]
+__all__ = [
+    "Event",
+    "EventRules",
+    "count_events",
+    "file_key",
+    "find_events",
+    "load_thresholds",
+    "recording_stem",
+]
 
 Bounds = Literal["center", "window"]
 
@@ -122,6 +131,20 @@ class EventRules(JsonConfig):
 
     def class_thresholds(self, classes: Sequence[str]) -> np.ndarray:
         return np.array([self.thresholds.get(c, self.threshold) for c in classes], np.float64)
+
+
+def recording_stem(name: str) -> str:
+    """A file name without its audio extension (``rec.2024-05-01.wav`` ->
+    ``rec.2024-05-01``); a name without a known audio extension is kept whole
+    (``rec.2024-05-01`` stays itself, not ``rec``)."""
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix and suffix.lower() in AUDIO_EXTENSIONS else name
+
+
+def file_key(path: str) -> str:
+    """How files are matched between tables: the name without folders and without its audio
+    extension (:func:`recording_stem`)."""
+    return recording_stem(Path(path.replace("\\", "/")).name)
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from earmark.atomic import atomic_text, atomic_write
-from earmark.detection.events import Event, EventRules, count_events, find_events
+from earmark.detection.events import (
+    Event,
+    EventRules,
+    count_events,
+    find_events,
+    recording_stem,
+)
 from earmark.detection.scores import BLOCK_SECONDS, ScoreTrack, score_file
 from earmark.detection.tables import (
     write_audacity,
@@ -39,7 +45,6 @@ from earmark.detection.tables import (
     write_raven,
     write_scores,
 )
-from earmark.detection.truth import recording_stem
 from earmark.detection.windows import Windowing
 from earmark.errors import AudioError, EarmarkError, ParameterError
 from earmark.prefetch import Prefetched
@@ -86,7 +91,7 @@ class DetectionSummary:
 def recording_names(paths: Sequence[str]) -> list[str]:
     """Unique, file-system-safe names for recordings, used for their per-file tables: the
     path relative to the recordings' common folder, without its audio extension (as
-    :func:`~earmark.detection.truth.file_key` matches files), ``/`` as ``__``."""
+    :func:`~earmark.detection.events.file_key` matches files), ``/`` as ``__``."""
     if not paths:
         return []
     resolved = [Path(p).resolve() for p in paths]
@@ -117,9 +122,10 @@ def _json_default(value: Any) -> Any:
 
 
 def model_identity(model: Any) -> dict[str, Any]:
-    """What identifies a trained model without its weights: name, family, classes, clip
-    length, audio and feature settings, what it was trained on and its metrics (an ensemble:
-    its method, weights and its members' identities). The same after a save and a load."""
+    """What identifies a trained model without its weights: name, family, parameters, seed,
+    classes, clip length, audio and feature settings, what it was trained on and its metrics
+    (an ensemble: its method, weights and its members' identities). The same after a save
+    and a load."""
     members = getattr(model, "members", None)
     if members is not None:
         return _plain(
@@ -135,6 +141,8 @@ def model_identity(model: Any) -> dict[str, Any]:
         {
             "model": getattr(model, "model", type(model).__name__),
             "family": getattr(model, "family", None),
+            "params": _resolved_params(model),
+            "seed": getattr(model, "seed", None),
             "classes": list(model.classes_),
             "clip": getattr(model, "clip_seconds_", None),
             "audio": getattr(model, "audio", None),
@@ -143,6 +151,21 @@ def model_identity(model: Any) -> dict[str, Any]:
             "metrics": getattr(model, "metrics_", {}),
         }
     )
+
+
+def _resolved_params(model: Any) -> dict[str, Any] | None:
+    """The model's parameters with its learner's defaults filled in (as its artifact keeps
+    them), so a model and the same model saved and loaded agree."""
+    params = getattr(model, "params", None)
+    if params is None:
+        return None
+    from earmark.models import registry
+
+    try:
+        defaults = registry.get(model.model).defaults
+    except (EarmarkError, AttributeError):
+        defaults = {}
+    return {**defaults, **params}
 
 
 def model_fingerprint(model: Any) -> str:

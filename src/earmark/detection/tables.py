@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from earmark.atomic import atomic_text, atomic_write
-from earmark.detection.events import Event, event_from_row
+from earmark.detection.events import Event, event_from_row, file_key
 from earmark.detection.scores import ScoreTrack
 from earmark.errors import ParameterError
 
@@ -121,8 +121,6 @@ def read_raven(path: str | Path, *, file: str | None = None) -> list[Event]:
     ``Begin File`` or ``Begin Path`` when present, else ``file`` (default: the table's name
     without ``.selections.txt``). Only ``Spectrogram`` view rows count (Raven repeats each
     selection once per view)."""
-    from earmark.detection.truth import file_key
-
     path = Path(path)
     default = file or path.name.split(".selections")[0].removesuffix(".txt")
     try:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earmark.audio import AUDIO_EXTENSIONS
-from earmark.detection.events import Event
+from earmark.detection.events import Event, file_key, recording_stem
 from earmark.errors import ParameterError
 
 __all__ = ["EventScores", "file_key", "read_truth", "recording_stem", "score_events"]
@@ -31,20 +30,6 @@ _ALIASES = {
     "end": ("end_s", "end", "offset", "stop", "end time (s)"),
     "label": ("label", "event_label", "class", "annotation", "species"),
 }
-
-
-def recording_stem(name: str) -> str:
-    """A file name without its audio extension (``rec.2024-05-01.wav`` ->
-    ``rec.2024-05-01``); a name without a known audio extension is kept whole
-    (``rec.2024-05-01`` stays itself, not ``rec``)."""
-    suffix = Path(name).suffix
-    return name[: -len(suffix)] if suffix and suffix.lower() in AUDIO_EXTENSIONS else name
-
-
-def file_key(path: str) -> str:
-    """How files are matched between tables: the name without folders and without its audio
-    extension (:func:`recording_stem`)."""
-    return recording_stem(Path(path.replace("\\", "/")).name)
 
 
 def read_truth(path: str | Path) -> list[Event]:
