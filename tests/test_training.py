@@ -274,9 +274,7 @@ class MultiLabel(SupervisedObjective):
     must allow without touching the loop."""
 
     def prepare(self, model, context: FitContext) -> None:
-        self.config, self.n_classes = context.config, context.n_classes
-        self.frontend, self.device = context.frontend, context.device
-        self.n_samples, self.amp = context.n_samples, context.amp
+        self.context = context  # (no class counts: rows may hold several classes)
 
     def epoch_order(self, y_train, generator, epoch):
         return torch.randperm(len(y_train), generator=generator)
@@ -291,7 +289,7 @@ class MultiLabel(SupervisedObjective):
     def validate(self, model, bank, y):
         model.eval()
         with torch.no_grad():
-            feats = self.frontend(bank.batch(torch.arange(len(bank)), self.n_samples))
+            feats = self.context.frontend(bank.batch(torch.arange(len(bank)), SR // 2))
             logits = model(feats).float()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y.float())
         exact = ((logits > 0) == (y > 0.5)).all(dim=1).float().mean()

@@ -334,7 +334,9 @@ class Objective(Protocol):
         """Float training targets for label rows ``y`` (before mixup)."""
 
     def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
-        """The loss that the optimizer named ``optimizer`` minimizes on ``batch``."""
+        """The loss that the optimizer named ``optimizer`` minimizes on ``batch`` (called
+        under the trainer's autocast; the trainer back-propagates it into that optimizer's
+        parameters only)."""
 
     def end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
         """After each epoch's training, before validation; may add to ``record``."""
@@ -354,21 +356,25 @@ class SupervisedObjective:
     and class weights from the config), one AdamW, an epoch a shuffled (or class-balanced)
     pass over the labelled clips; validated by accuracy, macro F1 and cross-entropy.
 
-    After :meth:`prepare`: ``counts`` (clips per class) and ``class_weight`` (``None`` unless
-    ``class_weights``), which objectives built on this one may use."""
+    After :meth:`prepare`: ``context`` (the :class:`FitContext`), ``counts`` (clips per
+    class) and ``class_weight`` (``None`` unless ``class_weights``), which objectives built
+    on this one may use."""
 
     def __init__(self) -> None:
+        self.context: FitContext | None = None
         self.counts: Tensor | None = None
         self.class_weight: Tensor | None = None
 
+    def _ctx(self) -> FitContext:
+        if self.context is None:
+            raise EarmarkError("the objective is not prepared: call prepare(model, context)")
+        return self.context
+
     def prepare(self, model: nn.Module, context: FitContext) -> None:
-        cfg, n_classes = context.config, context.n_classes
-        self.config, self.n_classes = cfg, n_classes
-        self.frontend, self.device = context.frontend, context.device
-        self.n_samples, self.amp = context.n_samples, context.amp
+        self.context, n_classes = context, context.n_classes
         self.counts = torch.bincount(context.y_train, minlength=n_classes).float()
         self.class_weight = None
-        if cfg.class_weights:
+        if context.config.class_weights:
             counts = self.counts
             self.class_weight = (counts.sum() / (n_classes * counts.clamp_min(1))).to(
                 context.device
@@ -378,19 +384,22 @@ class SupervisedObjective:
         return [OptimizerSpec("model", list(model.parameters()))]
 
     def steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.config.batch_size)
+        return math.ceil(n_train / self._ctx().config.batch_size)
 
     def epoch_order(self, y_train: Tensor, generator: torch.Generator, epoch: int) -> Tensor:
-        if self.config.balanced_sampling:
+        if self._ctx().config.balanced_sampling:
+            if self.counts is None:
+                raise ParameterError("balanced_sampling needs the class counts of prepare()")
             w = (1.0 / self.counts.clamp_min(1))[y_train]
             return torch.multinomial(w, len(y_train), replacement=True, generator=generator)
         return torch.randperm(len(y_train), generator=generator)
 
     def targets(self, y: Tensor) -> Tensor:
-        targets = torch.nn.functional.one_hot(y, self.n_classes).float()
-        smoothing = self.config.label_smoothing
+        ctx = self._ctx()
+        targets = torch.nn.functional.one_hot(y, ctx.n_classes).float()
+        smoothing = ctx.config.label_smoothing
         if smoothing:
-            targets = targets * (1 - smoothing) + smoothing / self.n_classes
+            targets = targets * (1 - smoothing) + smoothing / ctx.n_classes
         return targets
 
     def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
@@ -402,10 +411,11 @@ class SupervisedObjective:
     def validate(self, model: nn.Module, bank: WaveBank, y: Tensor) -> dict[str, float]:
         from earmark.evaluation import evaluate
 
+        ctx = self._ctx()
         proba, loss = predict_bank(
-            model, self.frontend, bank, y, self.n_samples, self.device, amp=self.amp
+            model, ctx.frontend, bank, y, ctx.n_samples, ctx.device, amp=ctx.amp
         )
-        ev = evaluate(y.numpy(), proba, [str(i) for i in range(self.n_classes)])
+        ev = evaluate(y.numpy(), proba, [str(i) for i in range(ctx.n_classes)])
         return {
             "valid_loss": loss,
             "valid_accuracy": ev.metrics["accuracy"],
@@ -453,7 +463,8 @@ class _Optimizers:
 
 class Trainer:
     """Trains ``model`` on features from ``frontend`` for an :class:`Objective` (default:
-    :class:`SupervisedObjective`, single-label cross-entropy).
+    :class:`SupervisedObjective`, single-label cross-entropy); ``trainer.objective`` holds
+    what the objective trained beside the model (the sgan's ``generator``).
 
     ``checkpoint_dir`` receives a checkpoint after every epoch; ``on_step(done, total, loss)``
     and ``on_epoch(record)`` report progress (the CLI draws them).
