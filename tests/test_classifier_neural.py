@@ -117,7 +117,7 @@ def test_cli_trains_a_network_and_resumes(demo_digits: Path, tmp_path: Path) -> 
     res = runner.invoke(
         app, ["predict", str(out), str(demo_digits / "nine" / "v001.wav"), "--json"]
     )
-    assert res.exit_code == 0 and json.loads(res.output.strip())["labels"]
+    assert res.exit_code == 0 and json.loads(res.stdout)["predictions"][0]["labels"]
 
 
 def test_recipes(demo_digits: Path, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_recipes(demo_digits: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["train", str(demo_digits), "--config", str(bad), "--out", str(tmp_path / "x")]
     )
-    assert res.exit_code == 1 and "unknown recipe keys" in res.output
+    assert res.exit_code == 2 and "modle: unknown recipe key" in res.output
 
 
 def test_a_second_fit_reads_waveforms_from_the_cache(splits, tmp_path: Path, monkeypatch) -> None:

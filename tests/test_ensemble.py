@@ -123,7 +123,7 @@ def test_cli_ensemble_and_predict(runs, demo_digits: Path, tmp_path: Path) -> No
     res = CliRunner().invoke(
         app, ["predict", str(out), str(demo_digits / "two" / "v000.wav"), "--json"]
     )
-    assert res.exit_code == 0 and json.loads(res.output.strip())["labels"]
+    assert res.exit_code == 0 and json.loads(res.stdout)["predictions"][0]["labels"]
 
 
 def test_members_must_know_the_same_classes(runs) -> None:

@@ -72,15 +72,16 @@ class OnnxClassifier(UsesPredictor):
             self.features = FeatureConfig.from_dict(meta["features"])
             self.clip_seconds_ = float(meta["clip_seconds"])
             self.pooling = meta.get("pooling", "mean")
-            preprocessing = Preprocessing(
+            self.preprocessing = Preprocessing(
                 self.audio, self.features, self.clip_seconds_, featurize=False
             )
+            if self.pooling not in ("mean", "max"):
+                raise ValueError(f"pooling must be mean or max, got {self.pooling!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise EarmarkError(f"{path}: invalid earmark settings ({exc})") from None
         self.metrics_ = meta.get("metrics", {})
         self.session = session
         self.path = path
-        self.predictor = Predictor(preprocessing, self.classes_, self.run, pooling=self.pooling)
 
     def __repr__(self) -> str:
         return f"OnnxClassifier({self.path.name!r}, {len(self.classes_)} classes)"
@@ -123,8 +124,9 @@ class OnnxClassifier(UsesPredictor):
         return cls(meta, session, path)
 
     @property
-    def preprocessing(self) -> Preprocessing:
-        return self.predictor.preprocessing
+    def predictor(self) -> Predictor:
+        """Windows -> scores -> pooling with this graph (``pooling`` may be changed)."""
+        return Predictor(self.preprocessing, self.classes_, self.run, pooling=self.pooling)
 
     def run(self, waveforms: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Probabilities ``[n, classes]`` of standardized windows ``[n, channels, samples]``."""
