@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -354,3 +355,13 @@ def test_the_console_and_the_tables_agree(
             assert int(r["n"]) == sum(e.file == r["file"] and e.label == r["label"] for e in events)
         record = json.loads((det / "detection.json").read_text())
         assert (record["files"], record["failed"], record["events"]) == (5, 3, n_events)
+    # --json says the same
+    res = runner.invoke(app, [*args, "--resume", "--json"])
+    assert res.exit_code == PARTIAL_EXIT, res.output
+    doc = json.loads(res.output)
+    events = read_events(det / "events.csv")
+    assert (doc["files"], doc["resumed"], doc["scored"], doc["unreadable"]) == (5, 2, 0, 3)
+    assert doc["events"] == len(events)
+    assert doc["events_per_label"] == dict(Counter(e.label for e in events))
+    errors = list(csv.DictReader((det / "errors.csv").open()))
+    assert sorted(e["path"] for e in doc["errors"]) == sorted(r["file"] for r in errors)
