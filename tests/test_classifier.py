@@ -127,3 +127,13 @@ def test_unfitted_and_unknown_models_say_so() -> None:
         Classifier("gnb").predict_file("x.wav")
     with pytest.raises(EarmarkError, match="unknown model"):
         Classifier("resnet")
+
+
+def test_hyper_parameters_are_checked_when_the_classifier_is_made() -> None:
+    from earmark.checks import SettingsError
+
+    with pytest.raises(SettingsError, match=r"params\.C: expected a number"):
+        Classifier("svm", params={"C": "abc"})
+    with pytest.raises(SettingsError, match=r"params\.widht: unknown hyper-parameter of cnn"):
+        Classifier("cnn", params={"widht": 8})
+    assert Classifier("svm", params={"C": "1e-3"}).params == {"C": 0.001}

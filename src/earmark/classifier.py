@@ -25,6 +25,7 @@ import earmark
 from earmark import artifact
 from earmark import audio as audio_io
 from earmark.audio import AudioConfig
+from earmark.checks import check_params
 from earmark.data.layouts import as_manifest
 from earmark.data.layouts import load as load_dataset
 from earmark.data.manifest import Manifest
@@ -88,7 +89,9 @@ class Classifier(UsesPredictor):
         self.family = spec.family
         self.features = features
         self.audio = audio or AudioConfig()
-        self.params = dict(params or {})
+        # checked and converted against the model's declared hyper-parameters at once (one
+        # line naming the key), not when training is half-way
+        self.params = check_params(model, params or {})
         self.seed = seed
         self.cache_dir = cache_dir
         self.workers = workers
