@@ -123,37 +123,106 @@ def test_upload_names_are_never_paths_and_temp_files_are_removed(
     assert not target.exists() and list(uploads.iterdir()) == []
 
 
-def test_uploads_go_to_memory_where_there_is_tmpfs() -> None:
-    from earmark.serve.app import _memory_tmp
+def test_uploads_go_to_memory_where_there_is_tmpfs(
+    detector, demo_digits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    made: list[Path] = []
+    mkstemp = tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, path = mkstemp(*args, **kwargs)
+        made.append(Path(path))
+        return fd, path
+
+    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+
+    def upload() -> Path:
+        with TestClient(create_app(detector, ServeSettings())) as client:  # upload_dir unset
+            res = client.post("/v1/predict", content=clip, headers={"content-type": "audio/wav"})
+            assert res.status_code == 200, res.text
+        assert not made[-1].exists()  # removed after the answer
+        return made[-1].parent
 
     shm = Path("/dev/shm")
-    expected = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    assert _memory_tmp() == expected
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        assert upload() == shm
+    real_access = os.access
+
+    def no_shm(path, mode, *args, **kwargs) -> bool:  # a system without a usable tmpfs
+        return False if Path(path) == shm else real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", no_shm)
+    assert upload() == Path(tempfile.gettempdir())
 
 
 class _Slow:
-    """A model whose prediction takes a while (to hold the concurrency slots)."""
+    """A model without a predictor (as an ensemble): the server runs ``predict_file`` per
+    request, which takes ``seconds`` longer."""
 
     def __init__(self, inner, seconds: float) -> None:
         self.inner, self.seconds = inner, seconds
         self.classes_ = inner.classes_
         self.model = "slow"
+        self.scored: list[int] = []  # files per call (finished or failed)
 
     def predict_file(self, path, top_k=5):
         time.sleep(self.seconds)
-        return self.inner.predict_file(path, top_k=top_k)
+        try:  # (after a timeout the upload is gone: this fails, in a thread nobody awaits)
+            return self.inner.predict_file(path, top_k=top_k)
+        finally:
+            self.scored.append(1)
 
 
-def test_busy_server_answers_503_and_health_stays_responsive(detector, demo_digits: Path) -> None:
-    app = create_app(_Slow(detector, 1.0), ServeSettings(max_concurrency=1, max_queue=0))
-    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+class _SlowBatches:
+    """A classifier whose predictor takes ``seconds`` longer to score each batch: the server
+    takes its batched path (decode, queue the windows, score them in a worker thread)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.classes_ = inner.classes_
+        self.model = "slow"
+        self.scored: list[int] = []  # windows per batch
+        self.predictor = inner.predictor
+        score = self.predictor.score
+
+        def slow(x):
+            time.sleep(seconds)
+            self.scored.append(len(x))
+            return score(x)
+
+        self.predictor.score = slow
+
+    def predict_file(self, path, top_k=5):
+        raise AssertionError("the server must score through the batcher")
+
+
+def _slow_app(kind: str, detector, seconds: float, **settings):
+    if kind == "batched":
+        model = _SlowBatches(detector, seconds)
+        app = create_app(model, ServeSettings(**settings))
+        assert app.state.batcher is not None
+    else:
+        model = _Slow(detector, seconds)
+        app = create_app(model, ServeSettings(**settings))
+        assert getattr(app.state, "batcher", None) is None
+    return app, model
+
+
+@pytest.mark.parametrize("kind", ["batched", "per-request"])
+def test_busy_server_answers_503_and_health_stays_responsive(
+    detector, demo_digits: Path, kind: str
+) -> None:
+    app, model = _slow_app(kind, detector, 1.0, max_concurrency=1, max_queue=0)
+    clip = demo_digits / "one" / "v000.wav"
     with TestClient(app) as client:
         results = {}
 
         def slow() -> None:
             results["slow"] = client.post(
-                "/v1/predict", content=clip, headers={"content-type": "audio/wav"}
-            ).status_code
+                "/v1/predict", content=clip.read_bytes(), headers={"content-type": "audio/wav"}
+            )
 
         worker = threading.Thread(target=slow)
         worker.start()
@@ -161,22 +230,56 @@ def test_busy_server_answers_503_and_health_stays_responsive(detector, demo_digi
         t0 = time.perf_counter()
         assert client.get("/healthz").status_code == 200
         assert time.perf_counter() - t0 < 0.5  # not stuck behind the prediction
-        busy = client.post("/v1/predict", content=clip, headers={"content-type": "audio/wav"})
+        busy = client.post(
+            "/v1/predict", content=clip.read_bytes(), headers={"content-type": "audio/wav"}
+        )
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "busy" in busy.json()["detail"]
         worker.join()
-        assert results["slow"] == 200
+        assert results["slow"].status_code == 200, results["slow"].text
+        assert results["slow"].json()["labels"] == detector.predict_file(clip, top_k=5).labels
+    if kind == "batched":  # one batch scored: the refused request never reached the model
+        assert app.state.batcher.batches == 1 and len(model.scored) == 1
 
 
-def test_timeout_and_duration_limits(detector, demo_digits: Path, recording: Path) -> None:
+@pytest.mark.parametrize("kind", ["batched", "per-request"])
+def test_timeout_answers_504_without_waiting_for_the_model(
+    detector, demo_digits: Path, kind: str
+) -> None:
+    app, model = _slow_app(kind, detector, 1.0, timeout=0.2)
     clip = (demo_digits / "one" / "v000.wav").read_bytes()
-    with TestClient(create_app(_Slow(detector, 1.0), ServeSettings(timeout=0.2))) as client:
+    with TestClient(app) as client:
+        t0 = time.perf_counter()
         res = client.post("/v1/predict", content=clip, headers={"content-type": "audio/wav"})
-        assert res.status_code == 504
-    with TestClient(create_app(detector, ServeSettings(max_duration=5.0))) as client:
+        took = time.perf_counter() - t0
+        assert res.status_code == 504 and "took over 0.2 s" in res.json()["detail"]
+        assert took < 0.8  # answered at the timeout, not when the model was done
+        if kind == "batched":
+            assert app.state.batcher.batches == 0  # the batch was still being scored
+        for _ in range(100):  # let the model finish before the server stops (no thread left)
+            if model.scored:
+                break
+            time.sleep(0.05)
+        assert model.scored == [1]
+
+
+def test_duration_limit(detector, recording: Path) -> None:
+    import soundfile as sf
+
+    app = create_app(detector, ServeSettings(max_duration=5.0))
+    with TestClient(app) as client:
         res = client.post(
             "/v1/predict", content=recording.read_bytes(), headers={"content-type": "audio/wav"}
         )
         assert res.status_code == 413 and "over the limit" in res.json()["detail"]
+        assert app.state.batcher.batches == 0  # refused while decoding: nothing scored
+        short = recording.parent / "short.wav"
+        y, sr = sf.read(recording, dtype="float32")
+        sf.write(short, y[: 4 * sr], sr, subtype="PCM_16")
+        res = client.post(
+            "/v1/predict", content=short.read_bytes(), headers={"content-type": "audio/wav"}
+        )
+        assert res.status_code == 200 and app.state.batcher.batches == 1
 
 
 def test_detect_returns_events_counts_and_the_score_track(
