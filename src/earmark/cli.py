@@ -7,7 +7,6 @@ one JSON document on stdout and nothing else there.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -16,7 +15,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -1101,23 +1099,14 @@ def score_events_cmd(
 ) -> None:
     """Event-based precision, recall and F1 (onset within --tolerance), per class and
     overall, and the count error per file."""
-    from earmark.detection.tables import read_events
-    from earmark.detection.truth import read_truth, score_events
+    from earmark.detection.scoring import score_run
 
-    detected, reference = read_events(events), read_truth(truth)
-    settings = _detection_settings(events.parent)
-    labels = None
-    files = None
-    if settings is not None:
-        labels = [c for c in settings["classes"] if c not in settings["rules"]["background"]]
-        files = list(settings.get("durations", {})) or None
-    result = score_events(detected, reference, tolerance=tolerance, labels=labels, files=files)
+    run = score_run(events, truth, tolerance=tolerance, sweep=sweep)
+    result = run.scores
     if as_json:  # one document, the sweep inside it
         doc = result.to_dict()
         if sweep:
-            doc["sweep"] = _sweep(
-                events.parent, settings, reference, tolerance, labels, files, True
-            )
+            doc["sweep"] = run.sweep
         _emit_json(doc)
         return
     else:
@@ -1154,50 +1143,20 @@ def score_events_cmd(
             console.print(counts)
         console.print(f"count error (mean absolute, per file and class): {o['count_mae']:.3f}")
     if sweep:
-        _sweep(events.parent, settings, reference, tolerance, labels, files, as_json)
+        _print_sweep(run.sweep, run.best)
 
 
-def _detection_settings(folder: Path) -> dict[str, Any] | None:
-    """The settings record of the detection run that wrote ``folder`` (None: not one)."""
-    from earmark.detection.run import read_record
-
-    return read_record(folder)
-
-
-def _sweep(folder, settings, reference, tolerance, labels, files, as_json):
-    from earmark.detection.events import EventRules, find_events
-    from earmark.detection.tables import read_tracks
-    from earmark.detection.truth import score_events
-
-    if settings is None or not (folder / "scores.parquet").exists():
-        raise EarmarkError(
-            f"{folder}: --sweep needs the scores.parquet and detection.json of a run"
-        )
-    tracks = read_tracks(folder)
-    base = EventRules.from_dict(settings["rules"])
-    rows = []
-    for threshold in np.round(np.arange(0.05, 1.0, 0.05), 2):
-        rules = dataclasses.replace(base, threshold=float(threshold), thresholds={})
-        found = [ev for t in tracks for ev in find_events(t, rules)]
-        o = score_events(found, reference, tolerance=tolerance, labels=labels, files=files).overall
-        rows.append(
-            {"threshold": float(threshold), **{k: o[k] for k in ("precision", "recall", "f1")}}
-        )
-    if as_json:
-        return rows
+def _print_sweep(rows: list[dict[str, float]], best: dict[str, float] | None) -> None:
     table = Table("threshold", "precision", "recall", "F1", title="threshold sweep (all classes)")
-    best = max(rows, key=lambda r: r["f1"])
     for r in rows:
-        style = "bold" if r is best else None
         table.add_row(
             f"{r['threshold']:.2f}",
             f"{r['precision']:.3f}",
             f"{r['recall']:.3f}",
             f"{r['f1']:.3f}",
-            style=style,
+            style="bold" if r is best else None,
         )
     console.print(table)
-    return rows
 
 
 @app.command()
