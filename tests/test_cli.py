@@ -88,6 +88,18 @@ def test_features_command_writes_a_table(
     assert (kind == "handcrafted") == bool(table.names)
 
 
+def test_features_command_uses_the_kinds_own_defaults(demo_digits: Path, tmp_path: Path) -> None:
+    """Hand-crafted features from the command are those a classical model trains on."""
+    from earmark.features import FeatureConfig
+
+    res = run("features", demo_digits, "--kind", "handcrafted", "--out", tmp_path / "h", "-q")
+    assert res.exit_code == 0, res.output
+    table = FeatureTable.load(tmp_path / "h")
+    want = FeatureConfig(kind="handcrafted")
+    assert (table.features.n_mels, table.features.n_mfcc) == (want.n_mels, want.n_mfcc)
+    assert table.names == list(want.handcrafted(16_000).names)
+
+
 def test_features_default_length_is_the_longest_clip_and_bad_files_are_skipped(
     folder_set: Path, tmp_path: Path
 ) -> None:

@@ -289,8 +289,12 @@ def features(
     n_fft: Annotated[int, typer.Option(help="FFT size (samples).")] = 512,
     win_length: Annotated[int, typer.Option(help="Window length (samples).")] = 400,
     hop_length: Annotated[int, typer.Option(help="Hop length (samples).")] = 160,
-    n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 64,
-    n_mfcc: Annotated[int, typer.Option(help="MFCC coefficients.")] = 20,
+    n_mels: Annotated[
+        int | None, typer.Option(help="Mel bands (default: 64; hand-crafted 40).")
+    ] = None,
+    n_mfcc: Annotated[
+        int | None, typer.Option(help="MFCC coefficients (default: 20; hand-crafted 13).")
+    ] = None,
     deltas: Annotated[int, typer.Option(min=0, max=2, help="MFCC deltas: 0, 1 or 2.")] = 0,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
