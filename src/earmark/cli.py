@@ -845,7 +845,7 @@ def predict(
                 writer.writerow([p.path, "", "", "", "", p.error])
             for rank, (label, score) in enumerate(zip(p.labels, p.scores, strict=True), 1):
                 writer.writerow([p.path, rank, label, f"{score:.6f}", f"{p.duration:.3f}", ""])
-    else:
+    elif len(failed) < len(preds):  # an empty table says nothing
         table = Table("file", "label", "score", *(f"#{k}" for k in range(2, top_k + 1)), "s")
         for p in preds:
             if p.error is not None:
