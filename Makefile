@@ -32,20 +32,20 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/earmark demo-data $(DEMO)/digits
 	$(BIN)/earmark inspect $(DEMO)/digits
-	$(BIN)/earmark features $(DEMO)/digits --kind logmel --duration 1.0 --out $(DEMO)/logmel.npz
-	$(BIN)/earmark plot $(DEMO)/digits/seven/v000.wav --out $(DEMO)/seven.png
-	$(BIN)/earmark train $(DEMO)/digits --model logreg --out $(DEMO)/runs/logreg --cache-dir $(DEMO)/cache
+	$(BIN)/earmark features $(DEMO)/digits --kind logmel --duration 1.0 --out $(DEMO)/logmel.npz --overwrite
+	$(BIN)/earmark plot $(DEMO)/digits/seven/v000.wav --out $(DEMO)/seven.png --overwrite
+	$(BIN)/earmark train $(DEMO)/digits --model logreg --out $(DEMO)/runs/logreg --cache-dir $(DEMO)/cache --overwrite
 	$(BIN)/earmark cv $(DEMO)/digits --model logreg --folds 5 --cache-dir $(DEMO)/cache --quiet
 	$(BIN)/earmark predict $(DEMO)/runs/logreg $(DEMO)/digits/three $(DEMO)/digits/eight --top-k 2 --csv \
 	  | head -n 9
 	$(BIN)/earmark demo-scenes $(DEMO)/scenes --digits $(DEMO)/digits --target seven --quiet
 	$(BIN)/earmark train $(DEMO)/scenes/train --config recipes/detector.yaml \
-	  --background $(DEMO)/scenes/noise --out $(DEMO)/runs/seven --quiet
+	  --background $(DEMO)/scenes/noise --out $(DEMO)/runs/seven --overwrite --quiet
 	$(BIN)/earmark detect $(DEMO)/runs/seven $(DEMO)/scenes/recordings --out $(DEMO)/detections \
 	  --hop 0.25 --threshold 0.5 --background other --background noise --quiet
 	$(BIN)/earmark score-events $(DEMO)/detections/events.csv $(DEMO)/scenes/truth.csv --tolerance 0.5
 	$(BIN)/earmark plot $(DEMO)/scenes/recordings/scene00.wav --events $(DEMO)/detections \
-	  --out $(DEMO)/scene00.png
+	  --out $(DEMO)/scene00.png --overwrite
 	@echo
 	@echo "demo done: data in $(DEMO)/digits, log-mel features in $(DEMO)/logmel.npz,"
 	@echo "plot in $(DEMO)/seven.png, model and report in $(DEMO)/runs/logreg (report.md, confusion.png);"
