@@ -486,14 +486,14 @@ def test_resume_continues_the_gan_exactly(tones: Path, tmp_path) -> None:
                 raise KeyboardInterrupt
 
         clf = Classifier(
-            "sgan", params=SMALL, audio=AudioConfig(duration=0.5), train=_config(epochs=3)
+            "sgan", params=SMALL, audio=AudioConfig(duration=0.5), train=_config(epochs=2)
         )
         return clf.fit(
             m, unlabeled=tones / "more", checkpoint_dir=ckpt, resume=resume, on_epoch=interrupt
         )
 
     straight = fit(tmp_path / "a")
-    assert fit(tmp_path / "b", stop_after=2).training_["stopped"] == "interrupted"
+    assert fit(tmp_path / "b", stop_after=1).training_["stopped"] == "interrupted"
     assert {"objective.safetensors", "optimizer.generator.safetensors"} <= set(
         read_meta_checkpoint(tmp_path / "b")["files"]
     )
