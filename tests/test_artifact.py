@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,29 @@ def test_a_foreign_type_in_the_skops_file_is_refused(saved: Path, splits, cache:
     out = clf.save(saved.parent / "evil")  # checksums are valid: only the allow-list stops it
     with pytest.raises(ArtifactError, match=r"not on earmark's allow-list: .*system"):
         earmark.load(out)
+
+
+def test_an_estimator_earmark_does_not_train_is_refused(saved: Path, splits, cache: Path) -> None:
+    """scikit-learn's own estimators are not trusted wholesale: only those earmark writes."""
+    from sklearn.dummy import DummyClassifier
+
+    clf = Classifier("gnb", cache_dir=cache).fit(splits.train)
+    clf.estimator_.pipeline_ = Pipeline([("dummy", DummyClassifier().fit([[0.0]], ["a"]))])
+    out = clf.save(saved.parent / "dummy")
+    with pytest.raises(ArtifactError, match=r"allow-list: sklearn\.dummy\.DummyClassifier"):
+        earmark.load(out)
+
+
+def test_loading_a_classical_model_imports_neither_torch_nor_all_of_sklearn(saved: Path) -> None:
+    """skops' default trust list walks every scikit-learn module (and imports torch): ~2.5 s
+    of each one-clip ``earmark predict``. earmark's own allow-list makes it unnecessary."""
+    code = (
+        "import sys, earmark\n"
+        f"earmark.load({str(saved)!r})\n"
+        "print('torch' in sys.modules, 'sklearn.gaussian_process' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(

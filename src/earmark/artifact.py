@@ -57,16 +57,32 @@ _REQUIRED = (
     "files",
 )
 
-#: Types a skops model file may name beyond those skops trusts by default (scikit-learn's
-#: estimators and numpy). These are the internals of the registered classical learners.
+#: Every type a skops model file may name beyond builtins, numpy, scipy and skops' own
+#: scikit-learn internals: the estimators of the registered classical learners
+#: (:mod:`earmark.models.learners`) and what they hold. Nothing else loads, not even another
+#: scikit-learn estimator: earmark trusts what it writes, not all of scikit-learn.
 SKOPS_ALLOWED = frozenset(
     {
+        "sklearn.calibration.CalibratedClassifierCV",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.naive_bayes.GaussianNB",
         "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.neighbors._classification.KNeighborsClassifier",
         "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.svm._classes.SVC",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
         "sklearn.tree._tree.Tree",
     }
 )
@@ -280,17 +296,42 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
+def _skops_io() -> Any:
+    """``skops.io``, imported without its default trust list of every scikit-learn estimator.
+
+    skops builds that list at import by calling ``sklearn.utils.all_estimators()``, which
+    imports every scikit-learn module (and torch, through scikit-learn's vendored
+    ``array_api_compat.torch`` package): about 2.5 s of each process that loads a classical
+    model, most of a one-clip ``earmark predict``. earmark checks every type a file names
+    against its own :data:`SKOPS_ALLOWED` and passes that list to ``skops.io.load``, so the
+    default list is not needed; it is built empty here. When skops.io was imported before
+    (by the caller), its defaults stand and :data:`SKOPS_ALLOWED` still bounds what loads
+    among the types skops reports.
+    """
+    import sys
+
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
+
+    everything = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io
+    finally:
+        sklearn.utils.all_estimators = everything
+    return skops.io
+
+
 def save_skops(obj: Any, path: Path) -> None:
     """Write a scikit-learn object with skops (no pickle)."""
-    import skops.io as sio
-
-    sio.dump(obj, path)
+    _skops_io().dump(obj, path)
 
 
 def load_skops(path: Path) -> Any:
-    """Load a skops file, refusing any type beyond skops' defaults and :data:`SKOPS_ALLOWED`."""
-    import skops.io as sio
-
+    """Load a skops file, refusing any type beyond skops' safe defaults and
+    :data:`SKOPS_ALLOWED`."""
+    sio = _skops_io()
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a damaged zip
