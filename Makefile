@@ -69,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_logmel.py
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_classical.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_predict_latency.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_neural.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_detect.py --data $(DEMO)
 	$(BIN)/python benchmarks/bench_serve.py --data $(DEMO)/digits
