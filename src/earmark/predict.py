@@ -13,12 +13,21 @@ server call it, so windowing, normalization, padding and pooling are written onc
   files; long ones are streamed block by block, so memory does not grow with their length).
 - :meth:`Predictor.score_track`: a long recording -> the scores of its sliding windows
   (:class:`ScoreTrack`), streamed; what ``detect`` is built on.
+
+Work can be stopped from outside (the server does when a request times out): inside
+``with cancel_on(event):`` these loops check ``event`` between files, blocks and batches and
+raise :class:`Cancelled` once it is set (:func:`check_cancelled`). The event is carried by a
+context variable, so every model built on a :class:`Predictor` (an ensemble's members too)
+stops without passing it down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,11 +48,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCK_SECONDS",
     "STREAM_SECONDS",
+    "Cancelled",
     "FileScores",
     "Prediction",
     "Predictor",
     "ScoreTrack",
     "UsesPredictor",
+    "cancel_on",
+    "check_cancelled",
     "evaluate_files",
     "input_files",
     "pooled_scores",
@@ -55,6 +67,32 @@ BLOCK_SECONDS = 30.0  # decoded at a time when streaming; memory is a few blocks
 #: Files longer than this are streamed block by block by ``predict`` instead of decoded
 #: whole (memory then stays flat whatever their length).
 STREAM_SECONDS = 60.0
+
+
+class Cancelled(EarmarkError):
+    """The work was stopped from outside: the event given to :func:`cancel_on` was set."""
+
+
+_CANCEL: ContextVar[threading.Event | None] = ContextVar("earmark_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancel_on(event: threading.Event) -> Iterator[None]:
+    """Within the block (in this thread or task), prediction and scoring loops raise
+    :class:`Cancelled` at their next check once ``event`` is set."""
+    token = _CANCEL.set(event)
+    try:
+        yield
+    finally:
+        _CANCEL.reset(token)
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` if the :func:`cancel_on` event of this context is set (a
+    check costs a context-variable read: loops call it once per file, block or batch)."""
+    event = _CANCEL.get()
+    if event is not None and event.is_set():
+        raise Cancelled("stopped: the caller gave up on this work")
 
 
 @dataclass
@@ -203,6 +241,7 @@ class Predictor:
         """``[n, classes]`` scores of raw windows cut from a decoded signal."""
         if not len(segments):
             return np.zeros((0, len(self.classes)), dtype=np.float32)
+        check_cancelled()
         return np.asarray(self.score(self.model_input(segments)))
 
     def windows(self, signal: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
@@ -291,6 +330,7 @@ class Predictor:
 
         decoded = prefetch_map(self._decode, paths, workers=workers, ahead=2 * batch_size)
         for i, (path, y, error) in enumerate(decoded):
+            check_cancelled()
             if error is not None:
                 done(i, Prediction(path=path, error=error))
             elif y is None:  # long: streamed on its own
@@ -371,6 +411,7 @@ class Predictor:
 
         def run(batch: list[int]) -> None:
             nonlocal buf
+            check_cancelled()
             need = batch[-1] + window + ctx - (buf_start + buf.shape[1])
             if need > 0 and shared is not None:  # past the end of the recording: zeros
                 buf = np.concatenate([buf, np.zeros((channels, need), np.float32)], axis=1)
@@ -391,6 +432,7 @@ class Predictor:
                     buf_start += keep_from
 
         for block in blocks:
+            check_cancelled()
             buf = np.concatenate([buf, block], axis=1) if buf.shape[1] else block
             total += block.shape[1]
             while next_k * hop + window + ctx <= buf_start + buf.shape[1]:
