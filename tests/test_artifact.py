@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -99,9 +103,9 @@ def test_loading_a_classical_model_imports_neither_torch_nor_all_of_sklearn(save
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
-        (lambda m: m.pop("classes"), "missing classes"),
+        (lambda m: m.pop("classes"), "classes: missing"),
         (lambda m: m.update(schema_version=99), "newer than this earmark reads"),
-        (lambda m: m["files"].update({"../x": {"sha256": "0"}}), "points outside"),
+        (lambda m: m["files"].update({"../x": {"sha256": "0"}}), "not a plain name"),
         (lambda m: m.update(family="neural"), "a neural model"),
     ],
 )
@@ -229,3 +233,332 @@ def test_written_files_have_the_umasks_mode(tmp_path: Path) -> None:
     assert text.stat().st_mode & 0o777 == 0o644  # tempfile alone leaves 0600
     assert model.stat().st_mode & 0o777 == 0o755  # mkdtemp alone leaves 0700
     assert (model / "earmark.json").stat().st_mode & 0o777 == 0o644
+
+
+# -- artifacts validated, not trusted ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logreg_run(splits, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clf = Classifier("logreg", cache_dir=cache).fit(splits.train)
+    return clf.save(tmp_path_factory.mktemp("valid") / "logreg")
+
+
+@pytest.fixture(scope="module")
+def net_run(splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from earmark.training import TrainConfig
+
+    quick = TrainConfig(epochs=1, batch_size=16, device="cpu", seed=0, augment="none")
+    clf = Classifier("cnn", params={"widths": [4, 8]}, train=quick).fit(splits.train)
+    return clf.save(tmp_path_factory.mktemp("valid") / "cnn")
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / run.name))
+
+
+def _edit(run: Path, change) -> None:
+    meta = json.loads((run / "earmark.json").read_text())
+    change(meta)
+    (run / "earmark.json").write_text(json.dumps(meta))
+
+
+def _resign(run: Path, name: str) -> None:
+    """Record ``name``'s current checksum and size: only the validation can stop it now."""
+    data = (run / name).read_bytes()
+    facts = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    _edit(run, lambda m: m["files"][name].update(facts))
+
+
+def _set(*path_and_value):
+    """An edit of earmark.json: the value at a path of keys."""
+    *path, value = path_and_value
+
+    def change(meta: dict) -> None:
+        node = meta
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+def _on_run(edit):
+    """Marks an edit of the run directory (not of its earmark.json alone)."""
+    edit.on_run = True
+    return edit
+
+
+def _skops(make):
+    """An edit replacing model.skops by ``make()`` (its checksum recorded)."""
+
+    @_on_run
+    def change(run: Path) -> None:
+        artifact.save_skops(make(run), run / "model.skops")
+        _resign(run, "model.skops")
+
+    return change
+
+
+def _unfitted(run: Path) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+
+
+def _gnb(run: Path) -> Pipeline:
+    """A fitted Pipeline of another learner (GaussianNB) where earmark.json says logreg."""
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.preprocessing import StandardScaler
+
+    meta = json.loads((run / "earmark.json").read_text())
+    X = np.random.default_rng(0).standard_normal((40, meta["n_features"]))
+    y = np.asarray(meta["classes"] * 4, dtype=object)
+    return Pipeline([("scale", StandardScaler()), ("model", GaussianNB())]).fit(X, y)
+
+
+@_on_run
+def _deep(run: Path) -> None:
+    text = (run / "earmark.json").read_text().rstrip()[:-1]
+    (run / "earmark.json").write_text(f'{text}, "x": {"[" * 100_000}{"]" * 100_000}}}')
+
+
+def _swap(i: int, j: int):
+    def change(meta: dict) -> None:
+        meta["classes"][i] = meta["classes"][j]
+
+    return change
+
+
+# (id, which run, the edit (of earmark.json, or _on_run), words the one-line error holds)
+PROBES = [
+    ("n_fft-1e9", "net", _set("features", "n_fft", 1e9), "features.n_fft: expected an integer"),
+    ("n_fft-10**9", "net", _set("features", "n_fft", 10**9), "features.n_fft: must be <= 65536"),
+    ("duration-1e9", "net", _set("audio", "duration", 1e9), "audio.duration: must be <= 86400"),
+    ("widths-1e9", "net", _set("params", "widths", [1e9]),
+     "params.widths[0]: must be in [1, 1024], got 1000000000"),
+    ("widths-larger-than-the-file", "net", _set("params", "widths", [1024, 1024]),
+     "bytes of weights; the file holds"),
+    ("other-widths", "net", _set("params", "widths", [4, 4]), "weights do not fit cnn"),
+    ("classes-5", "logreg", _set("classes", 5), "classes: expected a list, got 5"),
+    ("classes-twice", "logreg", _swap(1, 0), "classes[1]: 'eight' is listed twice"),
+    ("classes-empty-name", "logreg", _set("classes", 0, ""), "classes[0]: must not be empty"),
+    ("deep-nesting", "logreg", _deep, "levels deep"),
+    ("17-MB", "logreg", _set("metrics", "pad", "x" * 17 * 2**20), "more than an earmark.json"),
+    ("unfitted-estimator", "logreg", _skops(_unfitted), "is not fitted"),
+    ("foreign-object", "logreg", _skops(lambda run: {"not": "a model"}),
+     "holds a dict, not the scikit-learn Pipeline"),
+    ("another-learner", "logreg", _skops(_gnb),
+     "holds a GaussianNB where earmark.json's model is a LogisticRegression"),
+    ("clip_seconds-nan", "logreg", _set("clip_seconds", float("nan")),
+     "clip_seconds: must be a finite number"),
+    ("sample_rate-10**12", "logreg", _set("audio", "sample_rate", 10**12),
+     "audio.sample_rate: must be <= 768000"),
+    ("hop_length-0", "logreg", _set("features", "hop_length", 0),
+     "features.hop_length: must be >= 1"),
+    ("n_mels-10**9", "logreg", _set("features", "n_mels", 10**9), "features.n_mels: must be <="),
+    ("files-dotdot", "logreg", _set("files", "..", {"directory": True}),
+     "'..' is not a plain name inside the artifact"),
+    ("family-pickle", "logreg", _set("family", "pickle"), "family: expected one of classical"),
+    ("n_mfcc-another-width", "logreg", _set("features", "n_mfcc", 14),
+     "values per clip; the model takes"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def probe_run(request, logreg_run: Path, net_run: Path, tmp_path: Path) -> Path:
+    _, which, edit, _ = request.param
+    run = _copy(logreg_run if which == "logreg" else net_run, tmp_path)
+    if getattr(edit, "on_run", False):
+        edit(run)
+    else:
+        _edit(run, edit)
+    return run
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.mark.parametrize(
+    ("probe_run", "words"),
+    [pytest.param(p, p[3], id=p[0]) for p in PROBES],
+    indirect=["probe_run"],
+)
+def test_an_edited_artifact_is_one_line_error(probe_run: Path, words: str, demo_digits) -> None:
+    from typer.testing import CliRunner
+
+    from earmark.cli import app
+    from earmark.errors import EarmarkError
+
+    with pytest.raises(EarmarkError) as info:
+        earmark.load(probe_run)
+    text = _one_line(info.value)
+    assert text.startswith(str(probe_run)) and words in text, text
+    res = CliRunner().invoke(
+        app, ["predict", str(probe_run), str(demo_digits / "one" / "v000.wav")]
+    )
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
+
+
+def test_the_cli_process_prints_one_line_and_no_traceback(net_run: Path, tmp_path: Path) -> None:
+    run = _copy(net_run, tmp_path)
+    _edit(run, _set("features", "n_fft", 10**9))
+    clip = tmp_path / "clip.wav"
+    import soundfile as sf
+
+    sf.write(clip, np.zeros(1600, np.float32), 16_000)
+    exe = Path(sys.executable).parent / "earmark"
+    out = subprocess.run([str(exe), "predict", str(run), str(clip)], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == (
+        f"error: {run / 'earmark.json'}: features.n_fft: must be <= 65536, got 1000000000"
+    )
+
+
+def test_the_schema_accepts_what_earmark_writes(logreg_run: Path, net_run: Path) -> None:
+    """Every registered model with its defaults, and every feature kind with the model's
+    own settings, passes the schema (the bounds are for what earmark never writes)."""
+    from earmark.artifact_schema import NEURAL_BOUNDS, validate_meta
+    from earmark.checks import check_value
+
+    for run in (logreg_run, net_run):
+        base = json.loads((run / "earmark.json").read_text())
+        for name in registry.names(base["family"]):
+            spec = registry.get(name)
+            meta = {**base, "model": name, "params": dict(spec.defaults)}
+            validate_meta(meta, newest=artifact.SCHEMA_VERSION)
+            if spec.family == "neural":  # every number that sizes a network is bounded
+                for p in spec.params:
+                    numeric = p.type in (int, float, list[int]) or "int" in str(p.type)
+                    assert not numeric or p.name in NEURAL_BOUNDS, p.name
+                    if p.name in NEURAL_BOUNDS:
+                        check_value(p.type, p.default, p.name)
+    for kind in ("waveform", "stft", "logmel", "mfcc", "handcrafted"):
+        meta = json.loads((net_run / "earmark.json").read_text())
+        meta["features"] = earmark.FeatureConfig(kind=kind).to_dict()
+        validate_meta(meta, newest=artifact.SCHEMA_VERSION)
+
+
+def test_a_weight_file_resolving_outside_the_artifact_is_refused(
+    logreg_run: Path, tmp_path: Path
+) -> None:
+    run = _copy(logreg_run, tmp_path)
+    outside = tmp_path / "elsewhere.skops"
+    (run / "model.skops").rename(outside)
+    (run / "model.skops").symlink_to(outside)
+    with pytest.raises(ArtifactError, match=r"model\.skops resolves outside the model"):
+        earmark.load(run)
+
+
+def test_an_array_larger_than_its_file_is_refused_before_it_is_allocated(
+    logreg_run: Path, tmp_path: Path
+) -> None:
+    """numpy allocates an array from its .npy header's shape before reading its data."""
+    import zipfile
+
+    run = _copy(logreg_run, tmp_path)
+    src = run / "model.skops"
+    with zipfile.ZipFile(src) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    name = next(n for n in members if n.endswith(".npy"))
+    data = members[name]
+    header_end = data.index(b"\n") + 1
+    header = data[:header_end].decode("latin1")
+    shape = header[header.index("'shape': (") + 10 : header.index(")", header.index("'shape'"))]
+    bigger = header.replace(f"'shape': ({shape})", "'shape': (4000000000,)")
+    members[name] = bigger.encode("latin1") + data[header_end:]
+    with zipfile.ZipFile(src, "w") as zf:
+        for n, d in members.items():
+            zf.writestr(n, d)
+    _resign(run, "model.skops")
+    with pytest.raises(ArtifactError, match=r"announces \d+ bytes of array data"):
+        earmark.load(run)
+
+
+# -- any edit of earmark.json: loads, or one earmark error, fast --------------------------------
+
+_SPECIAL = [1e9, 10**9, 2**63, 1e300, -1, 0, 65_537, float("nan"), float("inf"), "", "..", "/"]
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(_SPECIAL),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _paths(node, prefix: tuple = ()):
+    """Every (non-root) path of keys and indices in a JSON document."""
+    if prefix:
+        yield prefix
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in items:
+        yield from _paths(value, (*prefix, key))
+
+
+def _at(node, path: tuple):
+    for key in path:
+        node = node[key]
+    return node
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_edit_of_earmark_json_loads_or_is_one_earmark_error(
+    data, logreg_run: Path, net_run: Path, tmp_path: Path
+) -> None:
+    import resource
+    import time
+
+    from earmark.errors import EarmarkError
+
+    runs = {"logreg": logreg_run, "net": net_run}
+    which = data.draw(st.sampled_from(sorted(runs)))
+    run = tmp_path / runs[which].name
+    if not run.exists():  # one copy per run; each example rewrites its earmark.json
+        _copy(runs[which], tmp_path)
+    meta = json.loads((runs[which] / "earmark.json").read_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = sorted(_paths(meta), key=repr)
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent, key = _at(meta, path[:-1]), path[-1]
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete":
+            del parent[key]
+        elif action == "add" and isinstance(parent, dict):
+            parent[data.draw(st.text(max_size=8))] = data.draw(_JSON)
+        else:
+            parent[key] = data.draw(_JSON)
+    (run / "earmark.json").write_text(json.dumps(meta))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    try:
+        earmark.load(run)
+    except EarmarkError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(str(run)), str(exc)
+    assert time.perf_counter() - start < 10  # nothing sized by an unchecked number
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB
+    assert grown < 512 * 1024

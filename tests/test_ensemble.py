@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import earmark
 from earmark import data
+from earmark.artifact import ArtifactError
 from earmark.classifier import Classifier
 from earmark.cli import app
 from earmark.ensembles import Ensemble
@@ -72,7 +73,7 @@ def test_methods_combine_classical_and_neural_members(runs, test_files, tmp_path
     best = [max(range(len(row)), key=lambda c: (row[c], mean[i, c])) for i, row in enumerate(share)]
     assert list(vote.argmax(axis=1)) == best
     assert Ensemble(members, method="vote").predict(test_files) == [ens.classes_[c] for c in best]
-    with pytest.raises(ParameterError, match="one non-negative weight per member"):
+    with pytest.raises(ParameterError, match=r"one weight per member \(3\), got 2"):
         Ensemble(members, method="weighted", weights=[1, 1])
 
 
@@ -132,3 +133,105 @@ def test_members_must_know_the_same_classes(runs) -> None:
     b.classes_ = b.classes_[:-1]
     with pytest.raises(EarmarkError, match="different classes"):
         Ensemble([a, b])
+
+
+# -- members inside, weights finite ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two(runs) -> list[Classifier]:
+    return [earmark.load(runs["lr"]), earmark.load(runs["gnb"])]
+
+
+@pytest.mark.parametrize(
+    ("weights", "words"),
+    [
+        ([float("nan"), 1.0], "weights[0]: must be a finite number >= 0, got nan"),
+        ([1.0, float("inf")], "weights[1]: must be a finite number >= 0, got inf"),
+        ([-1.0, 2.0], "weights[0]: must be a finite number >= 0, got -1.0"),
+        ([0.0, 0.0], "weights: the weights must not all be zero"),
+        ([1.0], "weights: expected one weight per member (2), got 1"),
+        (["1", 1.0], "weights[0]: expected a number, got '1'"),
+    ],
+)
+def test_bad_weights_are_refused_when_made(two, weights, words: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        Ensemble(two, method="weighted", weights=weights)
+    assert str(info.value) == words
+
+
+@pytest.fixture(scope="module")
+def weighted(two, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ens = Ensemble(two, method="weighted", weights=[2.0, 1.0])
+    return ens.save(tmp_path_factory.mktemp("weighted") / "ens")
+
+
+def _copy_edit(src: Path, tmp_path: Path, change) -> Path:
+    import shutil
+
+    out = Path(shutil.copytree(src, tmp_path / "ens", symlinks=True))
+    meta = json.loads((out / "earmark.json").read_text())
+    change(meta)
+    (out / "earmark.json").write_text(json.dumps(meta))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda m: m.update(weights=[float("nan"), 1.0]), "weights[0]: must be a finite number"),
+        (lambda m: m.update(weights=[-1.0, 1.0]), "weights[0]: must be a finite number >= 0"),
+        (lambda m: m.update(weights=[0, 0]), "the weights must not all be zero"),
+        (lambda m: m.update(weights=None), "weights: the weighted method needs one weight"),
+    ],
+)
+def test_bad_weights_are_refused_at_load_and_by_the_cli(
+    weighted: Path, tmp_path: Path, demo_digits: Path, change, words: str
+) -> None:
+    ens = _copy_edit(weighted, tmp_path, change)
+    with pytest.raises(EarmarkError) as info:
+        earmark.load(ens)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    res = CliRunner().invoke(app, ["predict", str(ens), str(demo_digits / "two" / "v000.wav")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert [line for line in res.stderr.splitlines() if line.strip()] == [f"error: {info.value!s}"]
+
+
+def test_the_cli_refuses_a_nan_weight(runs, tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    args = ["ensemble", str(runs["lr"]), str(runs["gnb"]), "--method", "weighted"]
+    res = CliRunner().invoke(app, [*args, "--weights", "nan,1", "--out", str(out)])
+    assert res.exit_code == 1 and not out.exists(), res.output
+    assert res.stderr.strip() == "error: weights[0]: must be a finite number >= 0, got nan"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ABSOLUTE", "../lr", "../../lr", "0-logreg/../../../lr", "..", ".", "", "a\\b", 7],
+)
+def test_member_names_outside_the_ensemble_are_refused(
+    weighted: Path, runs, tmp_path: Path, name
+) -> None:
+    name = str(runs["lr"]) if name == "ABSOLUTE" else name
+    ens = _copy_edit(weighted, tmp_path, lambda m: m["member_names"].__setitem__(0, name))
+    with pytest.raises(ArtifactError) as info:
+        earmark.load(ens)
+    assert f"{ens / 'earmark.json'}: member_names[0]: " in str(info.value)
+
+
+def test_a_member_linked_from_outside_the_ensemble_is_refused(
+    weighted: Path, runs, tmp_path: Path
+) -> None:
+    import shutil
+
+    ens = _copy_edit(weighted, tmp_path, lambda m: None)
+    first = json.loads((ens / "earmark.json").read_text())["member_names"][0]
+    shutil.rmtree(ens / "members" / first)
+    (ens / "members" / first).symlink_to(runs["lr"], target_is_directory=True)
+    with pytest.raises(ArtifactError, match=r"member '0-logreg' resolves outside the model"):
+        earmark.load(ens)
+    shutil.rmtree(ens / "members")  # the whole folder of members elsewhere
+    (ens / "members").symlink_to(weighted / "members", target_is_directory=True)
+    with pytest.raises(ArtifactError, match=r": members resolves outside the model"):
+        earmark.load(ens)
+    assert isinstance(earmark.load(weighted), Ensemble)  # the original is untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,123 @@ def test_a_foreign_onnx_file_is_refused_in_one_line(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(EarmarkError, match="not a loadable ONNX model"):
         earmark.load(bad)
+
+
+# -- an exported file is checked before it is used ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(detector, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(detector, tmp_path_factory.mktemp("checked") / "m.onnx")
+
+
+def test_an_export_carries_its_checksum(exported: Path) -> None:
+    import hashlib
+    import re
+
+    from earmark.onnx_model import CHECKSUM_KEY, checksum_field
+
+    data = exported.read_bytes()
+    (digest,) = re.findall(rb"earmark_sha256\x12\x40([0-9a-f]{64})", data)
+    blank = data.replace(checksum_field(digest.decode()), checksum_field("0" * 64))
+    assert hashlib.sha256(blank).hexdigest() == digest.decode()
+    session_meta = earmark.load(exported).session.get_modelmeta().custom_metadata_map
+    assert session_meta[CHECKSUM_KEY] == digest.decode()
+    assert read_onnx_meta(exported)["export_version"] == 2
+
+
+def test_a_modified_export_is_refused_in_one_line(
+    exported: Path, demo_digits: Path, tmp_path: Path
+) -> None:
+    data = exported.read_bytes()
+    assert data.count(b'"three"') == 1
+    changed = tmp_path / "m.onnx"
+    changed.write_bytes(data.replace(b'"three"', b'"trois"'))  # still a valid ONNX file
+    assert read_onnx_meta(changed)["classes"].count("trois") == 1
+    with pytest.raises(EarmarkError, match=r"m\.onnx: checksum mismatch \(modified after export"):
+        earmark.load(changed)
+    res = CliRunner().invoke(app, ["predict", str(changed), str(demo_digits / "two" / "v000.wav")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.strip() == f"error: {changed}: checksum mismatch (modified after export?)"
+    stripped = tmp_path / "stripped.onnx"  # the checksum entry removed: refused too
+    import onnx
+
+    proto = onnx.load(str(exported))
+    keep = [p for p in proto.metadata_props if p.key != "earmark_sha256"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    onnx.save(proto, str(stripped))
+    with pytest.raises(EarmarkError, match="earmark_sha256 is missing"):
+        earmark.load(stripped)
+
+
+def _graph(path: Path, *, out_shape: list, meta: dict | None, name: str = "probabilities"):
+    """A foreign graph: ``waveform`` [batch, 1, samples] -> mean over time, ``out_shape``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", 1, "samples"])
+    y = helper.make_tensor_value_info(name, TensorProto.FLOAT, out_shape)
+    node = helper.make_node("ReduceMean", ["waveform"], [name], axes=[2], keepdims=0)
+    model = helper.make_model(
+        helper.make_graph([node], "foreign", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    model.ir_version = 8
+    if meta is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "earmark", json.dumps(meta)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_foreign_graph_is_refused_in_one_line(
+    exported: Path, demo_digits: Path, tmp_path: Path
+) -> None:
+    meta = read_onnx_meta(exported)
+    meta.pop("export_version")  # as an export from before checksums (accepted without one)
+    cases = [
+        (_graph(tmp_path / "bare.onnx", out_shape=["batch", 1], meta=None),
+         "no earmark settings inside it or beside it"),
+        (_graph(tmp_path / "width.onnx", out_shape=["batch", 1], meta=meta),
+         "not an earmark graph: probabilities has shape ['batch', 1], expected ['batch', 10]"),
+        (_graph(tmp_path / "names.onnx", out_shape=["batch", 1], meta=meta, name="logits"),
+         "not an earmark graph: its outputs are ['logits'], expected ['probabilities']"),
+        (_graph(tmp_path / "classes.onnx", out_shape=["batch", 1], meta={**meta, "classes": 5}),
+         "metadata 'earmark': classes: expected a list, got 5"),
+        (_graph(tmp_path / "n_fft.onnx", out_shape=["batch", 1],
+                meta={**meta, "features": {**meta["features"], "n_fft": 10**9}}),
+         "features.n_fft: must be <= 65536, got 1000000000"),
+    ]  # fmt: skip
+    clip = str(demo_digits / "two" / "v000.wav")
+    for path, words in cases:
+        with pytest.raises(EarmarkError) as info:
+            earmark.load(path)
+        assert words in str(info.value) and "\n" not in str(info.value), str(info.value)
+        res = CliRunner().invoke(app, ["predict", str(path), clip])
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        assert len(res.stderr.strip().splitlines()) == 1 and words in res.stderr, res.stderr
+    nan = tmp_path / "nan.onnx"  # declared as earmark's, scores NaN: log(mean - 1)
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", 1, "samples"])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])
+    consts = [
+        numpy_helper.from_array(np.array([1, 10], np.int64), "reps"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["waveform"], ["m"], axes=[2], keepdims=0),
+        helper.make_node("Tile", ["m", "reps"], ["t"]),
+        helper.make_node("Sub", ["t", "one"], ["s"]),
+        helper.make_node("Log", ["s"], ["probabilities"]),
+    ]
+    graph = helper.make_graph(nodes, "nan", [x], [y], initializer=consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "earmark", json.dumps(meta)
+    onnx.save(model, str(nan))
+    with pytest.raises(EarmarkError, match="a silent window gives NaN scores"):
+        earmark.load(nan)

@@ -429,12 +429,19 @@ class Classifier(UsesPredictor):
 
     @classmethod
     def load(cls, directory: str | Path) -> Classifier:
-        """Load an artifact directory written by :meth:`save`."""
+        """Load an artifact directory written by :meth:`save`, validated before it is used:
+        ``earmark.json`` against its schema and the checksums of its files
+        (:func:`earmark.artifact.read_meta`); the feature vector its settings give against
+        the model's inputs; a network's size against its weight file before it is built; a
+        scikit-learn model against what ``earmark.json`` says it is
+        (:func:`earmark.artifact.check_estimator`). Raises
+        :class:`~earmark.artifact.ArtifactError` (one line) for anything else."""
+        directory = Path(directory)
         meta = artifact.read_meta(directory)
-        weights = WEIGHTS_FILE if meta["family"] == "neural" else MODEL_FILE
-        if meta["family"] not in ("classical", "neural") or weights not in meta["files"]:
+        if meta["family"] not in ("classical", "neural"):
             raise artifact.ArtifactError(
-                f"{directory}: a {meta['family']} model without its {weights}"
+                f"{directory}: an {meta['family']} model, not a classifier (load it with "
+                "earmark.load)"
             )
         try:
             clf = cls(
@@ -446,24 +453,35 @@ class Classifier(UsesPredictor):
                 pooling=meta.get("pooling", "mean"),
             )
         except (ParameterError, TypeError) as exc:
-            raise artifact.ArtifactError(f"{directory}: invalid settings ({exc})") from None
+            raise artifact.ArtifactError(
+                f"{directory / artifact.META_FILE}: invalid settings ({exc})"
+            ) from None
         clf.classes_ = list(meta["classes"])
-        clf.clip_seconds_ = meta.get("clip_seconds")
+        clf.clip_seconds_ = float(meta["clip_seconds"])
         clf.training_ = meta.get("training", {})
         clf.metrics_ = meta.get("metrics", {})
         clf.history_ = meta.get("history", [])
         if clf.family == "neural":
-            clf.estimator_ = _load_network(clf, Path(directory) / WEIGHTS_FILE)
+            clf.estimator_ = _load_network(clf, directory / WEIGHTS_FILE)
             return clf
         from earmark.models.classical import ClassicalModel  # scikit-learn: only when needed
 
-        pipeline = artifact.load_skops(Path(directory) / MODEL_FILE)
+        n_features = int(meta["n_features"])
+        width = _feature_width(clf, directory)
+        if width != n_features:
+            raise artifact.ArtifactError(
+                f"{directory / artifact.META_FILE}: its features give {width} values per clip; "
+                f"the model takes {n_features} (n_features)"
+            )
+        path = directory / MODEL_FILE
+        pipeline = artifact.load_skops(path)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
+        artifact.check_estimator(
+            pipeline, path, expected=est._learner(), classes=clf.classes_, n_features=n_features
+        )
         est.pipeline_ = pipeline
-        est.classes_ = np.asarray(getattr(pipeline, "classes_", meta["classes"]), dtype=object)
-        est.n_features_in_ = int(meta.get("n_features", getattr(pipeline, "n_features_in_", 0)))
-        if [str(c) for c in est.classes_] != list(meta["classes"]):
-            raise artifact.ArtifactError(f"{directory}: the model's classes differ from its labels")
+        est.classes_ = np.asarray(pipeline.classes_, dtype=object)
+        est.n_features_in_ = n_features
         clf.estimator_ = est
         return clf
 
@@ -472,18 +490,57 @@ def _semi_supervised() -> list[str]:
     return [n for n in registry.names("neural") if registry.get(n).semi_supervised]
 
 
+def _feature_width(clf: Classifier, directory: Path) -> int:
+    """Values per clip of a classical model's features: the hand-crafted vector's names, or
+    a fixed window's flattened spectrogram (channels x bins x frames) or waveform."""
+    features, audio = clf.features, clf.audio
+    if features.kind == "handcrafted":
+        try:
+            return len(features.handcrafted(audio.sample_rate).names)
+        except ParameterError as exc:
+            raise artifact.ArtifactError(
+                f"{directory / artifact.META_FILE}: features: {exc}"
+            ) from None
+    window = Preprocessing(audio, features, float(clf.clip_seconds_)).window
+    if features.kind == "waveform":
+        return audio.channels * window
+    frames = 1 + (window + 2 * (features.n_fft // 2) - features.n_fft) // features.hop_length
+    return audio.channels * features.n_bins * frames
+
+
 def _load_network(clf: Classifier, path: Path) -> Any:
+    """The network of ``clf``'s settings with the weights of ``path``. Its size is known
+    before it is built (on torch's ``meta`` device, which allocates nothing): a network
+    larger than its weight file cannot be the one saved, and is refused unbuilt."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from earmark.models.neural import NeuralModel
 
-    model = NeuralModel(
-        clf.model, clf.params, len(clf.classes_), clf.audio.channels, n_bins=clf.features.n_bins
-    )
+    def build() -> NeuralModel:
+        return NeuralModel(
+            clf.model, clf.params, len(clf.classes_), clf.audio.channels, n_bins=clf.features.n_bins
+        )
+
+    try:
+        with torch.device("meta"):
+            shape = build()
+    except Exception as exc:  # a builder refusing what the settings say (assertions too)
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise artifact.ArtifactError(f"{path}: cannot build {clf.model} ({first})") from None
+    need = sum(t.numel() * t.element_size() for t in shape.network.state_dict().values())
+    size = path.stat().st_size
+    if need > size:
+        raise artifact.ArtifactError(
+            f"{path}: {clf.model} with these settings has {need} bytes of weights; the file "
+            f"holds {size} (earmark.json does not describe it)"
+        )
+    model = build()
     try:
         model.network.load_state_dict(load_file(path))
     except (SafetensorError, RuntimeError) as exc:
-        raise artifact.ArtifactError(f"{path}: weights do not fit {clf.model} ({exc})") from None
+        first = " ".join(str(exc).split())[:300]
+        raise artifact.ArtifactError(f"{path}: weights do not fit {clf.model} ({first})") from None
     model.network.eval()
     return model

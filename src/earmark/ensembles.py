@@ -3,8 +3,11 @@
 Each member scores a file with its own audio and feature settings; the ensemble combines the
 members' class probabilities by their ``mean``, a ``weighted`` mean, or a majority ``vote``
 (each member's top class counts once; the vote share is the score, mean probability breaks
-ties). Members must know the same classes (in any order). An ensemble is saved as an
-artifact of its own, with copies of its members inside, and loads with ``earmark.load``.
+ties). Members must know the same classes (in any order); weights are finite, non-negative
+numbers, not all zero (checked when an ensemble is made and when it is loaded). An ensemble
+is saved as an artifact of its own, with copies of its members inside (``members/<name>``),
+and loads with ``earmark.load``: a member named by a path, or resolving outside the
+ensemble's folder, is refused.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ class Ensemble(FileScores):
                 raise EarmarkError(
                     f"members know different classes: {sorted(m.classes_)} vs {classes}"
                 )
-        if method == "weighted":
-            if weights is None or len(weights) != len(members) or min(weights) < 0:
-                raise ParameterError("weighted needs one non-negative weight per member")
-            if sum(weights) <= 0:
-                raise ParameterError("the weights must not all be zero")
+        if method == "weighted" and weights is None:
+            raise ParameterError("weighted needs one non-negative weight per member")
+        if weights is not None:
+            from earmark.artifact_schema import SchemaError, check_weights
+
+            try:  # NaN, infinite, negative or all-zero weights would score NaN silently
+                weights = check_weights(weights, len(members))
+            except SchemaError as exc:
+                raise ParameterError(str(exc)) from None
         self.members = list(members)
         self.method: Method = method
         self.weights = [float(w) for w in weights] if weights is not None else None
@@ -203,19 +210,30 @@ class Ensemble(FileScores):
 
     @classmethod
     def load(cls, directory: str | Path) -> Ensemble:
+        """Load an ensemble artifact. Its members are the artifacts ``members/<name>`` inside
+        it, each named by a plain name in ``member_names`` (:func:`earmark.artifact.read_meta`
+        refuses an absolute path, ``..`` or a separator) that must resolve inside the
+        ensemble (a symbolic link out of it is refused), and each loads as a
+        :class:`Classifier` (validated on its own); the weights are checked again."""
+        directory = Path(directory)
         meta = artifact.read_meta(directory)
         if meta["family"] != "ensemble":
             raise artifact.ArtifactError(f"{directory}: not an ensemble")
-        names = meta.get("member_names")
-        if not isinstance(names, list) or not names:
-            raise artifact.ArtifactError(f"{directory}: an ensemble without member_names")
-        for name in names:
-            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-                raise artifact.ArtifactError(
-                    f"{directory}: member name {name!r} points outside the ensemble"
-                )
-        members = [Classifier.load(Path(directory) / _MEMBERS / name) for name in names]
-        ens = cls(members, method=meta["method"], weights=meta.get("weights"))
+        folder = artifact.inside(directory, directory / _MEMBERS, f"{_MEMBERS}/")
+        members = []
+        for name in meta["member_names"]:
+            path = artifact.inside(directory, folder / name, f"member {name!r}")
+            if not path.is_dir():
+                raise artifact.ArtifactError(f"{directory}: member {_MEMBERS}/{name} is missing")
+            members.append(Classifier.load(path))
+        try:
+            ens = cls(members, method=meta["method"], weights=meta.get("weights"))
+        except EarmarkError as exc:
+            raise artifact.ArtifactError(f"{directory}: {exc}") from None
+        if ens.classes_ != sorted(meta["classes"]):
+            raise artifact.ArtifactError(
+                f"{directory}: its members' classes differ from those of its earmark.json"
+            )
         ens.metrics_ = meta.get("metrics", {})
         return ens
 

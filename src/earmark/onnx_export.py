@@ -8,12 +8,15 @@ sine kernels), squares, a ``MatMul`` by the mel filterbank, ``Log`` and the per-
 (labels, audio and feature settings, clip length, pooling, metrics) travel inside the file,
 as the JSON value of the ONNX metadata key ``earmark``, so each exported
 file is self-contained: two exports into one folder, or an export into a run directory,
-never share or overwrite a settings file. :class:`earmark.onnx_model.OnnxClassifier` runs it
-with onnxruntime and no torch.
+never share or overwrite a settings file. The file's SHA-256 travels inside it too (metadata
+key ``earmark_sha256``, computed over the file with that value zeroed), so a modified file
+is refused when loaded. :class:`earmark.onnx_model.OnnxClassifier` runs it with onnxruntime
+and no torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -26,7 +29,14 @@ from torch import Tensor, nn
 
 from earmark.atomic import atomic_write
 from earmark.errors import EarmarkError, ParameterError
-from earmark.onnx_model import META_KEY, read_onnx_meta
+from earmark.onnx_model import (
+    CHECKSUM_KEY,
+    EXPORT_VERSION,
+    META_KEY,
+    ZERO_DIGEST,
+    checksum_field,
+    read_onnx_meta,
+)
 
 __all__ = ["DFTFrontend", "export_onnx"]
 
@@ -143,6 +153,7 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         "metrics": model.metrics_,
         "inputs": {"waveform": ["batch", model.audio.channels, "samples"]},
         "outputs": {"probabilities": ["batch", len(model.classes_)]},
+        "export_version": EXPORT_VERSION,
     }
 
     def write(tmp: Path) -> None:
@@ -157,7 +168,16 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(meta)
-        onnx.save(proto, str(tmp))
+        # The file's SHA-256, computed with its own value zeroed, then written in place of
+        # the zeros (same length): load recomputes it the same way before parsing the file.
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = CHECKSUM_KEY, ZERO_DIGEST
+        data = proto.SerializeToString()
+        blank = checksum_field(ZERO_DIGEST)
+        if data.count(blank) != 1:
+            raise EarmarkError(f"{out}: cannot place the checksum in the exported graph")
+        digest = hashlib.sha256(data).hexdigest()
+        tmp.write_bytes(data.replace(blank, checksum_field(digest)))
 
     def _export(tmp: Path) -> None:
         torch.onnx.export(

@@ -6,26 +6,74 @@ frontend is inside the graph): prediction from files, windowing of long audio, p
 detection and evaluation are exactly the Classifier's, and nothing here imports torch. The
 settings travel inside the ``.onnx`` file (metadata key ``earmark``); files exported before
 that read them from the ``earmark.json`` beside them.
+
+An exported file is checked before it is used, like an artifact directory: its SHA-256
+(metadata key ``earmark_sha256``, computed over the file with that value zeroed) must match
+before onnxruntime parses it; the settings must pass their schema
+(:func:`earmark.artifact_schema.validate_onnx_meta`); and the graph must be earmark's shape:
+one input ``waveform`` float32 ``[batch, channels, samples]`` and one output
+``probabilities`` float32 ``[batch, classes]``. Anything else is one
+:class:`~earmark.artifact.ArtifactError` line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from earmark.artifact import ArtifactError
 from earmark.audio import AudioConfig
 from earmark.errors import EarmarkError
 from earmark.features.config import FeatureConfig
 from earmark.predict import Predictor, UsesPredictor
 from earmark.preprocess import Preprocessing
 
-__all__ = ["META_KEY", "OnnxClassifier", "read_onnx_meta"]
+__all__ = [
+    "CHECKSUM_KEY",
+    "EXPORT_VERSION",
+    "META_KEY",
+    "OnnxClassifier",
+    "checksum_field",
+    "read_onnx_meta",
+]
 
 #: The ONNX metadata key holding earmark's settings (JSON) inside an exported file.
 META_KEY = "earmark"
+#: The metadata key holding the file's SHA-256 (hex), computed with this value all zeros.
+CHECKSUM_KEY = "earmark_sha256"
+#: Exports that carry a checksum say ``export_version`` 2 in their settings (1: earlier).
+EXPORT_VERSION = 2
+ZERO_DIGEST = "0" * 64
+
+
+def checksum_field(digest: str) -> bytes:
+    """The bytes of the metadata entry ``earmark_sha256 = digest`` as protobuf writes them
+    (a ``StringStringEntryProto``: field 1 the key, field 2 the 64-character value), which
+    is what export fills in and load finds, without parsing the model."""
+    key = CHECKSUM_KEY.encode()
+    return b"\x0a" + bytes([len(key)]) + key + b"\x12\x40" + digest.encode("ascii")
+
+
+_CHECKSUM = re.compile(re.escape(checksum_field("")) + rb"([0-9a-f]{64})")
+
+
+def _verify_checksum(path: Path, data: bytes) -> bool:
+    """Whether ``data`` (the file ``path``) carries a checksum; a wrong one is refused."""
+    found = _CHECKSUM.findall(data)
+    if not found:
+        return False
+    if len(found) > 1:
+        raise ArtifactError(f"{path}: more than one {CHECKSUM_KEY} entry (not an earmark export)")
+    digest = found[0].decode()
+    blank = data.replace(checksum_field(digest), checksum_field(ZERO_DIGEST), 1)
+    if hashlib.sha256(blank).hexdigest() != digest:
+        raise ArtifactError(f"{path}: checksum mismatch (modified after export?)")
+    return True
 
 
 def read_onnx_meta(path: str | Path) -> dict[str, Any] | None:
@@ -47,16 +95,83 @@ def read_onnx_meta(path: str | Path) -> dict[str, Any] | None:
     return None
 
 
+def _parse_meta(path: Path, text: str | bytes, where: str) -> dict[str, Any]:
+    """Settings text (from inside the file, or the ``earmark.json`` beside it) parsed and
+    checked against their schema."""
+    from earmark.artifact_schema import SchemaError, parse_json, validate_onnx_meta
+
+    try:
+        meta = parse_json(text, what="earmark setting")
+        validate_onnx_meta(meta)
+    except SchemaError as exc:
+        raise ArtifactError(f"{path}: {where}: {exc}") from None
+    return meta
+
+
 def _legacy_meta(path: Path) -> dict[str, Any]:
     """Settings of an export from before they went inside the file: ``earmark.json``."""
+    from earmark.artifact_schema import MAX_META_BYTES
+
     meta_path = path.parent / "earmark.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise EarmarkError(f"{path}: no earmark settings inside it or beside it ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("family") != "onnx" or meta.get("onnx") != path.name:
-        raise EarmarkError(f"{path}: not an earmark export ({meta_path} does not describe it)")
-    return meta
+        with meta_path.open("rb") as fh:
+            raw = fh.read(MAX_META_BYTES + 1)
+    except OSError as exc:
+        raise ArtifactError(
+            f"{path}: no earmark settings inside it or beside it ({exc.strerror or exc})"
+        ) from None
+    try:
+        head = json.loads(raw)
+    except ValueError:
+        head = None
+    if not isinstance(head, dict) or head.get("family") != "onnx" or head.get("onnx") != path.name:
+        raise ArtifactError(f"{path}: not an earmark export ({meta_path} does not describe it)")
+    return _parse_meta(path, raw, str(meta_path))
+
+
+def _check_graph(path: Path, session: Any, meta: dict[str, Any]) -> None:
+    """The graph takes ``waveform`` float32 ``[batch, channels, samples]`` and gives
+    ``probabilities`` float32 ``[batch, classes]``, channels and classes as its settings say."""
+    channels = meta["audio"].get("channels", 1)
+    want = {
+        "input": ("waveform", 3, {1: channels}),
+        "output": ("probabilities", 2, {1: len(meta["classes"])}),
+    }
+    for kind, args in (("input", session.get_inputs()), ("output", session.get_outputs())):
+        name, rank, dims = want[kind]
+        names = [a.name for a in args]
+        if names != [name]:
+            raise ArtifactError(
+                f"{path}: not an earmark graph: its {kind}s are {names}, expected [{name!r}]"
+            )
+        arg = args[0]
+        shape = list(arg.shape)
+        if arg.type != "tensor(float)":
+            raise ArtifactError(f"{path}: not an earmark graph: {name} is {arg.type}, not float32")
+        if len(shape) != rank or any(shape[i] != n for i, n in dims.items()):
+            expected = ["batch", channels, "samples"] if kind == "input" else ["batch", dims[1]]
+            raise ArtifactError(
+                f"{path}: not an earmark graph: {name} has shape {shape}, expected {expected}"
+            )
+    # The declared shapes may lie: one silent window (at most 10 s) must give one finite
+    # probability per class.
+    sr = meta["audio"].get("sample_rate", 16_000)
+    n = max(1, min(round(float(meta["clip_seconds"]) * sr), 10 * sr))
+    try:
+        out = session.run(["probabilities"], {"waveform": np.zeros((1, channels, n), np.float32)})
+        probe = np.asarray(out[0])
+    except Exception as exc:  # onnxruntime's own types
+        first = " ".join(str(exc).split())[:200]
+        raise ArtifactError(
+            f"{path}: not an earmark graph: a silent window fails ({first})"
+        ) from None
+    if probe.shape != (1, len(meta["classes"])):
+        raise ArtifactError(
+            f"{path}: not an earmark graph: a silent window gives scores of shape "
+            f"{probe.shape}, expected (1, {len(meta['classes'])})"
+        )
+    if not np.isfinite(probe).all():
+        raise ArtifactError(f"{path}: not an earmark graph: a silent window gives NaN scores")
 
 
 class OnnxClassifier(UsesPredictor):
@@ -90,37 +205,38 @@ class OnnxClassifier(UsesPredictor):
     def load(
         cls, path: str | Path, *, threads: int | None = None, spin: bool = True
     ) -> OnnxClassifier:
-        """Load an exported ``.onnx`` file; ``threads``: onnxruntime's threads per call
-        (default: its own choice, all cores); ``spin=False``: its worker threads sleep between
-        calls instead of busy-waiting (for a server, where those cores are needed by the HTTP
-        side between calls)."""
+        """Load an exported ``.onnx`` file, checked first (see the module's notes);
+        ``threads``: onnxruntime's threads per call (default: its own choice, all cores);
+        ``spin=False``: its worker threads sleep between calls instead of busy-waiting (for
+        a server, where those cores are needed by the HTTP side between calls)."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
-            raise EarmarkError(f"{path}: no such ONNX file")
+            raise ArtifactError(f"{path}: no such ONNX file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        checked = _verify_checksum(path, data)
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for a bad file
-            raise EarmarkError(f"{path}: not a loadable ONNX model ({exc})") from None
+            first = " ".join(str(exc).split())[:200]
+            raise ArtifactError(f"{path}: not a loadable ONNX model ({first})") from None
         stored = session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if stored is not None:
-            try:
-                meta = json.loads(stored)
-            except ValueError as exc:
-                raise EarmarkError(f"{path}: unreadable earmark settings ({exc})") from None
+            meta = _parse_meta(path, stored, f"metadata {META_KEY!r}")
         else:
             meta = _legacy_meta(path)
-        if not isinstance(meta, dict):
-            raise EarmarkError(f"{path}: unreadable earmark settings")
-        names = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
-        if names != (["waveform"], ["probabilities"]):
-            raise EarmarkError(f"{path}: not an earmark graph (inputs/outputs {names})")
+        if meta.get("export_version", 1) >= EXPORT_VERSION and not checked:
+            raise ArtifactError(f"{path}: its {CHECKSUM_KEY} is missing (modified after export?)")
+        _check_graph(path, session, meta)
         return cls(meta, session, path)
 
     @property
