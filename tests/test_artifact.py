@@ -562,3 +562,102 @@ def test_any_edit_of_earmark_json_loads_or_is_one_earmark_error(
     assert time.perf_counter() - start < 10  # nothing sized by an unchecked number
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB
     assert grown < 512 * 1024
+
+
+# -- the node arrays scikit-learn's compiled code walks ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rf_run(splits, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clf = Classifier("rf", params={"n_estimators": 2}, cache_dir=cache).fit(splits.train)
+    return clf.save(tmp_path_factory.mktemp("rf") / "rf")
+
+
+@pytest.fixture(scope="module")
+def hgb_run(splits, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clf = Classifier("hgb", params={"max_iter": 3}, cache_dir=cache).fit(splits.train)
+    return clf.save(tmp_path_factory.mktemp("hgb") / "hgb")
+
+
+def _tamper(run: Path, tmp_path: Path, change) -> Path:
+    """A copy of ``run`` whose skops model was loaded, changed by ``change(pipeline)``, saved
+    again and its checksum recorded."""
+    out = _copy(run, tmp_path)
+    pipeline = artifact.load_skops(out / "model.skops")
+    change(pipeline)
+    artifact.save_skops(pipeline, out / "model.skops")
+    _resign(out, "model.skops")
+    return out
+
+
+def _tree_change(field: str, value):
+    """Set ``field`` of the first split node of the first tree of a forest."""
+
+    def change(pipeline) -> None:
+        tree = pipeline.steps[-1][1].estimators_[0].tree_
+        state = tree.__getstate__()
+        nodes = state["nodes"].copy()
+        first = int(np.flatnonzero(nodes["left_child"] != -1)[0])
+        nodes[field][first] = value(len(nodes))
+        tree.__setstate__({**state, "nodes": nodes})
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        pytest.param("feature", lambda n: 10**6, "splits on a feature beyond the 455", id="far"),
+        pytest.param("feature", lambda n: -3, "splits on a feature beyond the 455", id="negative"),
+        pytest.param("left_child", lambda n: n + 10, "are not after their parent", id="outside"),
+        pytest.param("right_child", lambda n: 0, "are not after their parent", id="loop"),
+    ],
+)
+def test_a_forest_with_crafted_node_arrays_is_refused(
+    rf_run: Path, splits, tmp_path: Path, field: str, value, words: str
+) -> None:
+    run = rf_run
+    assert earmark.load(run).predict_proba(splits.test.filepaths[:2]).shape == (2, 10)
+    with pytest.raises(ArtifactError, match=words):
+        earmark.load(_tamper(run, tmp_path, _tree_change(field, value)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        pytest.param("feature_idx", 10**6, "a boosted tree splits on a feature beyond", id="far"),
+        pytest.param("left", 0, "boosted tree whose children are not after", id="loop"),
+        pytest.param("right", 10**6, "boosted tree whose children are not after", id="outside"),
+        pytest.param("is_categorical", 1, "categorical splits", id="categorical"),
+    ],
+)
+def test_a_boosted_tree_with_crafted_nodes_is_refused(
+    hgb_run: Path, splits, tmp_path: Path, field: str, value, words: str
+) -> None:
+    """skops does not trust HistGradientBoosting's TreePredictor (its node array is walked by
+    compiled code); earmark does, having checked that array."""
+    run = hgb_run
+    assert earmark.load(run).predict_proba(splits.test.filepaths[:2]).shape == (2, 10)
+
+    def change(pipeline) -> None:
+        nodes = pipeline.steps[-1][1]._predictors[0][0].nodes
+        nodes[field][int(np.flatnonzero(~nodes["is_leaf"].astype(bool))[0])] = value
+
+    with pytest.raises(ArtifactError, match=words):
+        earmark.load(_tamper(run, tmp_path, change))
+
+
+def test_a_nearest_neighbour_tree_with_crafted_arrays_is_refused(tmp_path: Path) -> None:
+    from sklearn.neighbors import BallTree, KDTree
+
+    rng = np.random.default_rng(0)
+    for kind in (KDTree, BallTree):
+        tree = kind(rng.standard_normal((200, 3)), leaf_size=5)
+        artifact.check_trees([tree], tmp_path, n_features=3)  # as fitted: fine
+        state = list(tree.__getstate__())
+        idx = state[1].copy()
+        idx[0] = 10**6  # a row beyond the data
+        state[1] = idx
+        tree.__setstate__(tuple(state))
+        with pytest.raises(ArtifactError, match="index is not a permutation of its 200 rows"):
+            artifact.check_trees([tree], tmp_path, n_features=3)

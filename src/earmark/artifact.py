@@ -585,7 +585,9 @@ def _check_nodes(
     at = np.arange(n)[split]
     left, right, feature = (a.astype(np.int64)[split] for a in (left, right, feature))
     if ((left <= at) | (left >= n) | (right <= at) | (right >= n)).any():
-        raise ArtifactError(f"{path}: a {what} whose children lie outside its {n} nodes")
+        raise ArtifactError(
+            f"{path}: a {what} whose children are not after their parent among its {n} nodes"
+        )
     if ((feature < 0) | (feature >= n_features)).any():
         raise ArtifactError(f"{path}: a {what} splits on a feature beyond the {n_features}")
 

@@ -465,7 +465,7 @@ def _check_params(meta: ModelMeta) -> None:
         g = meta.generator
         c, f, t = g.shape
         units = 2 * g.width * math.ceil(f / 4) * math.ceil(t / 4) * (g.noise_dim + 1)
-        if c > 64 or units > MAX_WINDOW_SAMPLES:
+        if c > 64 or units > 2**26:  # earmark's: 5 million (32 wide, 40 x 501 patches)
             raise SchemaError(
                 "generator", f"a generator of {units} weights: more than earmark makes"
             )
