@@ -154,3 +154,29 @@ def test_pooling_and_top_k(handcrafted) -> None:
     assert out.labels == ["b"] and out.scores == [pytest.approx(0.55)]
     with pytest.raises(ParameterError):
         Predictor(handcrafted.preprocessing, ["a"], lambda X: X, pooling="median")
+
+
+def test_scoring_and_prediction_stop_once_cancelled(handcrafted, recording) -> None:
+    """Inside ``cancel_on(event)`` the streaming loops check the event between blocks and
+    batches (and files): set, they raise Cancelled; outside, nothing is checked."""
+    import threading
+
+    from earmark.predict import Cancelled, cancel_on
+
+    path, _ = recording
+    event = threading.Event()
+    blocks: list[float] = []
+
+    def on_block(seconds: float) -> None:
+        blocks.append(seconds)
+        event.set()  # the caller gives up after the first block
+
+    with cancel_on(event), pytest.raises(Cancelled):
+        score_file(handcrafted, path, Windowing(hop=0.5), block_seconds=2.0, on_block=on_block)
+    assert len(blocks) == 1  # stopped at the next block (12 s in blocks of 2 s)
+    with cancel_on(event), pytest.raises(Cancelled):
+        handcrafted.predict_files([path, path], top_k=1)
+    with cancel_on(threading.Event()):  # an event not set: the work runs
+        assert handcrafted.predict_file(path, top_k=1).labels
+    track = score_file(handcrafted, path, Windowing(hop=0.5), block_seconds=2.0)
+    assert track.duration == pytest.approx(12.0)  # no cancel_on: nothing to stop it

@@ -1240,14 +1240,23 @@ def serve(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EARMARK_API_KEY",
+            show_default=False,
+            help="Require this key (Authorization: Bearer KEY, or X-API-Key: KEY) for /v1/*, "
+            "/metrics and /docs; /healthz and the page stay open. Prefer the environment "
+            "variable: a command line is visible to other users of the machine.",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs."""
-    import uvicorn
-
     from earmark.loading import load
-    from earmark.serve import ServeSettings, create_app
+    from earmark.serve import ServeSettings, create_app, exposure_warning
+    from earmark.serve import run as serve_app
 
     if threads is not None:
         import torch
@@ -1275,6 +1284,7 @@ def serve(
         timeout=timeout,
         max_concurrency=concurrency,
         max_queue=queue,
+        api_key=api_key or None,
     )
     app_ = create_app(model, settings, name=run.name)
     # Everything loaded so far (torch, the model, FastAPI: ~235,000 objects) lives as long as
@@ -1284,9 +1294,12 @@ def serve(
 
     gc.collect()
     gc.freeze()
+    warning = exposure_warning(host, settings.api_key)
+    if warning is not None:  # even when quiet: the server is open to other machines
+        err_console.print(warning, highlight=False, soft_wrap=True, markup=False)
     if not quiet:
         console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    serve_app(app_, host=host, port=port)
 
 
 @app.command("sgan-samples")

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzzing
+from hypothesis import strategies as st
 
 from earmark.serve import ServeSettings, create_app
 
@@ -333,3 +336,215 @@ def test_requests_arriving_together_are_scored_in_one_batch(detector, demo_digit
         want = detector.predict_file(clip, top_k=5)
         assert got["labels"] == want.labels
         assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
+
+
+# -- timed-out work is stopped ------------------------------------------------------------------
+
+
+def test_timed_out_work_keeps_its_place_until_it_stops(detector, demo_digits: Path) -> None:
+    """Work that cannot be stopped at once (the model is in a long call) still counts
+    against the concurrency limit after its 504, until it returns."""
+    app, model = _slow_app("per-request", detector, 1.0, timeout=0.2, max_concurrency=1)
+    clip = (demo_digits / "one" / "v000.wav").read_bytes()
+    audio = {"content-type": "audio/wav"}
+    with TestClient(app) as client:
+        assert client.post("/v1/predict", content=clip, headers=audio).status_code == 504
+        assert app.state.load["pending"] == 1  # still running
+        t0 = time.perf_counter()
+        res = client.post("/v1/predict", content=clip, headers=audio)  # waits for the place
+        assert res.status_code == 504 and model.scored == [1]
+        assert time.perf_counter() - t0 > 0.5  # it waited for the first to stop
+        for _ in range(100):
+            if app.state.load["pending"] == 0:
+                break
+            time.sleep(0.05)
+        assert app.state.load == {"pending": 0, "decoding": 0, "receiving": 0, "stopping": 0}
+    limits = {"timeout": 0.2, "max_concurrency": 1, "max_queue": 0}
+    app, model = _slow_app("per-request", detector, 1.0, **limits)
+    with TestClient(app) as client:
+        assert client.post("/v1/predict", content=clip, headers=audio).status_code == 504
+        busy = client.post("/v1/predict", content=clip, headers=audio)
+        assert busy.status_code == 503  # its place is still taken
+        for _ in range(100):
+            if model.scored:
+                break
+            time.sleep(0.05)
+        time.sleep(0.1)
+        assert client.post("/v1/predict", content=clip, headers=audio).status_code == 504
+
+
+def _cpu_seconds(during: float) -> float:
+    t0 = time.process_time()
+    time.sleep(during)
+    return time.process_time() - t0
+
+
+def test_timed_out_detection_stops_within_two_seconds(
+    detector, watched, live, recording: Path
+) -> None:
+    """Four detections far longer than the timeout (20 s at a 1 ms hop: 20,000 windows),
+    two at a time: each gets 504 and stops scoring, and the server goes quiet."""
+    import httpx
+
+    model = watched(detector)
+    app = create_app(model, ServeSettings(timeout=0.5, max_concurrency=2, max_queue=4))
+    url = live(app)
+    data = recording.read_bytes()
+    statuses: list[int] = []
+
+    def post() -> None:
+        res = httpx.post(
+            f"{url}/v1/detect?hop=0.001",
+            content=data,
+            headers={"content-type": "audio/wav"},
+            timeout=30,
+        )
+        statuses.append(res.status_code)
+
+    workers = [threading.Thread(target=post) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    last = time.monotonic()
+    assert statuses == [504] * 4
+    while app.state.load["pending"] and time.monotonic() - last < 5:
+        time.sleep(0.02)
+    assert app.state.load["pending"] == 0 and app.state.load["stopping"] == 0
+    stopped = time.monotonic() - last
+    assert stopped < 2.0, f"the timed-out work ran on for {stopped:.1f} s"
+    calls = len(model.calls)
+    assert calls >= 4  # each had started scoring
+    assert _cpu_seconds(0.6) < 0.3  # nothing is left burning the CPU
+    assert len(model.calls) == calls  # ... nor scoring
+    text = httpx.get(f"{url}/metrics").text
+    assert "earmark_timed_out_running 0.0" in text and "earmark_queue_depth 0.0" in text
+
+
+# -- query parameters --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "window=nan",
+        "window=inf",
+        "hop=inf",
+        "hop=-inf",
+        "window=1e300",
+        "hop=0",
+        "window=-1",
+        "hop=NaN",
+        "window=abc",
+        "threshold=1.5",
+        "threshold=-0.1",
+        "threshold=nan",
+        "merge_gap=-1",
+        "merge_gap=inf",
+        "min_duration=nan",
+        "min_duration=-2",
+        "hop=20000",  # over max_detect_duration (here 10000 s)
+    ],
+)
+def test_detect_refuses_bad_numbers_with_422(detector, query: str) -> None:
+    client = TestClient(create_app(detector, ServeSettings(max_detect_duration=10_000)))
+    res = client.post(f"/v1/detect?{query}", content=b"x", headers={"content-type": "audio/wav"})
+    assert res.status_code == 422, res.text
+
+
+# -- fuzzing: nothing a client sends gives a 500 -----------------------------------------------
+
+
+def _wav(seconds: float = 0.5) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, format="WAV")
+    return buf.getvalue()
+
+
+WAV = _wav()
+CLASSES = ["one", "two", "zero"]
+NUMBERS = st.one_of(
+    st.floats().map(repr),
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(["nan", "-NaN", "inf", "-Infinity", "1e300", "-0", "1e-300", "0x1", "", "1_0"]),
+    st.text(max_size=6),
+)
+NUMERIC = ["window", "hop", "threshold", "merge_gap", "min_duration"]
+QUERIES = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(NUMERIC), NUMBERS),
+        st.tuples(st.just("background"), st.one_of(st.sampled_from(CLASSES), st.text(max_size=5))),
+        st.tuples(st.text(max_size=5), st.text(max_size=5)),
+    ),
+    max_size=5,
+)
+BODIES = st.one_of(
+    st.binary(max_size=3000),
+    st.integers(0, len(WAV)).map(lambda n: WAV[:n]),  # truncated
+    st.tuples(st.integers(0, 60), st.binary(min_size=1, max_size=6)).map(  # header damaged
+        lambda t: WAV[: t[0]] + t[1] + WAV[t[0] + len(t[1]) :]
+    ),
+    st.tuples(
+        st.sampled_from([b"RIFF", b"OggS", b"fLaC", b"ID3", b"\x00\x00\x00\x20ftypM4A ", b"\x1aE"]),
+        st.binary(max_size=500),
+    ).map(b"".join),
+)
+KINDS = ["audio/wav", "audio/ogg", "audio/flac", "audio/mpeg", "audio/mp4", "video/webm", ""]
+
+
+@pytest.fixture(scope="module")
+def fuzz_url(detector, serving):
+    settings = ServeSettings(timeout=10.0, max_upload_bytes=100_000, max_detect_duration=600)
+    with serving(create_app(detector, settings)) as url:
+        yield url
+
+
+def _no_server_error(res) -> None:
+    assert res.status_code < 500 or res.status_code in (503, 504), (res.status_code, res.text)
+    if res.status_code >= 400:
+        assert "earmark-upload" not in res.text and "/dev/shm" not in res.text, res.text
+
+
+@fuzzing(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=QUERIES)
+def test_fuzzed_detect_queries_never_give_500(fuzz_url: str, query) -> None:
+    from urllib.parse import urlencode
+
+    import httpx
+
+    res = httpx.post(
+        f"{fuzz_url}/v1/detect?{urlencode(query)}",
+        content=WAV,
+        headers={"content-type": "audio/wav"},
+        timeout=30,
+    )
+    _no_server_error(res)
+
+
+@fuzzing(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=BODIES,
+    kind=st.sampled_from(KINDS),
+    multipart=st.booleans(),
+    endpoint=st.sampled_from(["/v1/predict", "/v1/detect"]),
+)
+def test_fuzzed_uploads_never_give_500(
+    fuzz_url: str, body: bytes, kind: str, multipart: bool, endpoint: str
+) -> None:
+    import httpx
+
+    if multipart:
+        res = httpx.post(
+            f"{fuzz_url}{endpoint}", files={"file": ("upload", body, kind or None)}, timeout=30
+        )
+    else:
+        res = httpx.post(
+            f"{fuzz_url}{endpoint}", content=body, headers={"content-type": kind}, timeout=30
+        )
+    _no_server_error(res)

@@ -86,3 +86,32 @@ def test_upload_in_a_browser_shows_the_predictions(
         assert "20.00 s" in page.locator("#status").inner_text()
         browser.close()
     assert (tmp_path / "page.png").stat().st_size > 20_000
+
+
+def test_the_page_asks_for_the_api_key_and_sends_it(live, detector, demo_digits: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from earmark.serve import ServeSettings
+
+    if CHROMIUM is None:
+        pytest.fail("chromium is missing: run `make setup` (apt-get install chromium)")
+    url = live(create_app(detector, ServeSettings(api_key="page-key"), name="digits"))
+    clip = demo_digits / "two" / "v003.wav"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#access:not([hidden])")  # the model card was refused
+        page.fill("#key", "wrong")
+        page.click("#use-key")
+        page.wait_for_selector("#model:has-text('refused')")
+        page.fill("#key", "page-key")
+        page.click("#use-key")
+        page.wait_for_selector("#model:has-text('10 classes')")
+        assert page.locator("#access").is_hidden()
+        assert page.evaluate("sessionStorage.getItem('earmark-api-key')") == "page-key"
+        page.set_input_files("#file", str(clip))
+        page.wait_for_selector("#predictions .bar")
+        labels = page.locator("#predictions .bar .label").all_inner_texts()
+        assert labels == detector.predict_file(clip, top_k=5).labels
+        browser.close()

@@ -1,5 +1,7 @@
-"""Serve a trained model over HTTP: :func:`create_app` builds the FastAPI app."""
+"""Serve a trained model over HTTP: :func:`create_app` builds the FastAPI app, :func:`run`
+serves it under uvicorn with the connection deadlines uvicorn lacks."""
 
 from earmark.serve.app import ServeSettings, create_app
+from earmark.serve.server import exposure_warning, is_loopback, run, server_config
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["ServeSettings", "create_app", "exposure_warning", "is_loopback", "run", "server_config"]

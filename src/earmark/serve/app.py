@@ -1,24 +1,43 @@
-"""The HTTP API over a trained model (FastAPI): predict, model card, health, metrics.
+"""The HTTP API over a trained model (FastAPI): predict, detect, model card, health, metrics.
 
-Safety limits (:class:`ServeSettings`): uploads over ``max_upload_bytes`` get 413 before the
-body is read (from ``Content-Length``, or as soon as a chunked body passes the limit); audio
-over ``max_duration`` seconds gets 413; more than ``max_concurrency`` predictions running and
-``max_queue`` waiting gets 503 with ``Retry-After`` (the queue is never unbounded); a
-prediction over ``timeout`` seconds gets 504; undecodable input gets 415 (not audio, no
-audio track, unsupported codec) or 400 (corrupt) with the reason. Upload names are never
-used as paths: the body goes to a temporary file with a generated name (only a known audio
-extension is kept, for the decoder), removed in every case. Decoding and the model run in
-worker threads, so ``/healthz`` answers while predictions run.
+Safety limits (:class:`ServeSettings`), in the order a request meets them:
+
+- who: with ``api_key`` set, everything but the page, ``/healthz`` and ``/readyz`` needs the
+  key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), else 401;
+- the connection: the request's head must arrive within ``header_timeout`` seconds and an
+  idle keep-alive connection is closed after ``keep_alive`` (:mod:`earmark.serve.server`);
+- the body: over ``max_upload_bytes`` gets 413 (before it is read when ``Content-Length``
+  says so); it must arrive within ``body_timeout`` seconds plus one per
+  ``body_min_rate`` bytes, else 408 and the connection is dropped
+  (:mod:`earmark.serve.guards`); at most ``max_uploads`` bodies are received at once (503
+  beyond). Bodies are streamed to a temporary file (memory-backed ``/dev/shm`` while it has
+  room, else the disk; 503 when neither can take it), never held whole in memory
+  (:mod:`earmark.serve.uploads`);
+- the work, admitted once the body is in: ``max_concurrency`` predictions run and
+  ``max_queue`` wait; beyond, 503 with ``Retry-After``. A prediction over ``timeout``
+  seconds gets 504 and is *stopped* (the model's loops check a cancellation flag between
+  blocks and batches: :func:`earmark.predict.cancel_on`); until it has stopped it still holds
+  its place in the concurrency limit and its upload;
+- the audio: over ``max_duration`` seconds (``max_detect_duration`` for detection) gets
+  413; undecodable input 415 (not audio, no audio track, unsupported codec) or 400
+  (corrupt), with the reason, never naming a server path; bad query parameters 422.
+
+A client that goes away before its answer is not an error: its upload is removed and the
+request is counted as 499 in ``/metrics``, without a traceback. Upload names are never used
+as paths. Decoding and the model run in worker threads, so ``/healthz`` answers while
+predictions run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
-import time
-from dataclasses import dataclass
+import dataclasses
+import math
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +52,20 @@ from earmark.errors import (
     ParameterError,
     UnsupportedCodecError,
 )
+from earmark.serve.uploads import CONTENT_TYPES, UploadProblem, receive_upload, scrub, spool_dirs
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["CONTENT_TYPES", "ServeSettings", "create_app"]
 
 # The page is plain HTML and JavaScript in the package: no build step.
 PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 
-CONTENT_TYPES = {  # raw-body content types -> the extension the decoder is told
-    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/flac": ".flac",
-    "audio/x-flac": ".flac", "audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp3": ".mp3",
-    "audio/mp4": ".m4a", "audio/x-m4a": ".m4a", "audio/aac": ".aac", "audio/webm": ".webm",
-    "video/mp4": ".mp4", "video/webm": ".webm", "application/octet-stream": "",
-}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Limits of the server (sizes in bytes, durations in seconds)."""
+    """Limits of the server (sizes in bytes, durations in seconds, rates in bytes/s).
+
+    ``api_key``: when set, the key every request but the page and the health probes must
+    carry; it is never shown (not in ``repr``, not in the model card's limits)."""
 
     max_upload_bytes: int = 50 * 1024 * 1024
     max_duration: float = 600.0
@@ -60,110 +76,61 @@ class ServeSettings:
     max_detect_duration: float = 4 * 3600.0
     batch_wait: float = 0.005  # longest wait (s) for requests still decoding to batch with
     batch_max_windows: int = 64
-    upload_dir: str | None = None  # where uploads are written; None: /dev/shm if usable
+    upload_dir: str | None = None  # where uploads are written; None: /dev/shm, then disk
+    max_uploads: int = 32  # bodies received at once (slow ones included)
+    header_timeout: float = 10.0  # from connecting (or the last answer) to a request's head
+    keep_alive: float = 5.0  # an idle keep-alive connection is closed after this
+    body_timeout: float = 20.0  # for the body, plus a second per body_min_rate bytes
+    body_min_rate: float = 64 * 1024
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_concurrency", "max_uploads", "batch_max_windows"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queue < 0 or self.top_k < 1:
+            raise ParameterError("max_queue must be >= 0 and top_k >= 1")
+        for name in (
+            "max_duration",
+            "timeout",
+            "max_detect_duration",
+            "header_timeout",
+            "keep_alive",
+            "body_timeout",
+            "body_min_rate",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.batch_wait) and self.batch_wait >= 0):
+            raise ParameterError(f"batch_wait must be >= 0, got {self.batch_wait!r}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ParameterError("api_key must not be empty (leave it unset for no key)")
+
+    def limits(self) -> dict[str, Any]:
+        """The settings a client may see (everything but the key)."""
+        out = dataclasses.asdict(self)
+        out.pop("api_key")
+        out.pop("upload_dir")
+        return out
 
 
-def _memory_tmp() -> str | None:
-    """``/dev/shm`` when it is a writable folder (Linux tmpfs), else the system default."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, before the app reads it all."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _reject(send, 413, f"upload over the limit of {self.limit} bytes")
-        seen = 0
-        started = False
-
-        async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        async def tracked_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, 413, f"upload over the limit of {self.limit} bytes")
-
-
-class _Metrics:
-    """ASGI middleware: ``observe(endpoint, status, seconds)`` for every HTTP request.
-
-    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
-    runs each request through extra streams and a task group, which costs time on every
-    request. Paths that are not the app's endpoints are counted as ``other`` (a client must
-    not be able to grow the metrics without bound)."""
-
-    def __init__(self, app: Any, observe: Any, endpoints: frozenset[str]) -> None:
-        self.app, self.observe, self.endpoints = app, observe, endpoints
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = 500
-
-        async def tracked(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        finally:
-            path = scope["path"] if scope["path"] in self.endpoints else "other"
-            self.observe(path, status, time.perf_counter() - t0)
-
-
-async def _reject(send: Any, status: int, detail: str) -> None:
-    import json
-
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _suffix(filename: str | None, content_type: str | None) -> str:
-    """The temporary file's extension: a known audio extension of the upload's name, else
-    one for its content type; never anything else from the client."""
-    ext = Path(filename or "").suffix.lower()
-    if ext in audio_io.AUDIO_EXTENSIONS:
-        return ext
-    return CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower(), "")
+def _busy(detail: str, retry_after: int = 1) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def create_app(model: Any, settings: ServeSettings | None = None, *, name: str = "") -> Any:
     """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
-    ONNX model) with ``settings``."""
-    from fastapi import FastAPI, HTTPException, Query
+    ONNX model) with ``settings``. Run it with :func:`earmark.serve.run` (or
+    :func:`earmark.serve.server_config`): plain uvicorn lacks the head deadline."""
+    from fastapi import FastAPI, Query
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-    from starlette.concurrency import run_in_threadpool
 
     import earmark
+    from earmark.predict import cancel_on
+    from earmark.serve.guards import ApiKeyGuard, BodyGuard, Metrics
 
     settings = settings or ServeSettings()
     registry = CollectorRegistry()
@@ -181,15 +148,34 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         "earmark_errors", "Requests answered with an error", ["status"], registry=registry
     )
     depth = Gauge("earmark_queue_depth", "Predictions running or waiting", registry=registry)
+    receiving = Gauge("earmark_uploads_receiving", "Uploads being received", registry=registry)
+    stopping = Gauge(
+        "earmark_timed_out_running", "Timed-out predictions not yet stopped", registry=registry
+    )
     gate = asyncio.Semaphore(settings.max_concurrency)
-    state = {"pending": 0, "decoding": 0}
+    # pending: admitted (running, waiting, or timed out and still stopping); decoding: in the
+    # batched path's decode step; receiving: bodies being read; stopping: timed out, running
+    state = {"pending": 0, "decoding": 0, "receiving": 0, "stopping": 0}
+    # Every admitted prediction holds a gate slot while its thread runs: this many suffice.
+    executor = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="earmark-work")
+    dirs = spool_dirs(settings.upload_dir)
+    batcher = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        yield
+        if batcher is not None:
+            await batcher.close()
+        executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="earmark",
         version=earmark.__version__,
         description="Audio classification with a trained earmark model.",
+        lifespan=lifespan,
     )
-    app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes)
+    app.state.settings = settings
+    app.state.load = state
 
     def observe(endpoint: str, status: int, seconds: float) -> None:
         requests.labels(endpoint, str(status)).inc()
@@ -208,6 +194,8 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
 
     @app.get("/readyz")
     async def readyz() -> dict[str, Any]:
+        if settings.api_key:  # open to probes: it names nothing then
+            return {"status": "ready"}
         return {"status": "ready", "model": getattr(model, "model", name)}
 
     @app.get("/metrics")
@@ -229,43 +217,12 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             "audio": audio.to_dict() if audio is not None else None,
             "features": features.to_dict() if features is not None else None,
             "metrics": getattr(model, "metrics_", {}),
-            "limits": settings.__dict__,
+            "limits": settings.limits(),
         }
-
-    # Uploads live for milliseconds: kept in memory (tmpfs) where the system has it, so
-    # they never reach a disk (on this project's machine it made no measurable difference
-    # to latency; the tails there come from elsewhere).
-    upload_dir = settings.upload_dir or _memory_tmp()
-
-    async def _body_to_file(request: Request) -> Path:
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(400, "send the audio as the multipart field 'file'")
-            suffix = _suffix(upload.filename, upload.content_type)
-            data = await upload.read()
-        else:
-            if content_type.split(";")[0].strip().lower() not in CONTENT_TYPES:
-                raise HTTPException(
-                    415,
-                    f"unsupported content type {content_type!r}: send "
-                    "audio/* or video/* as the body, or a multipart upload",
-                )
-            suffix = _suffix(None, content_type)
-            data = await request.body()
-        if not data:
-            raise HTTPException(400, "the upload is empty")
-        fd, tmp = tempfile.mkstemp(prefix="earmark-upload-", suffix=suffix, dir=upload_dir)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return Path(tmp)
 
     # Classifiers (torch or ONNX) expose their window scoring: requests are batched then.
     # Ensembles score each request on its own.
     predictor = getattr(model, "predictor", None)
-    batcher = None
     if settings.batch_wait > 0 and predictor is not None:
         from earmark.serve.batching import Batcher
 
@@ -276,6 +233,25 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             incoming=lambda: state["decoding"],
         )
         app.state.batcher = batcher
+
+    async def in_thread(cancel: threading.Event, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, under ``cancel_on(cancel)``. A thread cannot be
+        interrupted: when this is cancelled it still waits for ``fn`` to notice ``cancel``
+        (at its next check) and return, so whoever awaits it holds its slot until then."""
+
+        def job() -> Any:
+            with cancel_on(cancel):
+                return fn(*args)
+
+        future = asyncio.get_running_loop().run_in_executor(executor, job)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            await asyncio.wait({future})
+            if not future.cancelled():
+                future.exception()  # retrieved: no "never retrieved" warning
+            raise
 
     def _check_duration(path: Path, limit: float) -> None:
         info = audio_io.info(path)
@@ -290,12 +266,12 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         segments, starts = predictor.windows(y)
         return y.shape[1] / predictor.preprocessing.sample_rate, segments, starts
 
-    async def _predict_batched(path: Path) -> dict[str, Any]:
+    async def _predict_batched(path: Path, cancel: threading.Event) -> dict[str, Any]:
         # Counted while it decodes (inside the concurrency gate: a request waiting at the
         # gate cannot join before a batch ends): a batching window waits only for these.
         state["decoding"] += 1
         try:
-            duration, segments, starts = await run_in_threadpool(_decode, path)
+            duration, segments, starts = await in_thread(cancel, _decode, path)
         finally:
             state["decoding"] -= 1  # no await between this and the windows being queued
         scores = await batcher.score(segments)  # type: ignore[union-attr]
@@ -311,41 +287,98 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         out.pop("path", None)
         return out
 
-    async def _run(request: Request, work: Any) -> JSONResponse:
-        """Admission (503 beyond concurrency + queue), the upload to a temporary file,
-        ``work(path)`` in a worker thread within the timeout, errors to status codes, and the
-        temporary file removed whatever happens."""
+    def _error(exc: Exception, path: Path | None) -> JSONResponse | None:
+        """The answer to an error of the upload or its audio (``None``: not one of those)."""
+        if isinstance(exc, UploadProblem):
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+        if isinstance(exc, DurationLimitError):
+            status = 413
+        elif isinstance(exc, (NotAudioError, UnsupportedCodecError)):
+            status = 415
+        elif isinstance(exc, AudioError):
+            status = 400
+        elif isinstance(exc, ParameterError):
+            status = 422
+        else:
+            return None
+        detail = exc.problem if isinstance(exc, AudioError) else str(exc)
+        return JSONResponse({"detail": scrub(detail, path)}, status_code=status)
+
+    async def _run(
+        request: Request, work: Callable[[Path, threading.Event], Awaitable[dict[str, Any]]]
+    ) -> JSONResponse:
+        """The upload to a temporary file (at most ``max_uploads`` at once), then admission
+        (503 beyond concurrency + queue), ``work(path, cancel)`` within the timeout, errors
+        to status codes. On a timeout the work is cancelled; its slot and its file are let go
+        when it has stopped."""
+        if state["receiving"] >= settings.max_uploads:
+            return _busy("busy: too many uploads being received")
+        state["receiving"] += 1
+        receiving.set(state["receiving"])
+        try:
+            path = await receive_upload(request, dirs)
+        except UploadProblem as exc:
+            return _error(exc, None)  # type: ignore[return-value]
+        finally:
+            state["receiving"] -= 1
+            receiving.set(state["receiving"])
+
         if state["pending"] >= settings.max_concurrency + settings.max_queue:
-            return JSONResponse(
-                {"detail": "busy: too many predictions running or waiting"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return _busy("busy: too many predictions running or waiting")
         state["pending"] += 1
         depth.set(state["pending"])
-        path: Path | None = None
+        holds_gate = False
+
+        def release(*_: Any) -> None:
+            if holds_gate:
+                gate.release()
+            state["pending"] -= 1
+            depth.set(state["pending"])
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+        task: asyncio.Task | None = None
         try:
-            path = await _body_to_file(request)
-            async with gate:
-                result = await asyncio.wait_for(work(path), settings.timeout)
-        except TimeoutError:
+            await gate.acquire()
+            holds_gate = True
+            cancel = threading.Event()
+            task = asyncio.ensure_future(work(path, cancel))
+            done, _ = await asyncio.wait({task}, timeout=settings.timeout)
+            if not done:
+                raise TimeoutError
+            result = task.result()
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if task is None or task.done():
+                release()
+            else:  # stop it; the slot and the file stay taken until it has
+                cancel.set()
+                task.cancel()
+                state["stopping"] += 1
+                stopping.set(state["stopping"])
+
+                def stopped(t: asyncio.Task) -> None:
+                    if not t.cancelled():
+                        t.exception()
+                    state["stopping"] -= 1
+                    stopping.set(state["stopping"])
+                    release()
+
+                task.add_done_callback(stopped)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return JSONResponse(
                 {"detail": f"prediction took over {settings.timeout} s"}, status_code=504
             )
-        except DurationLimitError as exc:
-            return JSONResponse({"detail": exc.problem}, status_code=413)
-        except (NotAudioError, UnsupportedCodecError) as exc:
-            return JSONResponse({"detail": exc.problem}, status_code=415)
-        except AudioError as exc:
-            return JSONResponse({"detail": exc.problem}, status_code=400)
-        except ParameterError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=422)
-        finally:
-            state["pending"] -= 1
-            depth.set(state["pending"])
-            if path is not None:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        except Exception as exc:
+            release()
+            answer = _error(exc, path)
+            if answer is None:
+                raise
+            return answer
+        release()
         result["model"] = {
             "name": name or str(getattr(model, "model", "")),
             "version": earmark.__version__,
@@ -357,22 +390,30 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         """Top-k labels of an uploaded clip (multipart field ``file``, or a raw audio body);
         long audio is windowed and its window scores returned too."""
         if batcher is None:
-            return await _run(request, lambda path: run_in_threadpool(_predict, path))
+
+            async def work(path: Path, cancel: threading.Event) -> dict[str, Any]:
+                return await in_thread(cancel, _predict, path)
+
+            return await _run(request, work)
         return await _run(request, _predict_batched)
+
+    longest = settings.max_detect_duration
 
     @app.post("/v1/detect")
     async def detect(
         request: Request,
-        window: float | None = None,
-        hop: float | None = None,
-        threshold: float = 0.5,
+        window: float | None = Query(None, gt=0, le=longest, allow_inf_nan=False),
+        hop: float | None = Query(None, gt=0, le=longest, allow_inf_nan=False),
+        threshold: float = Query(0.5, ge=0, le=1, allow_inf_nan=False),
         background: list[str] | None = Query(default=None),
-        merge_gap: float = 0.0,
-        min_duration: float = 0.0,
+        merge_gap: float = Query(0.0, ge=0, le=longest, allow_inf_nan=False),
+        min_duration: float = Query(0.0, ge=0, le=longest, allow_inf_nan=False),
     ) -> JSONResponse:
         """Events in an uploaded recording (as ``earmark detect``): ``events`` (start_s,
         end_s, label, score), ``counts`` per label, and the score track (window starts and
-        scores per class)."""
+        scores per class). ``window`` and ``hop`` (s) must be finite, > 0 and at most
+        ``max_detect_duration``; ``threshold`` in [0, 1]; ``merge_gap`` and
+        ``min_duration`` finite and >= 0 (else 422)."""
         from earmark.detection import Windowing, score_file
         from earmark.detection.events import EventRules, count_events, find_events
 
@@ -388,7 +429,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         except ParameterError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
 
-        def work(path: Path) -> dict[str, Any]:
+        def detect_file(path: Path) -> dict[str, Any]:
             _check_duration(path, settings.max_detect_duration)
             track = score_file(model, path, windowing)
             events = find_events(track, rules)
@@ -403,8 +444,21 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
                 "window_scores": [[round(float(v), 5) for v in row] for row in track.scores],
             }
 
-        return await _run(request, lambda path: run_in_threadpool(work, path))
+        async def work(path: Path, cancel: threading.Event) -> dict[str, Any]:
+            return await in_thread(cancel, detect_file, path)
+
+        return await _run(request, work)
 
     endpoints = frozenset(r.path for r in app.routes if hasattr(r, "path"))
-    app.add_middleware(_Metrics, observe=observe, endpoints=endpoints)  # outermost: sees 413s
+    # Added innermost first: Metrics sees every answer (401, 408, 413 included), the key is
+    # checked before any body is read.
+    if settings.api_key:
+        app.add_middleware(ApiKeyGuard, key=settings.api_key)
+    app.add_middleware(
+        BodyGuard,
+        limit=settings.max_upload_bytes,
+        timeout=settings.body_timeout,
+        min_rate=settings.body_min_rate,
+    )
+    app.add_middleware(Metrics, observe=observe, endpoints=endpoints)
     return app

@@ -7,6 +7,11 @@ and each request gets its own rows back. The window closes early when no other r
 on its way (``incoming()``, the requests still decoding, is 0), so a lone
 request never waits; under load the model sees batches instead of single clips, and while
 one batch is scored the next one gathers.
+
+A request with more than ``max_windows`` windows is queued ``max_windows`` at a time, each
+part after the previous one is scored: a model call never holds more than about twice
+``max_windows`` windows, and a request given up on (its ``score`` cancelled, e.g. on a
+timeout) stops after the part being scored, instead of its whole file.
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ class Batcher:
 
     async def score(self, segments: list[np.ndarray]) -> np.ndarray:
         """The scores ``[len(segments), classes]`` of one request's windows."""
+        step = max(1, self.max_windows)
+        if len(segments) <= step:
+            return await self._score_part(segments)
+        parts = [
+            await self._score_part(segments[at : at + step]) for at in range(0, len(segments), step)
+        ]
+        return np.concatenate(parts)
+
+    async def _score_part(self, segments: list[np.ndarray]) -> np.ndarray:
         self._ensure()
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         await self.queue.put((segments, future))  # type: ignore[union-attr]
