@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,6 +49,7 @@ __all__ = [
     "MAX_WINDOW_SAMPLES",
     "NEURAL_BOUNDS",
     "SchemaError",
+    "check_param_bounds",
     "check_plain_name",
     "check_weights",
     "parse_json",
@@ -421,54 +421,34 @@ def _check_classes(classes: list[str]) -> None:
         seen.add(name)
 
 
-def _numbers(tp: Any) -> bool:
-    """Whether a parameter annotation holds numbers (``int``, ``float``, ``list[int]``...)."""
-    if tp in (int, float):
-        return True
-    return any(_numbers(a) for a in typing.get_args(tp))
-
-
-def _check_params(meta: ModelMeta) -> None:
-    from earmark.checks import SettingsError, check_params
-    from earmark.errors import ParameterError
-    from earmark.models import registry
-
-    try:
-        spec = registry.get(meta.model)
-    except ParameterError:
-        names = ", ".join(registry.names(meta.family))  # type: ignore[arg-type]
-        raise SchemaError(
-            "model", f"unknown {meta.family} model {meta.model!r} ({names})"
-        ) from None
-    if spec.family != meta.family:
-        raise SchemaError("model", f"{meta.model} is a {spec.family} model, not {meta.family}")
-    try:
-        params = check_params(meta.model, meta.params)
-    except SettingsError as exc:
-        raise SchemaError(exc.key, exc.problem) from None
+def check_param_bounds(family: str, params: dict[str, Any]) -> None:
+    """A model's hyper-parameters, already checked against its declared types
+    (:func:`earmark.checks.check_params`, which the loader calls: this module imports
+    nothing of the model registry), within bounds: no NaN or infinite number, and a
+    network's numbers within :data:`NEURAL_BOUNDS` (lists: each item, at most 16 items).
+    Raises :class:`SchemaError` naming ``params.<name>``."""
     for name, value in params.items():
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             field = f"params.{name}" + (f"[{i}]" if isinstance(value, list) else "")
             if isinstance(item, float) and not math.isfinite(item):
                 raise SchemaError(field, f"must be a finite number, got {item}")
-            bounds = NEURAL_BOUNDS.get(name) if spec.family == "neural" else None
+            bounds = NEURAL_BOUNDS.get(name) if family == "neural" else None
             numeric = isinstance(item, int | float) and not isinstance(item, bool)
             if bounds is not None and numeric and not bounds[0] <= item <= bounds[1]:
                 lo, hi = bounds
                 raise SchemaError(field, f"must be in [{lo:g}, {hi:g}], got {item}")
-        if isinstance(value, list) and spec.family == "neural" and len(value) > _MAX_BLOCKS:
+        if isinstance(value, list) and family == "neural" and len(value) > _MAX_BLOCKS:
             raise SchemaError(f"params.{name}", f"at most {_MAX_BLOCKS} items, got {len(value)}")
-        if isinstance(value, list) and spec.family == "neural" and not value:
+        if isinstance(value, list) and family == "neural" and not value:
             raise SchemaError(f"params.{name}", "must not be empty")
-    if meta.generator is not None:
-        g = meta.generator
-        c, f, t = g.shape
-        units = 2 * g.width * math.ceil(f / 4) * math.ceil(t / 4) * (g.noise_dim + 1)
-        if c > 64 or units > 2**26:  # earmark's: 5 million (32 wide, 40 x 501 patches)
-            raise SchemaError(
-                "generator", f"a generator of {units} weights: more than earmark makes"
-            )
+
+
+def _check_generator(g: GeneratorSection) -> None:
+    c, f, t = g.shape
+    units = 2 * g.width * math.ceil(f / 4) * math.ceil(t / 4) * (g.noise_dim + 1)
+    if c > 64 or units > 2**26:  # earmark's: 5 million (32 wide, 40 x 501 patches)
+        raise SchemaError("generator", f"a generator of {units} weights: more than earmark makes")
 
 
 def _check_files(files: dict[str, FileEntry], family: str) -> None:
@@ -547,7 +527,8 @@ def validate_meta(meta: Any, *, newest: int) -> _Meta:
     seconds = [("audio.duration", model.audio.duration)]
     if isinstance(model, ModelMeta):
         seconds.append(("clip_seconds", model.clip_seconds))
-        _check_params(model)
+        if model.generator is not None:
+            _check_generator(model.generator)
         if family == "classical" and model.n_features is None:
             raise SchemaError("n_features", "missing")
     else:

@@ -443,6 +443,7 @@ class Classifier(UsesPredictor):
                 f"{directory}: an {meta['family']} model, not a classifier (load it with "
                 "earmark.load)"
             )
+        _check_model(directory, meta)
         try:
             clf = cls(
                 meta["model"],
@@ -477,7 +478,7 @@ class Classifier(UsesPredictor):
         pipeline = artifact.load_skops(path)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
         artifact.check_estimator(
-            pipeline, path, expected=est._learner(), classes=clf.classes_, n_features=n_features
+            pipeline, path, expected=_learner(clf), classes=clf.classes_, n_features=n_features
         )
         est.pipeline_ = pipeline
         est.classes_ = np.asarray(pipeline.classes_, dtype=object)
@@ -488,6 +489,48 @@ class Classifier(UsesPredictor):
 
 def _semi_supervised() -> list[str]:
     return [n for n in registry.names("neural") if registry.get(n).semi_supervised]
+
+
+def _check_model(directory: Path, meta: dict[str, Any]) -> None:
+    """``earmark.json``'s model and hyper-parameters, before anything is built: a
+    registered model of the artifact's family, its hyper-parameters of their declared types
+    and within bounds (:func:`earmark.artifact_schema.check_param_bounds`: the numbers that
+    size a network). Raises :class:`~earmark.artifact.ArtifactError` naming the field."""
+    from earmark.artifact_schema import SchemaError, check_param_bounds
+    from earmark.checks import SettingsError
+
+    where = directory / artifact.META_FILE
+    family = meta["family"]
+    try:
+        spec = registry.get(meta["model"])
+    except ParameterError:
+        known = ", ".join(registry.names(family))
+        raise artifact.ArtifactError(
+            f"{where}: model: unknown {family} model {meta['model']!r} (known: {known})"
+        ) from None
+    if spec.family != family:
+        raise artifact.ArtifactError(
+            f"{where}: model: {meta['model']} is a {spec.family} model, not {family}"
+        )
+    try:
+        check_param_bounds(family, check_params(meta["model"], meta.get("params", {})))
+    except (SettingsError, SchemaError) as exc:
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        raise artifact.ArtifactError(f"{where}: {text}") from None
+
+
+def _learner(clf: Classifier) -> Any:
+    """The unfitted scikit-learn learner ``clf``'s settings build (what its skops file must
+    hold a fitted one of)."""
+    spec = registry.get(clf.model)
+    params = {**spec.defaults, **clf.params}
+    if spec.seeded:
+        params.setdefault("random_state", clf.seed)
+    try:
+        return spec.build(**params)
+    except (TypeError, ValueError) as exc:
+        raise artifact.ArtifactError(f"cannot build {clf.model} with {params} ({exc})") from None
 
 
 def _feature_width(clf: Classifier, directory: Path) -> int:
