@@ -193,3 +193,27 @@ def test_scrub(text: str, want: str) -> None:
 def test_scrub_knows_the_exact_path(tmp_path: Path) -> None:
     path = tmp_path / "odd name.wav"
     assert scrub(f"{path}: truncated", path) == "the upload: truncated"
+
+
+def test_a_decoder_naming_the_temporary_file_is_scrubbed(
+    detector, clip_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FFmpeg's messages name the file they opened (the upload's temporary path)."""
+    from earmark import audio
+    from earmark.errors import CorruptAudioError
+
+    def fails(path, *args, **kwargs):
+        raise CorruptAudioError(
+            path, f"cannot open: [Errno 1094995529] Invalid data found: '{path}'"
+        )
+
+    monkeypatch.setattr(audio, "load_clip", fails)
+    monkeypatch.setattr(audio, "info", fails)
+    client = TestClient(create_app(detector, ServeSettings()))
+    for endpoint in ("/v1/predict", "/v1/detect"):
+        res = client.post(endpoint, files={"file": ("a.ogg", clip_bytes, "audio/ogg")})
+        assert res.status_code == 400
+        assert (
+            res.json()["detail"]
+            == "cannot open: [Errno 1094995529] Invalid data found: 'the upload'"
+        )
