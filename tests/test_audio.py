@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import struct
 import tracemalloc
 from pathlib import Path
 
@@ -291,3 +292,169 @@ def test_audio_config_round_trips_and_standardizes(formats_dir: Path) -> None:
     assert two.shape == (2, 32_000) and np.all(two[:, SR:] == 0)
     with pytest.raises(errors.ParameterError, match="unknown AudioConfig settings"):
         audio.AudioConfig.from_dict({"sample_rate": 16_000, "colour": "red"})
+
+
+# -- decoding with a budget ------------------------------------------------------------------
+
+
+def _patched_wav(src: Path, dst: Path, offset: int, fmt: str, value: int) -> Path:
+    raw = bytearray(src.read_bytes())
+    struct.pack_into(fmt, raw, offset, value)
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "kind", "words"),
+    [
+        (22, "<H", 300, errors.InvalidChannelsError, "300 channels (accepted: 1..256)"),
+        (22, "<H", 65535, errors.InvalidChannelsError, "65535 channels"),
+        (24, "<I", 800_000, errors.InvalidSampleRateError, "800000 Hz"),
+        (24, "<I", 999, errors.InvalidSampleRateError, "999 Hz"),
+    ],
+)
+def test_header_rate_and_channels_are_checked_before_decoding(
+    formats_dir: Path, tmp_path: Path, offset: int, fmt: str, value: int, kind: type, words: str
+) -> None:
+    bad = _patched_wav(formats_dir / "pcm16.wav", tmp_path / "bad.wav", offset, fmt, value)
+    for call in (audio.load, audio.info, lambda p: list(audio.stream(p, 1.0))):
+        with pytest.raises(kind) as exc:
+            call(bad)
+        assert str(exc.value).startswith(f"{bad}: ") and words in str(exc.value)
+        assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("fmt", ["AIFF", "CAF", "W64"])
+def test_a_header_with_too_many_channels_is_refused_in_every_container(
+    tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / f"array.{fmt.lower()}"
+    sf.write(path, np.zeros((100, 300), np.float32), 8_000, format=fmt, subtype="PCM_16")
+    with pytest.raises(errors.InvalidChannelsError, match=r"300 channels \(accepted: 1\.\.256\)"):
+        audio.load(path)
+    sf.write(path, np.zeros((100, 256), np.float32), 8_000, format=fmt, subtype="PCM_16")
+    assert audio.load(path, mono=False)[0].shape == (256, 100)  # the limit itself is fine
+
+
+@pytest.mark.parametrize("name", ["pcm16.wav", "pcm24.wav", "tone.flac", "tone.m4a", "stereo.wav"])
+def test_a_file_over_the_decoding_budget_is_refused_before_decoding(
+    formats_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = formats_dir / name
+    need = 4 * audio.info(path).channels * audio.info(path).frames  # float32 at its own rate
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file over the budget")
+
+    monkeypatch.setattr(audio, "_iter_soundfile", no_decoding)
+    monkeypatch.setattr(audio, "_iter_pyav", no_decoding)
+    monkeypatch.setattr(np, "fromfile", no_decoding)
+    with pytest.raises(errors.DecodedSizeError) as exc:
+        audio.load(path, sr=8_000, max_decoded_bytes=need // 2)
+    assert isinstance(exc.value, errors.DurationLimitError)  # a kind of "too long"
+    message = str(exc.value)
+    assert message.startswith(f"{path}: ") and "would decode to" in message and "\n" not in message
+    with pytest.raises(errors.DecodedSizeError):  # every whole-file reader has the budget
+        audio._decode(path, sr=None, mix=None, max_decoded_bytes=need // 2)
+
+
+@pytest.mark.parametrize("name", ["tone.flac", "tone.m4a"])
+def test_the_budget_holds_while_decoding_when_the_header_understates(
+    formats_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    probe = audio._probe
+
+    def understating(path):  # a header that announces a tenth of the samples
+        meta, handle = probe(path)
+        return dataclasses.replace(meta, frames=meta.frames // 10), handle
+
+    monkeypatch.setattr(audio, "_probe", understating)
+    with pytest.raises(errors.DecodedSizeError, match=name):
+        audio.load(formats_dir / name, max_decoded_bytes=4 * SR // 2)
+
+
+def _long_tone(path: Path, sr: int, seconds: float, channels: int = 1) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    y = np.stack([0.3 * np.sin(2 * np.pi * (440 + 110 * c) * t) for c in range(channels)])
+    sf.write(path, y.T.astype(np.float32), sr, subtype="FLOAT")
+    return y.astype(np.float32)
+
+
+@pytest.mark.parametrize(("channels", "mono"), [(1, True), (2, False), (2, True)])
+def test_block_resampling_equals_whole_file_resampling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, channels: int, mono: bool
+) -> None:
+    import soxr
+
+    y = _long_tone(tmp_path / "long.wav", 44_100, 3.0, channels)
+    ref = y.mean(axis=0, keepdims=True) if mono else y
+    want = soxr.resample(ref.T, 44_100, 16_000, quality="HQ").reshape(-1, ref.shape[0]).T
+    whole, sr = audio.load(tmp_path / "long.wav", sr=16_000, mono=mono)
+    monkeypatch.setattr(audio, "_WHOLE_RESAMPLE_BYTES", 20_000)  # blocks of this file: streamed
+    monkeypatch.setattr(audio, "_MAX_BLOCK_FRAMES", 5_000)
+    streamed, sr2 = audio.load(tmp_path / "long.wav", sr=16_000, mono=mono)
+    assert sr == sr2 == 16_000 and whole.dtype == streamed.dtype == np.float32
+    np.testing.assert_array_equal(whole, want.astype(np.float32))  # short: one soxr call
+    assert streamed.shape == whole.shape, (streamed.shape, whole.shape)
+    assert np.abs(streamed - whole).max() < 1e-5
+    # the clip reader (training, predict, serve) takes the same path
+    keep = {"channels": 1} if mono else {"channels": 2, "channel_policy": "duplicate"}
+    cfg = audio.AudioConfig(sample_rate=16_000, **keep)
+    np.testing.assert_array_equal(audio.load_clip(tmp_path / "long.wav", cfg), streamed)
+
+
+_PEAK_RSS = """
+import resource, sys
+from earmark import audio
+from earmark.audio import AudioConfig
+from earmark.preprocess import Preprocessing
+from earmark.features.config import FeatureConfig
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[2] == "load":
+    y, sr = audio.load(sys.argv[1], sr=16_000)
+else:
+    prep = Preprocessing(AudioConfig(sample_rate=16_000), FeatureConfig(), 1.0)
+    y = prep.read(sys.argv[1])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before // 1024, after // 1024, y.shape[1])
+"""
+
+
+def _flac_bomb(path: Path, seconds: int, sr: int = 655_350) -> Path:
+    """``seconds`` of silence with a short chirp every second at the highest rate FLAC stores:
+    kilobytes a second compressed, 2.6 MB a second decoded at its own rate."""
+    second = np.zeros(sr, np.float32)
+    t = np.arange(sr // 100) / sr
+    second[: t.size] = 0.1 * np.sin(2 * np.pi * 1000 * t)
+    with sf.SoundFile(path, "w", sr, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(seconds):
+            f.write(second)
+    return path
+
+
+def _peak_mb(path: Path, how: str) -> tuple[int, int]:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(path), how],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    before, after, n = map(int, out)
+    return after - before, n
+
+
+def test_a_flac_bomb_loads_in_memory_that_follows_the_output_rate(tmp_path: Path) -> None:
+    seconds = 40
+    bomb = _flac_bomb(tmp_path / "bomb.flac", seconds)
+    own_rate_mb = seconds * 655_350 * 4 / 2**20  # 100 MB float32 at its own rate
+    assert bomb.stat().st_size < 1 * 2**20
+    for how in ("load", "read"):  # audio.load, and Preprocessing.read (predict, serve)
+        grew, n = _peak_mb(bomb, how)
+        assert abs(n - seconds * 16_000) <= 1
+        # whole-file decoding needs the file at its own rate at least twice (parts + joined)
+        assert grew < own_rate_mb / 2, (how, grew)

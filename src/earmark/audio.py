@@ -9,14 +9,25 @@ the same high-quality resampler librosa uses by default.
 
 Nothing is read whole on trust of a header: samples are read in bounded blocks, and a WAV
 header announcing more audio than the file holds is rejected before any decoding.
+
+Decoding has a budget. Before any sample is decoded, the header's sample rate (at most
+:data:`MAX_SAMPLE_RATE`), channel count (at most :data:`MAX_CHANNELS`) and length are
+checked; :func:`load` also refuses a file whose samples at its own rate would take more than
+``max_decoded_bytes`` (:data:`DEFAULT_MAX_DECODED_BYTES`) as float32, and keeps counting while
+it decodes, for headers that understate. A file is decoded and resampled block by block (a
+streaming soxr resampler), so the memory :func:`load` needs follows the output: its rate and
+length, never the file's own rate. A 1.4 MB FLAC holding ten minutes at 655 kHz loads at
+16 kHz in tens of megabytes, not the 1.5 GB its own rate would take.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +41,7 @@ from earmark.config import JsonConfig
 from earmark.errors import (
     AudioError,
     CorruptAudioError,
+    DecodedSizeError,
     DurationLimitError,
     EarmarkError,
     EmptyFileError,
@@ -52,6 +64,7 @@ __all__ = [
     "load",
     "load_clip",
     "normalize",
+    "read_through",
     "resample",
     "set_channels",
     "standardize",
@@ -71,9 +84,26 @@ SOUNDFILE_EXTENSIONS = frozenset(
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | PYAV_EXTENSIONS
 
 MIN_SAMPLE_RATE = 1_000  # Hz; below this a "sample rate" is a broken header, not audio
-MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters offer
+#: Hz. The highest PCM rate converters offer (768 kHz: ESS and AKM chips, DXD x2); ultrasonic
+#: recorders for bats and rodents record at 250-500 kHz. Above it a rate is a broken header
+#: or a bomb, not a recording.
+MAX_SAMPLE_RATE = 768_000
+#: Channels. Large microphone arrays and 7th-order ambisonics have 64; 256 leaves room for
+#: bigger arrays, well under libsndfile's own ceiling (1024). Read blocks shrink with the
+#: channel count, so memory stays bounded either way.
+MAX_CHANNELS = 256
 DEFAULT_MAX_DURATION = 3600.0  # seconds that `load` reads whole; use `stream` for longer
-_BLOCK_FRAMES = 1 << 18  # frames per read: bounds memory whatever a header claims
+MAX_CLIP_SECONDS = 3600.0  # the longest clip (AudioConfig.duration) a model can be given
+#: Bytes of float32 samples at the file's own rate that `load` decodes: 4 GiB is an hour of
+#: stereo at 96 kHz (2.8 GB) with room to spare, or ten minutes of 64 channels at 48 kHz.
+#: Beyond that the decoding time alone is the problem; `stream` has no such limit.
+DEFAULT_MAX_DECODED_BYTES = 4 << 30
+_BLOCK_BYTES = 1 << 22  # bytes per read block (float32, all channels): 4 MiB
+_MAX_BLOCK_FRAMES = 1 << 18  # frames per read block at most (mono: 1 MiB)
+#: float32 bytes at the file's rate (after channel mixing) up to which `load` resamples the
+#: whole signal in one soxr call, as before; longer signals are resampled as they are decoded.
+_WHOLE_RESAMPLE_BYTES = 1 << 24
+_UNKNOWN_FRAMES = 1 << 62  # libsndfile's frame count of a stream of unknown length: 2**63-1
 _SEEK_PREROLL = 0.2  # seconds decoded and dropped before an offset in a compressed stream
 # libsndfile's frame count for these subtypes is exact; compressed ones may be estimates.
 _EXACT_SUBTYPES = ("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")
@@ -122,8 +152,36 @@ def _check_rate_and_channels(path: Path, sample_rate: int, channels: int) -> Non
             path,
             f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz",
         )
-    if channels <= 0:
-        raise InvalidChannelsError(path, f"the header declares {channels} channels")
+    if not 0 < channels <= MAX_CHANNELS:
+        raise InvalidChannelsError(
+            path, f"the header declares {channels} channels (accepted: 1..{MAX_CHANNELS})"
+        )
+
+
+def _block_frames(channels: int) -> int:
+    """Frames per read block: ``_BLOCK_BYTES`` of float32 over all channels."""
+    return max(1024, min(_MAX_BLOCK_FRAMES, _BLOCK_BYTES // (4 * max(1, channels))))
+
+
+def _check_budget(
+    path: Path, rate: int, channels: int, frames: int, max_decoded_bytes: int | None
+) -> None:
+    """Refuse, before decoding, a span of ``frames`` whose float32 samples at the file's own
+    rate would exceed ``max_decoded_bytes``."""
+    if max_decoded_bytes is None:
+        return
+    need = 4 * channels * frames
+    if need > max_decoded_bytes:
+        raise DecodedSizeError(
+            path,
+            f"{frames / rate:.1f} s of {channels} channels at {rate} Hz would decode to "
+            f"{_mb(need)} (the limit is {_mb(max_decoded_bytes)}; use earmark.audio.stream, "
+            "or raise max_decoded_bytes)",
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -163,10 +221,17 @@ def _check_riff_header(path: Path, size: int) -> _WavLayout | None:
                 break
             cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"fmt " and csize >= 16:
-                tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", fh.read(16))
+                body = fh.read(16)
+                if len(body) < 16:
+                    raise TruncatedFileError(path, "truncated: the WAV file ends inside its header")
+                tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", body)
                 fmt = (tag, channels, rate, align, bits)
-                if channels == 0:
-                    raise InvalidChannelsError(path, "the WAV header declares 0 channels")
+                if not 0 < channels <= MAX_CHANNELS:
+                    raise InvalidChannelsError(
+                        path,
+                        f"the WAV header declares {channels} channels "
+                        f"(accepted: 1..{MAX_CHANNELS})",
+                    )
                 if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
                     raise InvalidSampleRateError(
                         path,
@@ -198,9 +263,15 @@ def _check_riff_header(path: Path, size: int) -> _WavLayout | None:
         return None
 
 
-def _read_pcm16_wav(path: Path, max_duration: float | None) -> tuple[np.ndarray, int] | None:
+def _read_pcm16_wav(
+    path: Path,
+    max_duration: float | None,
+    max_decoded_bytes: int | None = None,
+    sr: int | None = None,
+) -> tuple[np.ndarray, int] | None:
     """A whole plain 16-bit PCM WAV as float32 ``[channels, samples]``, read in one go, or
-    ``None`` for any other file (those go through libsndfile / PyAV).
+    ``None`` for any other file (those go through libsndfile / PyAV), and for a long one
+    that is to be resampled to ``sr`` (read in blocks, so that memory follows the output).
 
     Most clip data sets are such files; one read and one conversion cost a fraction of
     libsndfile's per-call overhead, which dominates for short clips. The scale (1 / 32768) is
@@ -227,6 +298,10 @@ def _read_pcm16_wav(path: Path, max_duration: float | None) -> tuple[np.ndarray,
             f"{max_duration:.1f} s (raise max_duration, or use earmark.audio.stream for long "
             "recordings)",
         )
+    _check_budget(path, layout.sample_rate, layout.channels, frames, max_decoded_bytes)
+    whole = 4 * layout.channels * frames
+    if sr is not None and sr != layout.sample_rate and whole > _WHOLE_RESAMPLE_BYTES:
+        return None
     pcm = np.fromfile(path, dtype="<i2", count=frames * layout.channels, offset=layout.data_offset)
     y = np.empty((layout.channels, frames), dtype=np.float32)
     np.multiply(pcm.reshape(frames, layout.channels).T, np.float32(1 / 32768), out=y)
@@ -345,12 +420,13 @@ def _iter_soundfile(
     path = Path(meta.path)
     want = (meta.frames if stop is None else min(stop, meta.frames)) - start
     got = 0
+    size = _block_frames(meta.channels)
     try:
         with f:
             if start:
                 f.seek(start)
             while stop is None or got < stop - start:
-                n = _BLOCK_FRAMES if stop is None else min(_BLOCK_FRAMES, stop - start - got)
+                n = size if stop is None else min(size, stop - start - got)
                 block = f.read(n, dtype="float32", always_2d=True)
                 got += block.shape[0]
                 if block.shape[0]:
@@ -404,6 +480,12 @@ def _iter_pyav(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.nda
                         # per-frame timestamps in ms time bases would drift by rounding.
                         pos = 0 if frame.pts is None else round(frame.pts * frame.time_base * rate)
                     a = _frame_to_float(frame)
+                    if a.shape[0] != meta.channels or frame.sample_rate != rate:
+                        raise CorruptAudioError(
+                            path,
+                            f"the stream changes from {meta.channels} channels at {rate} Hz "
+                            f"to {a.shape[0]} at {frame.sample_rate} Hz after {pos / rate:.2f} s",
+                        )
                     lo, hi = pos, pos + a.shape[1]
                     pos = hi
                     if hi <= start:
@@ -419,13 +501,15 @@ def _iter_pyav(meta: AudioInfo, start: int, stop: int | None) -> Iterator[np.nda
 
 
 def _chunks(
-    path: Path, offset: float, duration: float | None, max_duration: float | None = None
+    path: Path,
+    offset: float,
+    duration: float | None,
+    max_duration: float | None = None,
+    max_decoded_bytes: int | None = None,
 ) -> tuple[AudioInfo, Iterator]:
-    """Probe ``path``, check the span asked for, and return the chunk iterator over it."""
-    if offset < 0:
-        raise ParameterError(f"{path}: offset must be >= 0 seconds, got {offset}")
-    if duration is not None and duration <= 0:
-        raise ParameterError(f"{path}: duration must be > 0 seconds, got {duration}")
+    """Probe ``path``, check the span asked for (against ``max_duration`` seconds and
+    ``max_decoded_bytes``), and return the chunk iterator over it."""
+    _check_span(path, offset, duration)
     meta, handle = _probe(path)
     try:
         start = round(offset * meta.sample_rate)
@@ -441,6 +525,9 @@ def _chunks(
                 f"{span:.1f} s of audio is over the limit of {max_duration:.1f} s "
                 "(raise max_duration, or use earmark.audio.stream for long recordings)",
             )
+        if meta.frames < _UNKNOWN_FRAMES:  # libsndfile's "unknown length" is checked later
+            frames = round(span * meta.sample_rate)
+            _check_budget(path, meta.sample_rate, meta.channels, frames, max_decoded_bytes)
     except EarmarkError:
         if handle is not None:
             handle.close()
@@ -449,6 +536,15 @@ def _chunks(
     if handle is not None:
         return meta, _iter_soundfile(meta, handle, start, stop)
     return meta, _iter_pyav(meta, start, stop)
+
+
+def _check_span(path: Path, offset: float, duration: float | None) -> None:
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ParameterError(f"{path}: offset must be a finite number >= 0 seconds, got {offset}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ParameterError(
+            f"{path}: duration must be a finite number > 0 seconds, got {duration}"
+        )
 
 
 def _downmix(y: np.ndarray) -> np.ndarray:
@@ -463,6 +559,7 @@ def load(
     duration: float | None = None,
     *,
     max_duration: float | None = DEFAULT_MAX_DURATION,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
 ) -> tuple[np.ndarray, int]:
     """Decode a file into float32 ``[channels, samples]`` and its sample rate (Hz).
 
@@ -474,35 +571,113 @@ def load(
         duration: read at most this many seconds.
         max_duration: refuse to read more than this many seconds (``None``: no limit). Long
             recordings belong to :func:`stream`, which holds one block at a time.
+        max_decoded_bytes: refuse a file whose samples (the span read, all its channels) at
+            its own rate would take more than this many bytes as float32 (``None``: no
+            limit). Checked against the header before decoding, and again while decoding.
+
+    The file is decoded in blocks and, when ``sr`` differs from its rate, resampled as it is
+    decoded: the memory needed follows the output (``sr``, channels, length), not the file's
+    own rate. Short signals are resampled in one go, long ones with a streaming resampler;
+    the two agree to float32 rounding.
 
     Raises:
-        AudioError: a subclass naming the file and what is wrong with it.
+        AudioError: a subclass naming the file and what is wrong with it
+        (:class:`earmark.errors.DecodedSizeError` over the decoding budget).
     """
-    path = Path(path)
-    fast = _read_pcm16_wav(path, max_duration) if offset == 0 and duration is None else None
-    if fast is not None:
-        y, rate = fast
-        y = _downmix(y) if mono else y
-        return (resample(y, rate, sr), sr) if sr is not None and sr != rate else (y, rate)
-    meta, chunks = _chunks(path, offset, duration, max_duration)
+    return _decode(
+        Path(path),
+        sr=sr,
+        mix=_downmix if mono else None,
+        offset=offset,
+        duration=duration,
+        max_duration=max_duration,
+        max_decoded_bytes=max_decoded_bytes,
+    )
+
+
+def _check_target_rate(sr: int | None) -> None:
+    if sr is None:
+        return
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)):
+        raise ParameterError(f"sr must be a whole number of Hz, got {sr!r}")
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise ParameterError(
+            f"sr must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {sr}"
+        )
+
+
+def _decode(
+    path: Path,
+    *,
+    sr: int | None,
+    mix: Callable[[np.ndarray], np.ndarray] | None,
+    offset: float = 0.0,
+    duration: float | None = None,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
+) -> tuple[np.ndarray, int]:
+    """:func:`load` with any channel mapping ``mix`` (``[c, n] -> [c', n]``), applied block
+    by block before resampling to ``sr``."""
+    _check_target_rate(sr)
+    if offset == 0 and duration is None:
+        fast = _read_pcm16_wav(path, max_duration, max_decoded_bytes, sr)
+        if fast is not None:
+            y, rate = fast
+            y = mix(y) if mix is not None else y
+            return (resample(y, rate, sr), sr) if sr is not None and sr != rate else (y, rate)
+    meta, chunks = _chunks(path, offset, duration, max_duration, max_decoded_bytes)
     rate = meta.sample_rate
     limit = None if max_duration is None else round(max_duration * rate)
-    parts, total = [], 0
+    if max_decoded_bytes is not None:
+        most = max_decoded_bytes // (4 * meta.channels)
+        limit = most if limit is None else min(limit, most)
+    convert = sr is not None and sr != rate
+    check = not _integer_coded(meta)
+    parts: list[np.ndarray] = []  # at the output rate (or, until a resampler starts, the file's)
+    held = 0  # bytes in parts not yet resampled
+    resampler: soxr.ResampleStream | None = None
+    total = 0
     for chunk in chunks:
+        if check:
+            _check_finite(path, chunk, rate, total)
         total += chunk.shape[1]
         if limit is not None and total > limit:  # the header understated the length
-            raise DurationLimitError(path, f"audio runs past the limit of {max_duration:.1f} s")
-        parts.append(_downmix(chunk) if mono else chunk)
+            if max_duration is not None and total > round(max_duration * rate):
+                raise DurationLimitError(path, f"audio runs past the limit of {max_duration:.1f} s")
+            _check_budget(path, rate, meta.channels, total, max_decoded_bytes)
+        if mix is not None:
+            chunk = mix(chunk)
+        if resampler is not None:
+            parts.append(_resample_chunk(resampler, chunk))
+            continue
+        parts.append(chunk)
+        held += chunk.nbytes
+        if convert and held > _WHOLE_RESAMPLE_BYTES:  # long: resample as it is decoded
+            resampler = soxr.ResampleStream(rate, sr, chunk.shape[0], dtype="float32", quality="HQ")
+            parts = [_resample_chunk(resampler, p) for p in parts]
     if total == 0:
         raise EmptyFileError(path, "no audio samples could be decoded")
+    if resampler is not None:
+        channels = parts[0].shape[0]
+        parts.append(_resample_chunk(resampler, np.zeros((channels, 0), np.float32), last=True))
     y = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    del parts
     y = np.ascontiguousarray(y, dtype=np.float32)
-    if not _integer_coded(meta):
-        _check_finite(path, y, rate)
-    if sr is not None and sr != rate:
+    if convert and resampler is None:  # short: one soxr call over all of it
         y = resample(y, rate, sr)
-        rate = sr
-    return y, rate
+    if y.shape[1] == 0:
+        raise EmptyFileError(
+            path, f"{total} samples at {rate} Hz are too few to give any at {sr} Hz"
+        )
+    return y, (sr if convert else rate)
+
+
+def _resample_chunk(
+    resampler: soxr.ResampleStream, chunk: np.ndarray, *, last: bool = False
+) -> np.ndarray:
+    """``[channels, n]`` through a streaming resampler: ``[channels, m]`` float32."""
+    out = resampler.resample_chunk(np.ascontiguousarray(chunk.T), last=last)
+    return out.reshape(-1, chunk.shape[0]).T
 
 
 def _integer_coded(meta: AudioInfo) -> bool:
@@ -537,8 +712,9 @@ def stream(
     seamlessly. An ``offset`` into a Matroska/WebM file is exact to +-1 ms only: those
     containers time-stamp in milliseconds.
     """
-    if block_seconds <= 0:
-        raise ParameterError(f"block_seconds must be > 0, got {block_seconds}")
+    if not (math.isfinite(block_seconds) and block_seconds > 0):
+        raise ParameterError(f"block_seconds must be a finite number > 0, got {block_seconds}")
+    _check_target_rate(sr)
     path = Path(path)
     meta, chunks = _chunks(path, offset, duration)
     out_rate = sr or meta.sample_rate
@@ -579,6 +755,25 @@ def stream(
         yield np.ascontiguousarray(np.concatenate(pending, axis=1))
 
 
+def read_through(path: str | Path) -> tuple[int, float]:
+    """Decode all of ``path`` without keeping it, in bounded blocks: the frames decoded (per
+    channel, at the file's rate) and the peak absolute sample. Raises what :func:`load`
+    raises for a broken file (truncated, NaN samples, ...), but has no length limit and
+    needs one block of memory whatever the file's length, rate or channel count."""
+    path = Path(path)
+    meta, chunks = _chunks(path, 0.0, None)
+    integer = _integer_coded(meta)
+    frames, peak = 0, 0.0
+    for chunk in chunks:
+        if not integer:
+            _check_finite(path, chunk, meta.sample_rate, frames)
+        frames += chunk.shape[1]
+        peak = max(peak, float(np.abs(chunk).max(initial=0.0)))
+    if frames == 0:
+        raise EmptyFileError(path, "no audio samples could be decoded")
+    return frames, peak
+
+
 # ---------------------------------------------------------------------------------------------
 # Standardization
 
@@ -590,7 +785,7 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int, *, quality: str = "HQ"
     if orig_sr == target_sr:
         return y
     out = soxr.resample(np.ascontiguousarray(y.T), orig_sr, target_sr, quality=quality)
-    return np.ascontiguousarray(out.reshape(out.shape[0], -1).T, dtype=np.float32)
+    return np.ascontiguousarray(out.reshape(-1, y.shape[0]).T, dtype=np.float32)
 
 
 ChannelPolicy = Literal["downmix", "pick", "duplicate"]
@@ -714,12 +909,32 @@ class AudioConfig(JsonConfig):
     max_duration: float | None = DEFAULT_MAX_DURATION
 
     def __post_init__(self) -> None:
-        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
-            raise ParameterError(f"sample_rate must be in Hz, got {self.sample_rate}")
-        if self.channels < 1:
-            raise ParameterError(f"channels must be >= 1, got {self.channels}")
-        if self.duration is not None and self.duration <= 0:
-            raise ParameterError(f"duration must be > 0 seconds, got {self.duration}")
+        rate = self.sample_rate
+        if isinstance(rate, float) and rate.is_integer():
+            object.__setattr__(self, "sample_rate", rate := int(rate))
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)):
+            raise ParameterError(f"sample_rate must be a whole number of Hz, got {rate!r}")
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise ParameterError(
+                f"sample_rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, "
+                f"got {rate}"
+            )
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise ParameterError(f"channels must be 1..{MAX_CHANNELS}, got {self.channels}")
+        for name, most in (("duration", MAX_CLIP_SECONDS), ("max_duration", math.inf)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ParameterError(f"{name} must be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and 0 < value <= most):
+                limit = f" and at most {most:g} s" if math.isfinite(most) else ""
+                raise ParameterError(
+                    f"{name} must be a finite number of seconds > 0{limit}, got {value}"
+                )
+        db = self.target_db
+        if db is not None and not (isinstance(db, numbers.Real) and math.isfinite(db)):
+            raise ParameterError(f"target_db must be a finite number, got {db!r}")
         if self.normalize not in (None, *_DEFAULT_TARGET_DB):
             raise ParameterError(f"unknown normalization {self.normalize!r}; use peak or rms")
 
@@ -737,6 +952,12 @@ def standardize(
     ``crop='random'``."""
     y = set_channels(y, config.channels, policy=config.channel_policy, channel=config.channel)
     y = resample(y, sr, config.sample_rate)
+    return _fit(y, config, rng)
+
+
+def _fit(y: np.ndarray, config: AudioConfig, rng: np.random.Generator | None) -> np.ndarray:
+    """The length and level steps of :func:`standardize`, on audio already at the config's
+    rate and channels."""
     n = config.n_samples
     if n is not None and y.shape[-1] > n:
         y = fix_length(y, n, crop=config.crop, rng=rng)
@@ -752,7 +973,16 @@ def standardize(
 def load_clip(
     path: str | Path, config: AudioConfig, *, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Decode ``path`` and standardize it with ``config``: float32 ``[channels, samples]``."""
-    mono = config.channels == 1 and config.channel_policy == "downmix"
-    y, sr = load(path, mono=mono, max_duration=config.max_duration)
-    return standardize(y, sr, config, rng=rng)
+    """Decode ``path`` and standardize it with ``config``: float32 ``[channels, samples]``.
+
+    The same as :func:`standardize` of :func:`load`, but the channels are set and the rate
+    changed block by block as the file is decoded (see :func:`load`): memory follows the
+    config's rate, not the file's."""
+
+    def mix(y: np.ndarray) -> np.ndarray:
+        return set_channels(
+            y, config.channels, policy=config.channel_policy, channel=config.channel
+        )
+
+    y, _ = _decode(Path(path), sr=config.sample_rate, mix=mix, max_duration=config.max_duration)
+    return _fit(y, config, rng)

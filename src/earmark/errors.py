@@ -66,6 +66,12 @@ class DurationLimitError(AudioError):
     """The audio is longer than the configured limit."""
 
 
+class DecodedSizeError(DurationLimitError):
+    """Decoded whole at its own sample rate, the file would exceed the decoding budget
+    (rate x channels x length in float32 bytes): a decompression bomb, or a recording to
+    stream (:func:`earmark.audio.stream`) rather than load. A kind of "too long"."""
+
+
 class LayoutError(EarmarkError):
     """A data set folder or manifest does not have the expected structure."""
 

@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from earmark.audio import info, load
+from earmark.audio import info, read_through
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError
 
@@ -63,10 +62,10 @@ def _check(path: str, decode: bool) -> dict[str, Any]:
             "format": meta.format,
             "codec": meta.codec,
         }
-        if decode:
-            y, sr = load(path, mono=False, max_duration=None)
-            row["duration"] = y.shape[1] / sr
-            row["peak"] = float(np.abs(y).max())
+        if decode:  # all of it, block by block: memory does not follow the file's size
+            frames, peak = read_through(path)
+            row["duration"] = frames / meta.sample_rate
+            row["peak"] = peak
         return {**row, "error": None}
     except AudioError as exc:
         return {"error": f"{type(exc).__name__}: {exc.problem}"}
