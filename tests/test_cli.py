@@ -512,3 +512,108 @@ def test_every_command_takes_quiet() -> None:
     for name, command in commands.items():
         flags = {f for p in command.params for f in getattr(p, "opts", [])}
         assert "--quiet" in flags, f"earmark {name} has no --quiet"
+
+
+# -- one exit-code scheme: a folder with one unreadable file ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_set(tmp_path_factory: pytest.TempPathFactory, demo_digits: Path) -> Path:
+    """The demo digits as class folders (80 clips) and one .wav that holds text."""
+    root = tmp_path_factory.mktemp("text_set")
+    for folder in sorted(p for p in demo_digits.iterdir() if p.is_dir()):
+        shutil.copytree(folder, root / folder.name)
+    (root / "one" / "notes.wav").write_text("a note about the recordings, not audio\n" * 20)
+    return root
+
+
+def _unreadable_lines(res) -> list[str]:
+    return [line for line in res.stderr.splitlines() if "notes.wav" in line]
+
+
+def _many_file_commands(run_dir: Path, text_set: Path, tmp: Path) -> dict[str, tuple]:
+    """Each command that reads many files: its arguments, and what says the rest was done."""
+    events = tmp / "events.csv"
+    good = text_set / "two" / "v000.wav"
+    events.write_text(
+        "file,start_s,end_s,label,score\n"
+        f"{good},0.1,0.4,two,0.9\n{text_set / 'one' / 'notes.wav'},0.1,0.4,one,0.9\n"
+    )
+    return {
+        "inspect": (["inspect", text_set, "--json"], lambda d: d["readable"] == 80),
+        "features": (
+            ["features", text_set, "--duration", 1.0, "--out", tmp / "f.npz", "--json"],
+            lambda d: d["files"] == 80 and len(d["skipped"]) == 1,
+        ),
+        "train": (
+            ["train", text_set, "--model", "gnb", "--no-cache", "--out", tmp / "m", "--json"],
+            lambda d: d["train_files"] + d["test_files"] == 80 and d["unreadable"] == 1,
+        ),
+        "evaluate": (
+            ["evaluate", run_dir, text_set, "--split", "all", "--out", tmp / "ev", "--json"],
+            lambda d: d["files"] == 80 and d["unreadable"] == 1,
+        ),
+        "cv": (
+            ["cv", text_set, "--model", "gnb", "--folds", 2, "--no-cache", "--json"],
+            lambda d: d["files"] == 80 and d["unreadable"] == 1,
+        ),
+        "predict": (
+            ["predict", run_dir, text_set, "--json"],
+            lambda d: d["files"] == 81 and d["unreadable"] == 1,
+        ),
+        "detect": (
+            ["detect", run_dir, text_set, "--out", tmp / "det", "--json"],
+            lambda d: d["scored"] == 80 and d["unreadable"] == 1,
+        ),
+        "segments": (
+            ["segments", events, "--out", tmp / "cuts", "-q"],
+            lambda _: len(list((tmp / "cuts").glob("*.wav"))) == 1,
+        ),
+    }
+
+
+COMMANDS = ["inspect", "features", "train", "evaluate", "cv", "predict", "detect", "segments"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_folder_with_one_unreadable_file_exits_3_lists_it_once_and_does_the_rest(
+    run_dir: Path, text_set: Path, tmp_path: Path, command: str
+) -> None:
+    args, rest_done = _many_file_commands(run_dir, text_set, tmp_path)[command]
+    res = run(*args)
+    assert res.exit_code == 3, res.output  # partial
+    lines = _unreadable_lines(res)
+    assert len(lines) == 1, res.stderr  # the bad file: one line on stderr
+    assert lines[0].startswith(("unreadable:", "skipped:")) and "Traceback" not in res.output
+    doc = json.loads(res.stdout) if "--json" in args else None
+    assert rest_done(doc), res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["features", ".", "--out", "x.npz", "--duration", "nan"], "--duration: must be a finite"),
+        (["features", ".", "--out", "x.npz", "--duration", "1e300"], "duration must be a finite"),
+        (["features", ".", "--out", "x.npz", "--duration", "-1"], "duration must be a finite"),
+        (["features", ".", "--out", "x.npz", "--sr", "0"], "sample_rate must be between"),
+        (["plot", "x.wav", "--out", "p.png", "--offset", "inf"], "--offset: must be a finite"),
+        (["plot", "x.wav", "--out", "p.png", "--duration", "nan"], "--duration: must be"),
+        (["train", ".", "--out", "m", "--lr", "nan"], "--lr: must be a finite number, got nan"),
+        (["train", ".", "--out", "m", "--duration", "inf"], "--duration: must be a finite"),
+        (["cv", ".", "--duration", "-inf"], "--duration: must be a finite number, got -inf"),
+        (["segments", "e.csv", "--out", "c", "--margin", "nan"], "--margin: must be a finite"),
+        (["segments", "e.csv", "--out", "c", "--margin", "-1"], "--margin must be >= 0"),
+        (["score-events", "e.csv", "t.csv", "--tolerance", "inf"], "--tolerance: must be"),
+        (["score-events", "e.csv", "t.csv", "--tolerance", "-1"], "--tolerance must be >= 0"),
+        (["demo-scenes", "o", "--digits", "d", "--seconds", "nan"], "--seconds: must be"),
+    ],
+)
+def test_non_finite_or_absurd_option_values_are_one_line_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing exists there: refused before any file is looked at
+    res = run(*args)
+    assert res.exit_code == 2, res.output
+    assert len(_error_lines(res)) == 1 and _error_lines(res)[0].startswith("error:"), res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written

@@ -25,7 +25,7 @@ import earmark
 from earmark import audio as audio_io
 from earmark import data
 from earmark.data.manifest import SPLIT_NAMES
-from earmark.errors import EarmarkError, Interrupted
+from earmark.errors import EarmarkError, Interrupted, ParameterError
 from earmark.features import FEATURE_KINDS, FeatureConfig, compute_features
 from earmark.settings import SettingsError
 
@@ -67,15 +67,54 @@ def _error(message: object) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
+class OptionError(EarmarkError):
+    """A command-line option's value is refused (NaN, infinite, out of range) before
+    anything is read or written: one line on stderr, exit code 2."""
+
+
+@contextmanager
+def _options() -> Iterator[None]:
+    """Check option values by building the library's settings objects: what they refuse
+    (a :class:`ParameterError`) is a usage error, exit code 2."""
+    try:
+        yield
+    except ParameterError as exc:
+        raise OptionError(str(exc)) from None
+
+
+def _check_numbers(func: Callable, kwargs: dict[str, Any]) -> None:
+    """Refuse NaN and infinity in any number option of ``func``, naming the flag: no earmark
+    option means "no limit" by infinity."""
+    for name, value in kwargs.items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise OptionError(f"{_flag(func, name)}: must be a finite number, got {v}")
+
+
+def _flag(func: Callable, name: str) -> str:
+    """The long flag of ``func``'s parameter ``name`` (``--merge-gap`` for ``merge_gap``,
+    or what its ``typer.Option`` declares)."""
+    import typing
+
+    hint = typing.get_type_hints(func, include_extras=True).get(name)
+    for info in getattr(hint, "__metadata__", ()):
+        decls = [getattr(info, "default", None), *getattr(info, "param_decls", ())]
+        longs = [d for d in decls if isinstance(d, str) and d.startswith("--")]
+        if longs:
+            return longs[0].split("/")[0]
+    return "--" + name.replace("_", "-")
+
+
 def _friendly(func: Callable) -> Callable:
     """Turn earmark's own errors into one clear line on stderr and the exit code for it:
-    a bad setting 2, Ctrl-C 130, anything else earmark reports 1."""
+    a bad option or setting 2, Ctrl-C 130, anything else earmark reports 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_numbers(func, kwargs)
             return func(*args, **kwargs)
-        except SettingsError as exc:
+        except (SettingsError, OptionError) as exc:
             _error(exc)
             raise typer.Exit(EXIT_USAGE) from None
         except Interrupted as exc:
@@ -102,6 +141,16 @@ def _one_format(**flags: bool) -> None:
     given = [f"--{name}" for name, on in flags.items() if on]
     if len(given) > 1:
         raise typer.BadParameter(f"choose one of {' / '.join(given)}", param_hint=given[0])
+
+
+def _list_unreadable(problems: list[str], *, total: int | None = None) -> None:
+    """Every input that could not be read as one line on stderr, ``unreadable: PATH:
+    PROBLEM`` (with --json and --quiet too: errors are always printed); ``total`` when the
+    list was cut short."""
+    for problem in problems:
+        err_console.print(f"[red]unreadable:[/] {problem}", highlight=False, soft_wrap=True)
+    if total is not None and total > len(problems):
+        err_console.print(f"  ... and {total - len(problems)} more", highlight=False)
 
 
 def _partial(skipped: int, done: int) -> None:
@@ -229,6 +278,7 @@ def inspect(
     summary = report.summary()
     summary["layout"] = manifest.layout
     summary["bad_files"] = report.bad.to_dict(orient="records")
+    _list_unreadable([f"{row.filepath}: {row.error}" for row in report.bad.itertuples()])
     if as_json:
         _emit_json(summary)
         _partial(summary["unreadable"], summary["readable"])
@@ -263,11 +313,7 @@ def inspect(
     if summary["unlabelled"]:
         console.print(f"unlabelled files: {summary['unlabelled']}")
     if len(report.bad):
-        console.print(f"[bold yellow]{len(report.bad)} unreadable files[/] (skipped):")
-        for row in report.bad.head(20).itertuples():
-            console.print(f"  {row.filepath}: {row.error}", highlight=False, soft_wrap=True)
-        if len(report.bad) > 20:
-            console.print(f"  ... and {len(report.bad) - 20} more (see --json)")
+        console.print(f"[bold yellow]{len(report.bad)} unreadable files[/] (listed on stderr)")
     else:
         console.print("unreadable files: 0")
     _partial(summary["unreadable"], summary["readable"])
@@ -308,6 +354,17 @@ def features(
         raise typer.BadParameter(f"{kind!r} is not one of {FEATURE_KINDS}", param_hint="--kind")
     if crop not in ("start", "center"):
         raise typer.BadParameter("use start or center", param_hint="--crop")
+    with _options():  # refused values are usage errors, before any file is read
+        audio_io.AudioConfig(sample_rate=sr, duration=duration, crop=crop)
+        feat_cfg = FeatureConfig(
+            kind=kind,
+            n_fft=n_fft,
+            win_length=win_length,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            n_mfcc=n_mfcc,
+            deltas=deltas,
+        )
     check_out(out, overwrite=overwrite, file=True)
     quiet = quiet or as_json
     manifest = data.load(path, layout=layout)
@@ -321,20 +378,10 @@ def features(
         if not quiet:
             err_console.print(f"clip length: {duration:.2f} s (the longest clip; set --duration)")
     audio_cfg = audio_io.AudioConfig(sample_rate=sr, duration=duration, crop=crop)
-    feat_cfg = FeatureConfig(
-        kind=kind,
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-        n_mels=n_mels,
-        n_mfcc=n_mfcc,
-        deltas=deltas,
-    )
     with _progress(f"{kind} features", len(manifest), quiet) as advance:
         table = compute_features(manifest, audio_cfg, feat_cfg, on_file=advance)
     table.save(out)
-    for _path, problem in table.skipped:
-        err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    _list_unreadable([problem for _path, problem in table.skipped])
     if as_json:
         _emit_json(
             {
@@ -390,7 +437,8 @@ def plot(
         if not quiet:
             console.print(f"wrote {out} ({len(found)} events)")
         return
-    y, rate = audio_io.load(path, sr=sr, mono=False, offset=offset, duration=duration)
+    with _options():  # the span or rate asked for is refused before anything is decoded
+        y, rate = audio_io.load(path, sr=sr, mono=False, offset=offset, duration=duration)
     plot_clip(y, rate, out, features=FeatureConfig(n_mels=n_mels), title=path.name)
     if not quiet:
         console.print(f"wrote {out}")
@@ -454,12 +502,10 @@ def _report_skipped(
     total = len(skipped) if total is None else total
     if not total:
         return
-    err_console.print(f"[yellow]{total} unreadable files skipped[/]:")
-    for item in skipped[: 10 if quiet else 50]:
-        problem = item["error"] if isinstance(item, dict) else item[1]
-        err_console.print(f"  {problem}", highlight=False, soft_wrap=True)
-    if total > min(len(skipped), 10 if quiet else 50):
-        err_console.print(f"  ... and {total - min(len(skipped), 10 if quiet else 50)} more")
+    if not quiet:
+        err_console.print(f"[yellow]{total} unreadable files skipped[/]:")
+    problems = [item["error"] if isinstance(item, dict) else item[1] for item in skipped]
+    _list_unreadable(problems, total=total)
 
 
 @app.command()
@@ -573,6 +619,7 @@ def train(
         {"path": p, "error": e} for p, e in ev.skipped
     ]
     n_skipped = clf.training_.get("skipped", 0) + len(ev.skipped)
+    _report_skipped(skipped, quiet or as_json, total=n_skipped)
     if as_json:
         _emit_json(
             {
@@ -587,7 +634,6 @@ def train(
             }
         )
     else:
-        _report_skipped(skipped, quiet, total=n_skipped)
         console.print(
             f"trained [bold]{settings.model}[/] on {clf.training_['files']} files "
             f"({len(clf.classes_)} classes), tested on {len(ev.y_true)} held-out files"
@@ -669,6 +715,7 @@ def evaluate(
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     ev = result.evaluation
+    _report_skipped(ev.skipped, quiet or as_json)
     if as_json:
         _emit_json(
             {
@@ -682,7 +729,6 @@ def evaluate(
         )
         _partial(len(ev.skipped), len(ev.y_true))
         return
-    _report_skipped(ev.skipped, quiet)
     console.print(_metrics_table(ev.metrics, f"{split} split: {len(ev.y_true)} files"))
     table = Table("class", "precision", "recall", "f1", "support", title="per class")
     for row in ev.per_class.itertuples():
@@ -762,11 +808,11 @@ def cv(
     record = {"model": model, "files": sum(result.fold_sizes), **result.to_dict()}
     if out is not None:
         atomic_text(out, json.dumps(record, indent=2) + "\n")
+    _report_skipped(skipped, quiet)
     if as_json:
         _emit_json({**record, "unreadable": len(skipped)})
         _partial(len(skipped), record["files"])
         return
-    _report_skipped(skipped, quiet)
     per_fold = Table(
         "fold", "n", "accuracy", "balanced acc.", "macro F1", title=f"{model}: {result.kind}"
     )
@@ -856,8 +902,7 @@ def predict(
                 Path(p.path).name, p.labels[0], f"{p.scores[0]:.3f}", *rest, f"{p.duration:.2f}"
             )
         console.print(table)
-    for p in failed:
-        err_console.print(f"[red]unreadable:[/] {p.error}", highlight=False, soft_wrap=True)
+    _list_unreadable([str(p.error) for p in failed])
     _partial(len(failed), len(preds) - len(failed))
 
 
@@ -953,8 +998,16 @@ def detect(
     """Find and count events in long recordings with sliding windows; writes events.csv /
     .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv,
     and the run's settings (detection.json, which --resume reads)."""
-    from earmark.detection.events import load_thresholds
-    from earmark.detection.run import SettingConflict, read_record, resolve_settings, show_setting
+    from earmark.detection.events import EventRules, load_thresholds
+    from earmark.detection.run import (
+        RULES_SETTINGS,
+        WINDOWING_SETTINGS,
+        SettingConflict,
+        read_record,
+        resolve_settings,
+        show_setting,
+    )
+    from earmark.detection.windows import Windowing
     from earmark.loading import load
     from earmark.predict import input_files
 
@@ -975,11 +1028,14 @@ def detect(
         }.items()
         if value is not None
     }
-    if threshold is not None:
-        try:
-            given |= {"threshold": float(threshold), "thresholds": {}}
-        except ValueError:
-            given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
+    with _options():  # a value the settings refuse: a usage error, before the model loads
+        if threshold is not None:
+            try:
+                given |= {"threshold": float(threshold), "thresholds": {}}
+            except ValueError:
+                given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
+        Windowing(**{k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
+        EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
     model = load(run)
     for member in getattr(model, "members", [model]):
         if getattr(member, "family", None) == "neural":
@@ -1028,6 +1084,7 @@ def detect(
                 "errors": [{"path": p, "error": e} for p, e in summary.errors],
             }
         )
+        _list_unreadable([error for _path, error in summary.errors])
         _partial(summary.failed, summary.scored + summary.resumed)
         return
     table = Table("label", "events")
@@ -1042,8 +1099,7 @@ def detect(
         f"{len(summary.events)} events -> {out}",
         soft_wrap=True,
     )
-    for _path, error in summary.errors:
-        err_console.print(f"[red]unreadable:[/] {error}", highlight=False, soft_wrap=True)
+    _list_unreadable([error for _path, error in summary.errors])
     if summary.partial:
         err_console.print(f"[yellow]partial:[/] see {out / 'errors.csv'}")
     _partial(summary.failed, summary.scored + summary.resumed)
@@ -1105,6 +1161,8 @@ def score_events_cmd(
     overall, and the count error per file."""
     from earmark.detection.scoring import score_run
 
+    if tolerance < 0:
+        raise OptionError(f"--tolerance must be >= 0 seconds, got {tolerance}")
     run = score_run(events, truth, tolerance=tolerance, sweep=sweep)
     result = run.scores
     if as_json:  # one document, the sweep inside it
@@ -1182,6 +1240,8 @@ def segments(
     from earmark.detection.segments import cut_segments
     from earmark.detection.tables import read_events
 
+    if margin < 0:
+        raise OptionError(f"--margin must be >= 0 seconds, got {margin}")
     chosen = [
         ev
         for ev in read_events(events)

@@ -292,22 +292,32 @@ def test_resume_keeps_the_run_settings_and_refuses_other_ones(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--window", "nan"], "window must be a finite number, got nan"),
-        (["--hop", "inf"], "hop must be a finite number, got inf"),
+        (["--window", "nan"], "--window: must be a finite number, got nan"),
+        (["--hop", "inf"], "--hop: must be a finite number, got inf"),
         (["--hop", "-0.5"], "hop must be between 0.001 and 3600 seconds, got -0.5"),
+        (["--hop", "0"], "hop must be between 0.001 and 3600 seconds, got 0.0"),
         (["--window", "1e6"], "window must be between 0.001 and 600 seconds"),
-        (["--overlap", "nan"], "overlap must be a finite number"),
+        (["--window", "1e300"], "window must be between 0.001 and 600 seconds"),
+        (["--overlap", "nan"], "--overlap: must be a finite number"),
+        (["--overlap", "1"], "overlap must be in [0, 1)"),
         (["--threshold", "nan"], "threshold must be a score between 0 and 1"),
-        (["--merge-gap", "inf"], "merge_gap must be a finite number"),
+        (["--threshold", "inf"], "threshold must be a score between 0 and 1"),
+        (["--merge-gap", "inf"], "--merge-gap: must be a finite number"),
+        (["--merge-gap", "-1"], "merge_gap must be a finite number of seconds from 0 to 86400"),
+        (["--min-duration", "1e9"], "min_duration must be a finite number of seconds"),
+        (["--smooth", "2"], "smooth must be an odd number of windows from 1 to 999"),
+        (["--top-n", "0"], "top_n must be a whole number >= 1"),
+        (["--hop", "0.5", "--overlap", "0.5"], "give a hop or an overlap, not both"),
     ],
 )
-def test_nan_infinite_or_absurd_options_are_one_line_errors(
+def test_nan_infinite_or_absurd_options_are_one_line_usage_errors(
     tone_scene: ToneScene, tmp_path: Path, flags: list[str], message: str
 ) -> None:
     res = runner.invoke(app, [*detect_args(tone_scene, tmp_path / "det", *flags), "-q"])
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 2, res.output  # a usage error: nothing was run
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.output
+    assert "Traceback" not in res.output
     assert not (tmp_path / "det").exists()  # refused before anything was written
 
 
@@ -358,7 +368,8 @@ def test_the_console_and_the_tables_agree(
     # --json says the same
     res = runner.invoke(app, [*args, "--resume", "--json"])
     assert res.exit_code == PARTIAL_EXIT, res.output
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)  # one document on stdout; the unreadable files on stderr
+    assert res.stderr.count("unreadable: ") == 3
     events = read_events(det / "events.csv")
     assert (doc["files"], doc["resumed"], doc["scored"], doc["unreadable"]) == (5, 2, 0, 3)
     assert doc["events"] == len(events)

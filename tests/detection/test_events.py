@@ -100,7 +100,15 @@ def test_thresholds_from_csv_or_json(tmp_path: Path) -> None:
         ({"thresholds": {"bird": -0.1}}, "threshold of bird must be"),
         ({"merge_gap": float("inf")}, "merge_gap must be a finite number"),
         ({"min_duration": -1.0}, "min_duration must be a finite number"),
+        ({"min_duration": float("nan")}, "min_duration must be a finite number"),
+        ({"merge_gap": 1e300}, "merge_gap must be a finite number of seconds from 0 to 86400"),
+        ({"merge_gap": "soon"}, "merge_gap must be a number of seconds"),
         ({"threshold": "high"}, "thresholds must be numbers"),
+        ({"smooth": 10**9 + 1}, "smooth must be an odd number of windows from 1 to 999"),
+        ({"smooth": 0}, "smooth must be an odd number"),
+        ({"smooth": 3.0}, "smooth must be an odd number"),
+        ({"top_n": 0}, "top_n must be a whole number >= 1"),
+        ({"top_n": 1.5}, "top_n must be a whole number >= 1"),
     ],
 )
 def test_nan_or_out_of_range_rules_are_refused(settings, message) -> None:

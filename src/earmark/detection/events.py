@@ -39,6 +39,9 @@ __all__ = [
 
 Bounds = Literal["center", "window"]
 
+MAX_EVENT_SECONDS = 86_400.0  # merge_gap and min_duration: a day is already absurd
+MAX_SMOOTH = 999  # windows in the median filter (its cost grows with the length)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -109,14 +112,30 @@ class EventRules(JsonConfig):
                     f"threshold{'' if name == 'threshold' else f' of {name}'} must be a score "
                     f"between 0 and 1, got {value}"
                 )
-        if self.smooth < 1 or self.smooth % 2 == 0:
-            raise ParameterError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
+        smooth = self.smooth
+        if (
+            isinstance(smooth, bool)
+            or not isinstance(smooth, (int, np.integer))
+            or not 1 <= smooth <= MAX_SMOOTH
+            or smooth % 2 == 0
+        ):
+            raise ParameterError(
+                f"smooth must be an odd number of windows from 1 to {MAX_SMOOTH}, got {smooth!r}"
+            )
         for name in ("merge_gap", "min_duration"):
             value = getattr(self, name)
-            if not 0 <= value < math.inf:
-                raise ParameterError(f"{name} must be a finite number >= 0 seconds, got {value}")
-        if self.top_n is not None and self.top_n < 1:
-            raise ParameterError(f"top_n must be >= 1, got {self.top_n}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"{name} must be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and 0 <= value <= MAX_EVENT_SECONDS):
+                raise ParameterError(
+                    f"{name} must be a finite number of seconds from 0 to "
+                    f"{MAX_EVENT_SECONDS:g}, got {value}"
+                )
+        top_n = self.top_n
+        if top_n is not None and (
+            isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1
+        ):
+            raise ParameterError(f"top_n must be a whole number >= 1, got {top_n!r}")
         if self.bounds not in ("center", "window"):
             raise ParameterError(f"bounds must be center or window, got {self.bounds!r}")
 
