@@ -363,7 +363,17 @@ def test_a_file_over_the_decoding_budget_is_refused_before_decoding(
     assert isinstance(exc.value, errors.DurationLimitError)  # a kind of "too long"
     message = str(exc.value)
     assert message.startswith(f"{path}: ") and "would decode to" in message and "\n" not in message
-    with pytest.raises(errors.DecodedSizeError):  # every whole-file reader has the budget
+    # every whole-file reader has the budget: clips for training, Preprocessing.read for
+    # predict and serve
+    from earmark.features.config import FeatureConfig
+    from earmark.preprocess import Preprocessing
+
+    with pytest.raises(errors.DecodedSizeError):
+        audio.load_clip(path, audio.AudioConfig(), max_decoded_bytes=need // 2)
+    with pytest.raises(errors.DecodedSizeError, match="would decode to"):
+        prep = Preprocessing(audio.AudioConfig(), FeatureConfig(), 1.0)
+        prep.read(path, max_decoded_bytes=need // 2)
+    with pytest.raises(errors.DecodedSizeError):
         audio._decode(path, sr=None, mix=None, max_decoded_bytes=need // 2)
 
 

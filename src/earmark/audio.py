@@ -971,18 +971,29 @@ def _fit(y: np.ndarray, config: AudioConfig, rng: np.random.Generator | None) ->
 
 
 def load_clip(
-    path: str | Path, config: AudioConfig, *, rng: np.random.Generator | None = None
+    path: str | Path,
+    config: AudioConfig,
+    *,
+    rng: np.random.Generator | None = None,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
 ) -> np.ndarray:
     """Decode ``path`` and standardize it with ``config``: float32 ``[channels, samples]``.
 
     The same as :func:`standardize` of :func:`load`, but the channels are set and the rate
     changed block by block as the file is decoded (see :func:`load`): memory follows the
-    config's rate, not the file's."""
+    config's rate, not the file's. ``max_decoded_bytes`` is :func:`load`'s decoding budget
+    (a server may want a smaller one: decoding time follows the file's own rate)."""
 
     def mix(y: np.ndarray) -> np.ndarray:
         return set_channels(
             y, config.channels, policy=config.channel_policy, channel=config.channel
         )
 
-    y, _ = _decode(Path(path), sr=config.sample_rate, mix=mix, max_duration=config.max_duration)
+    y, _ = _decode(
+        Path(path),
+        sr=config.sample_rate,
+        mix=mix,
+        max_duration=config.max_duration,
+        max_decoded_bytes=max_decoded_bytes,
+    )
     return _fit(y, config, rng)

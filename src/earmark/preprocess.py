@@ -78,14 +78,21 @@ class Preprocessing:
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def read(self, path: str | Path, *, max_duration: float | None = None) -> np.ndarray:
+    def read(
+        self,
+        path: str | Path,
+        *,
+        max_duration: float | None = None,
+        max_decoded_bytes: int | None = audio_io.DEFAULT_MAX_DECODED_BYTES,
+    ) -> np.ndarray:
         """``path`` decoded at the model's rate and channels, at its own length: float32
         ``[channels, samples]``, not yet normalized. ``max_duration`` overrides the audio
-        settings' longest accepted file."""
+        settings' longest accepted file; ``max_decoded_bytes`` is the decoding budget of
+        :func:`earmark.audio.load` (memory follows the model's rate whatever the file's)."""
         cfg = dataclasses.replace(self.audio, duration=None, normalize=None)
         if max_duration is not None:
             cfg = dataclasses.replace(cfg, max_duration=max_duration)
-        return audio_io.load_clip(path, cfg)
+        return audio_io.load_clip(path, cfg, max_decoded_bytes=max_decoded_bytes)
 
     def blocks(self, path: str | Path, block_seconds: float) -> Iterator[np.ndarray]:
         """``path`` as consecutive ``[channels, samples]`` blocks of about ``block_seconds``
