@@ -413,8 +413,10 @@ def test_the_cli_process_prints_one_line_and_no_traceback(net_run: Path, tmp_pat
     import soundfile as sf
 
     sf.write(clip, np.zeros(1600, np.float32), 16_000)
-    exe = Path(sys.executable).parent / "earmark"
-    out = subprocess.run([str(exe), "predict", str(run), str(clip)], capture_output=True, text=True)
+    earmark_cli = [sys.executable, "-c", "from earmark.cli import main; main()"]
+    out = subprocess.run(
+        [*earmark_cli, "predict", str(run), str(clip)], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.strip() == (
         f"error: {run / 'earmark.json'}: features.n_fft: must be <= 65536, got 1000000000"
