@@ -11,14 +11,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-
-SR = 16_000
-
-
-def tone(freq: float = 440.0, duration: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
-    """A sine of ``freq`` Hz, float32 ``[samples]``."""
-    t = np.arange(round(duration * sr)) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+from signals import SR, tone
 
 
 def _video_stream(container: av.container.OutputContainer) -> av.VideoStream:

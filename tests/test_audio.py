@@ -7,18 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from signals import SR, tone
 
 from earmark import audio, errors
-
-# The signal tests/conftest.py writes its files with (not imported by module name: another
-# folder's conftest.py may hold the name "conftest" when the whole suite is collected).
-SR = 16_000
-
-
-def tone(freq: float = 440.0, duration: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
-    """A sine of ``freq`` Hz, float32 ``[samples]`` (as tests/conftest.py makes it)."""
-    t = np.arange(round(duration * sr)) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def peak_hz(y: np.ndarray, sr: int) -> float:

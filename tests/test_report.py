@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import tone
 from matplotlib.image import imread
+from signals import tone
 
 from earmark.report import plot_clip
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from conftest import SR, tone
+from signals import SR, tone
 
 from earmark import data
 from earmark.audio import AudioConfig

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, tone
+from signals import SR, tone
 
 from earmark import audio
 from earmark.errors import ParameterError
