@@ -126,6 +126,16 @@ def test_errors_are_one_clear_line_not_a_traceback(tmp_path: Path, broken_dir: P
     assert res.exit_code == 2 and "spectrum" in res.output
 
 
+def test_error_lines_print_names_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    """A file or class name with square brackets is shown verbatim (the console would take
+    ``[bold]`` as markup and drop it)."""
+    bad = tmp_path / "[bold]clip[red].wav"
+    bad.write_text("not audio")
+    res = run("plot", bad, "--out", tmp_path / "x.png")
+    assert res.exit_code == 1
+    assert "[bold]clip[red].wav" in res.output
+
+
 def test_help_and_version() -> None:
     res = run("--help")
     assert res.exit_code == 0

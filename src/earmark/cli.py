@@ -64,7 +64,9 @@ Overwrite = Annotated[
 
 
 def _error(message: object) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
 
 
 class OptionError(EarmarkError):
@@ -119,7 +121,9 @@ def _friendly(func: Callable) -> Callable:
             raise typer.Exit(EXIT_USAGE) from None
         except Interrupted as exc:
             hint = f"; continue with --resume {exc.resume}" if exc.resume else ""
-            err_console.print(f"[yellow]interrupted:[/] {exc}{hint}", highlight=False)
+            err_console.print(
+                f"[yellow]interrupted:[/] {escape(str(exc))}{escape(hint)}", highlight=False
+            )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]", highlight=False)
@@ -148,7 +152,9 @@ def _list_unreadable(problems: list[str], *, total: int | None = None) -> None:
     PROBLEM`` (with --json and --quiet too: errors are always printed); ``total`` when the
     list was cut short."""
     for problem in problems:
-        err_console.print(f"[red]unreadable:[/] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]unreadable:[/] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
     if total is not None and total > len(problems):
         err_console.print(f"  ... and {total - len(problems)} more", highlight=False)
 
@@ -713,7 +719,7 @@ def evaluate(
     with _progress("evaluating", len(manifest), quiet or as_json) as advance:
         result = evaluate_run(run, manifest, split=split, out=out, on_file=advance)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(str(warning))}")
     ev = result.evaluation
     _report_skipped(ev.skipped, quiet or as_json)
     if as_json:
@@ -1252,7 +1258,7 @@ def segments(
         written, failed = cut_segments(chosen, out, margin=margin, root=root, on_event=advance)
     console.print(f"wrote {len(written)} clips to {out}")
     for _ev, error in failed:
-        err_console.print(f"[red]skipped:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]skipped:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     _partial(len(failed), len(written))
 
 
