@@ -91,7 +91,8 @@ class BodyGuard:
             if left <= 0:
                 raise BodyTimeout
             try:
-                message = await asyncio.wait_for(receive(), left)
+                async with asyncio.timeout(left):  # (no task per call, unlike wait_for)
+                    message = await receive()
             except TimeoutError:
                 raise BodyTimeout from None
             if message["type"] == "http.request":

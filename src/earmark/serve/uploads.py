@@ -209,7 +209,11 @@ def _has_room(folder: str, size: int) -> bool:
 
 
 class _Sink:
-    """Buffers a body's chunks and writes them to a :class:`Spool` in a worker thread."""
+    """Buffers a body's chunks and writes them to a :class:`Spool`. An upload that stays
+    under :data:`FLUSH_BYTES` (a clip: the usual case) is written by the event loop itself,
+    as one small write to memory or the page cache, without a thread hop; bigger ones are
+    written in a worker thread, :data:`FLUSH_BYTES` at a time (a write that fills a folder
+    then copies what came before, which must not stall the loop)."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -223,7 +227,15 @@ class _Sink:
     async def flush(self) -> None:
         if self.buffer:
             data, self.buffer = self.buffer, bytearray()
-            await run_in_threadpool(self.spool.write, data)
+            if self.spool.size + len(data) <= FLUSH_BYTES:
+                self.spool.write(data)
+            else:
+                await run_in_threadpool(self.spool.write, data)
+
+    async def close(self) -> Path:
+        """Write what is left; the file's path."""
+        await self.flush()
+        return self.spool.close()
 
 
 class _FormFile:
@@ -310,7 +322,7 @@ async def receive_upload(request: Any, dirs: Sequence[str]) -> Path:
         await sink.flush()
         if spool.size == 0:
             raise UploadProblem(400, "the upload is empty")
-        return await run_in_threadpool(spool.close)
+        return await sink.close()
     except BaseException:
         spool.discard()
         raise
@@ -353,7 +365,7 @@ async def _receive_form(
         await sink.flush()
         if spool.size == 0:
             raise UploadProblem(400, "the upload is empty")
-        return await run_in_threadpool(spool.close)
+        return await sink.close()
     except BaseException:
         if spool is not None:
             spool.discard()
