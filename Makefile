@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_neural.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_detect.py --data $(DEMO)
 	$(BIN)/python benchmarks/bench_serve.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_reliability.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_sgan.py --data $(DEMO)/digits
 
 clean:
