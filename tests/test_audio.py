@@ -468,3 +468,17 @@ def test_a_flac_bomb_loads_in_memory_that_follows_the_output_rate(tmp_path: Path
         assert abs(n - seconds * 16_000) <= 1
         # whole-file decoding needs the file at its own rate at least twice (parts + joined)
         assert grew < own_rate_mb / 2, (how, grew)
+
+
+def test_a_stream_without_a_decoder_is_an_unsupported_codec_not_a_crash(tmp_path: Path) -> None:
+    """A WAV whose format code no decoder knows (0x0101), handed to PyAV as .m4a: PyAV gives a
+    stream with no codec at all; naming the codec must not raise AttributeError (found by
+    the server's upload fuzzing)."""
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, tone(duration=0.1), SR, subtype="PCM_16")
+    data = bytearray(wav.read_bytes())
+    data[21] = 1
+    odd = tmp_path / "odd.m4a"
+    odd.write_bytes(bytes(data))
+    with pytest.raises(errors.AudioError, match=r"odd\.m4a"):
+        audio.load(odd)

@@ -342,9 +342,10 @@ def _open_pyav(path: Path) -> tuple[Any, Any]:
         container.close()
         raise UnsupportedCodecError(path, f"the {container.format.name} file has no audio track")
     stream = container.streams.audio[0]
-    if stream.codec_context is None:
+    if stream.codec_context is None:  # no decoder: PyAV then has no codec object either
+        codec = getattr(getattr(stream, "codec", None), "name", None) or "of this stream"
         container.close()
-        raise UnsupportedCodecError(path, f"no decoder for audio codec {stream.codec.name!r}")
+        raise UnsupportedCodecError(path, f"no decoder for the audio codec {codec}")
     return container, stream
 
 
