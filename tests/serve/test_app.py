@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as fuzzing
 from hypothesis import strategies as st
 
@@ -515,7 +515,12 @@ def _no_server_error(res) -> None:
         assert "earmark-upload" not in res.text and "/dev/shm" not in res.text, res.text
 
 
-@fuzzing(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples on every run (CI stays repeatable; a new find is pinned
+# with @example).
+FUZZ = fuzzing(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fuzzing(FUZZ, max_examples=40)
 @given(query=QUERIES)
 def test_fuzzed_detect_queries_never_give_500(fuzz_url: str, query) -> None:
     from urllib.parse import urlencode
@@ -531,12 +536,15 @@ def test_fuzzed_detect_queries_never_give_500(fuzz_url: str, query) -> None:
     _no_server_error(res)
 
 
-@fuzzing(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzzing(FUZZ, max_examples=60)
 @given(
     body=BODIES,
     kind=st.sampled_from(KINDS),
     multipart=st.booleans(),
     endpoint=st.sampled_from(["/v1/predict", "/v1/detect"]),
+)
+@example(  # a format code no decoder knows, sent as .m4a: PyAV's stream had no codec (500)
+    body=WAV[:21] + b"\x01" + WAV[22:], kind="audio/mp4", multipart=False, endpoint="/v1/predict"
 )
 def test_fuzzed_uploads_never_give_500(
     fuzz_url: str, body: bytes, kind: str, multipart: bool, endpoint: str
