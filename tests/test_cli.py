@@ -492,6 +492,89 @@ def test_resume_continues_the_network_without_model_options(
     assert [r["train_loss"] for r in again] == [r["train_loss"] for r in meta["history"]]
 
 
+def test_resume_refuses_an_edited_run_in_one_line(
+    interrupted_run, demo_digits: Path, tmp_path: Path
+) -> None:
+    """A run's settings and checkpoint are files like a model's: validated, not trusted.
+    What they got wrong is one line naming the file and the key, exit 1 (no option of the
+    caller's is at fault), before anything large is built."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    root, _ = interrupted_run
+
+    def settings(change):
+        def apply(run_dir: Path) -> None:
+            doc = json.loads((run_dir / "settings.json").read_text())
+            change(doc["settings"])
+            (run_dir / "settings.json").write_text(json.dumps(doc))
+
+        return apply
+
+    def wider_weights(run_dir: Path) -> None:  # with checksums to match, as crafted
+        ckpt = run_dir / "checkpoint"
+        tensors = load_file(ckpt / "model.safetensors")
+        key = sorted(k for k in tensors if k.endswith(".weight"))[0]
+        tensors[key] = torch.zeros(tensors[key].shape[0] * 2, *tensors[key].shape[1:])
+        save_file(tensors, ckpt / "model.safetensors")
+        meta = json.loads((ckpt / "earmark.json").read_text())
+        raw = (ckpt / "model.safetensors").read_bytes()
+        meta["files"]["model.safetensors"] = {
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "bytes": len(raw),
+        }
+        (ckpt / "earmark.json").write_text(json.dumps(meta))
+
+    def checkpoint_text(change):
+        def apply(run_dir: Path) -> None:
+            path = run_dir / "checkpoint" / "earmark.json"
+            path.write_text(change(path.read_text()))
+
+        return apply
+
+    cases = [
+        (
+            settings(lambda s: s["params"].update(width=10**9)),
+            "settings.json: params.width: must be in [1, 1024], got 1000000000",
+        ),
+        (
+            settings(lambda s: s["features"].update(n_fft=1e9)),
+            "settings.json: features.n_fft: expected an integer, got 1000000000.0",
+        ),
+        (
+            settings(lambda s: s["features"].update(n_fft=10**9)),
+            "settings.json: features.n_fft: must be <= 65536, got 1000000000",
+        ),
+        (
+            settings(lambda s: s["params"].update(width=[4])),
+            "settings.json: params.width: expected an integer, got [4]",
+        ),
+        (settings(lambda s: s.update(classes=5)), "settings.json: classes: unknown setting"),
+        (
+            checkpoint_text(lambda text: text[: len(text) // 2]),
+            "checkpoint/earmark.json: not valid JSON",
+        ),
+        (
+            checkpoint_text(lambda text: text.replace('"lr": 0.001', '"lr": "fast"', 1)),
+            "checkpoint/earmark.json: state.config.lr: expected a number, got 'fast'",
+        ),
+        (wider_weights, "model.safetensors: does not fit the network ("),
+    ]
+    for i, (change, message) in enumerate(cases):
+        run_dir = tmp_path / f"run{i}"
+        shutil.copytree(root / "run" / "checkpoint", run_dir / "checkpoint")
+        shutil.copy(root / "run" / "settings.json", run_dir / "settings.json")
+        change(run_dir)
+        res = run("train", demo_digits, "--resume", run_dir, "--cache-dir", root / "cache", "-q")
+        lines = _error_lines(res)
+        assert res.exit_code == 1, (message, res.output)
+        assert len(lines) == 1 and lines[0].startswith("error: cannot resume"), res.output
+        assert message in lines[0] and "Traceback" not in res.output, (message, lines)
+        assert not (run_dir / "earmark.json").exists()  # nothing was trained or saved
+
+
 def test_detect_and_score_events_edges(
     run_dir: Path, recording: Path, broken_dir: Path, tmp_path: Path
 ) -> None:

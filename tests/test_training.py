@@ -109,6 +109,250 @@ def test_resume_without_a_checkpoint_says_so(tmp_path: Path) -> None:
         run(2, tmp_path / "nothing", resume=True)
 
 
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint of a one-epoch run (seed-cnn, 48 toy clips)."""
+    checkpoint = tmp_path_factory.mktemp("one-epoch") / "checkpoint"
+    run(1, checkpoint)
+    return checkpoint
+
+
+def _relist(d: Path, meta: dict) -> None:
+    """Write ``meta`` as the checkpoint's earmark.json with its files' true checksums: what
+    someone crafting a checkpoint does (the checksums catch accidents, not intent)."""
+    import hashlib
+    import json
+
+    for name, facts in meta["files"].items():
+        if (d / name).is_file():
+            facts["sha256"] = hashlib.sha256((d / name).read_bytes()).hexdigest()
+            facts["bytes"] = (d / name).stat().st_size
+    (d / "earmark.json").write_text(json.dumps(meta))
+
+
+def _tensors(d: Path, name: str, change) -> dict:
+    """Rewrite the safetensors file ``name`` with ``change(tensors)`` applied."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(d / name)
+    change(tensors)
+    save_file(tensors, d / name)
+    return json.loads((d / "earmark.json").read_text())
+
+
+def _first_param(tensors: dict) -> str:
+    return sorted(k for k in tensors if k.endswith(".weight"))[0]
+
+
+def _meta(d: Path) -> dict:
+    import json
+
+    return json.loads((d / "earmark.json").read_text())
+
+
+def _edit(change):
+    """A tampering of the checkpoint directory: ``change(meta)``, checksums made to match."""
+
+    def apply(d: Path) -> None:
+        meta = _meta(d)
+        change(meta)
+        _relist(d, meta)
+
+    return apply
+
+
+def _weights(name: str, change):
+    return lambda d: _relist(d, _tensors(d, name, change))
+
+
+def _grow(tensors: dict) -> None:
+    key = _first_param(tensors)
+    tensors[key] = torch.zeros(tensors[key].shape[0] + 1, *tensors[key].shape[1:])
+
+
+def _extra_slot(tensors: dict) -> None:
+    tensors["0.bogus"] = torch.zeros(1)
+
+
+def _bad_step(tensors: dict) -> None:
+    tensors["0.step"] = torch.zeros(3)
+
+
+def _nested(depth: int) -> list:
+    out: list = []
+    for _ in range(depth - 1):
+        out = [out]
+    return out
+
+
+def _small_avg(tensors: dict) -> None:
+    tensors["0.exp_avg"] = torch.zeros(2)
+
+
+TAMPERED = [
+    (
+        "truncated JSON",
+        lambda d: (d / "earmark.json").write_text((d / "earmark.json").read_text()[:200]),
+        r"checkpoint/earmark\.json: not valid JSON",
+    ),
+    (
+        "nested 40 deep",
+        _edit(lambda m: m["state"].update(history=_nested(40))),
+        r"nested \d+ levels deep",
+    ),
+    (
+        "epoch as text",
+        _edit(lambda m: m["state"].update(epoch="1")),
+        r"state\.epoch: expected an integer",
+    ),
+    ("negative epoch", _edit(lambda m: m["state"].update(epoch=-1)), r"state\.epoch: must be >= 0"),
+    (
+        "not a checkpoint",
+        _edit(lambda m: m.update(kind="model")),
+        r"kind: not a training checkpoint",
+    ),
+    ("newer version", _edit(lambda m: m.update(schema_version=2)), r"schema_version: 2 is newer"),
+    (
+        "a path out",
+        _edit(lambda m: m["files"].update({"../x": m["files"]["model.safetensors"]})),
+        r"files\['\.\./x'\]: '\.\./x' is not a plain name",
+    ),
+    (
+        "no optimizer listed",
+        _edit(lambda m: m["files"].pop("optimizer.safetensors")),
+        r"lists no optimizer\.safetensors",
+    ),
+    (
+        "no slots",
+        _edit(lambda m: m.pop("slots")),
+        r"earmark\.json: slots: missing",
+    ),
+    (
+        "a slot name that is not a name",
+        _edit(lambda m: m["slots"].update({"0": ["exp_avg", "../x"]})),
+        r"earmark\.json: slots\['0'\]\[1\]: not a valid value, got '\.\./x'",
+    ),
+    (
+        "wider weights",
+        _weights("model.safetensors", _grow),
+        r"model\.safetensors: does not fit the network \(.*weight: shape \[9, 1, 3, 3\], "
+        r"not \[8, 1, 3, 3\]\)",
+    ),
+    (
+        "a missing tensor",
+        _weights("best.safetensors", lambda t: t.pop(_first_param(t))),
+        r"best\.safetensors: does not fit the network \(no '.*weight'\)",
+    ),
+    (
+        "a foreign tensor",
+        _weights("model.safetensors", lambda t: t.update(extra=torch.zeros(1))),
+        r"does not fit the network \(an unknown tensor 'extra'\)",
+    ),
+    (
+        "weights of another type",
+        _weights(
+            "model.safetensors", lambda t: t.update({_first_param(t): t[_first_param(t)].double()})
+        ),
+        r"weight: \[.*\] float64, not \[.*\] float32",
+    ),
+    (
+        "a corrupt optimizer file",
+        lambda d: (
+            (d / "optimizer.safetensors").write_bytes(b"\x10\x00" + b"\xff" * 200),
+            _relist(d, _meta(d)),
+        ),
+        r"optimizer\.safetensors: not a readable safetensors file",
+    ),
+    (
+        "a slot of the wrong shape",
+        _weights("optimizer.safetensors", _small_avg),
+        r"optimizer\.safetensors: does not fit the optimizer \(0\.exp_avg: \[2\] float32, not",
+    ),
+    (
+        "a step that is not a scalar",
+        _weights("optimizer.safetensors", _bad_step),
+        r"0\.step: \[3\] float32, not a floating-point scalar",
+    ),
+    (
+        "a tensor no slot lists",
+        _weights("optimizer.safetensors", _extra_slot),
+        r"a tensor no slot lists: '0\.bogus'",
+    ),
+    (
+        "state for a parameter the optimizer lacks",
+        _edit(lambda m: m["slots"].update({"99": ["step"]})),
+        r"state for parameter 99; the optimizer has \d+",
+    ),
+    (
+        "other parameter groups",
+        _edit(lambda m: m["param_groups"][0].update(params=[0])),
+        r"its parameter groups are not those of this run's optimizer",
+    ),
+    (
+        "a slot without its tensor",
+        _edit(lambda m: m["slots"]["0"].append("max_exp_avg_sq")),
+        r"no tensor '0\.max_exp_avg_sq'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in TAMPERED], ids=[c[0] for c in TAMPERED]
+)
+def test_a_tampered_checkpoint_is_one_error_line_before_anything_is_used(
+    one_epoch: Path, tmp_path: Path, change, message: str
+) -> None:
+    """Nothing in a checkpoint is trusted: its earmark.json is checked against a schema
+    before it is used, and every tensor file against what the run built, even when the
+    checksums match (a crafted checkpoint has true ones)."""
+    import shutil
+
+    d = shutil.copytree(one_epoch, tmp_path / "checkpoint")
+    change(d)
+    with pytest.raises(EarmarkError, match=message) as info:
+        run(1, d, resume=True)
+    assert str(info.value).startswith("cannot resume: ") and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_tensor_is_measured_before_it_is_read(
+    one_epoch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names and shapes a weight file's header announces are compared with the network
+    before any tensor is read: nothing larger than the network is allocated."""
+    import shutil
+
+    import safetensors.torch
+
+    d = shutil.copytree(one_epoch, tmp_path / "checkpoint")
+    _weights("model.safetensors", _grow)(d)
+    read = []
+    monkeypatch.setattr(safetensors.torch, "load_file", lambda *a, **k: read.append(a))
+    with pytest.raises(EarmarkError, match=r"model\.safetensors: does not fit the network"):
+        run(1, d, resume=True)
+    assert read == []
+
+
+def test_a_checkpoint_is_read_without_pickle(
+    one_epoch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a checkpoint was unpickled")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    d = shutil.copytree(one_epoch, tmp_path / "checkpoint")
+    resumed, _ = run(1, d, resume=True)  # the one epoch is done: only loaded
+    assert len(resumed.history) == 1 and resumed.stopped == "completed"
+    assert set(read_meta_checkpoint(d)["files"]) == {
+        "model.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+    }
+
+
 def test_schedules_and_settings() -> None:
     cfg = TrainConfig(epochs=1)
     factors = [cfg.lr_factor(s, 100) for s in range(100)]

@@ -47,12 +47,15 @@ __all__ = [
     "ArtifactError",
     "OutputError",
     "check_estimator",
+    "check_files",
     "check_out",
     "check_trees",
+    "check_weight_size",
     "inside",
     "is_artifact",
     "load_skops",
     "output_kind",
+    "read_json",
     "read_meta",
     "save_skops",
     "write_artifact",
@@ -297,12 +300,35 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{directory}: no such model directory")
     if not meta_path.is_file():
         raise ArtifactError(f"{directory}: not an earmark model (no {META_FILE})")
+    meta = read_json(meta_path)
     try:
-        meta = schema.parse_json(_read_bounded(meta_path, schema.MAX_META_BYTES))
         schema.validate_meta(meta, newest=SCHEMA_VERSION)
     except schema.SchemaError as exc:
         raise ArtifactError(f"{meta_path}: {exc}") from None
-    for name, facts in meta["files"].items():
+    check_files(directory, meta["files"])
+    return meta
+
+
+def read_json(path: str | Path, *, what: str = META_FILE) -> Any:
+    """The JSON file ``path`` (an ``earmark.json``, a run's ``settings.json``), read only
+    when its size and nesting are bounded (:func:`earmark.artifact_schema.parse_json`); its
+    content is not checked yet. Raises :class:`ArtifactError` naming the file."""
+    from earmark import artifact_schema as schema
+
+    path = Path(path)
+    try:
+        return schema.parse_json(_read_bounded(path, schema.MAX_META_BYTES), what=what)
+    except schema.SchemaError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+
+
+def check_files(directory: str | Path, files: dict[str, Any]) -> None:
+    """Each file an ``earmark.json`` lists (``files``, already checked against the schema:
+    plain names, a SHA-256 and size or ``directory: true`` each) resolves inside
+    ``directory``, exists, and has the size and SHA-256 saved. Raises
+    :class:`ArtifactError` naming the file."""
+    directory = Path(directory)
+    for name, facts in files.items():
         path = inside(directory, directory / name, name)
         if facts.get("directory"):
             if not path.is_dir():
@@ -317,7 +343,23 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
             )
         if _sha256(path) != facts["sha256"]:
             raise ArtifactError(f"{path}: checksum mismatch (modified after saving?)")
-    return meta
+
+
+def check_weight_size(path: str | Path, module: Any, what: str) -> int:
+    """Refuse the weight file ``path`` for ``module`` (a torch module built on the ``meta``
+    device from ``earmark.json``'s settings, which allocates nothing) when the module's
+    weights need more bytes than the file holds: the settings do not describe the file, and
+    building the module for real could take any amount of memory. ``what`` names the module
+    in the message. Returns the bytes needed; raises :class:`ArtifactError`."""
+    path = Path(path)
+    need = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    size = path.stat().st_size
+    if need > size:
+        raise ArtifactError(
+            f"{path}: {what} has {need} bytes of weights; the file holds {size} "
+            "(earmark.json does not describe it)"
+        )
+    return need
 
 
 def _skops_io() -> Any:

@@ -24,8 +24,10 @@ defaults, every setting the command line takes); a violation is one
     runs/x/earmark.json: features.n_fft: must be <= 65536, got 1000000000
 
 :func:`validate_meta` checks an artifact's ``earmark.json``, :func:`validate_onnx_meta` the
-settings inside an exported ``.onnx`` file. pydantic (and this module) loads only when an
-artifact is read.
+settings inside an exported ``.onnx`` file, :func:`validate_checkpoint_meta` a training
+checkpoint's ``earmark.json`` (what ``train --resume`` reads), and :func:`check_sections`
+the audio and feature settings a training run records (its ``settings.json``). pydantic (and
+this module) loads only when an artifact is read.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ __all__ = [
     "SchemaError",
     "check_param_bounds",
     "check_plain_name",
+    "check_sections",
     "check_weights",
     "parse_json",
+    "validate_checkpoint_meta",
     "validate_meta",
     "validate_onnx_meta",
 ]
@@ -278,6 +282,55 @@ class OnnxMeta(_Open):
     export_version: int = Field(1, ge=1, le=100)
 
 
+_MAX_EPOCHS = 1_000_000
+_SlotName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+_OptimizerName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
+
+
+class ParamGroup(_Open):
+    """One parameter group of a checkpointed optimizer: the indices of its parameters (its
+    hyper-parameters are the run's training settings, not read from here)."""
+
+    params: list[Annotated[int, Field(ge=0, lt=2**31)]] = Field(max_length=1_000_000)
+
+
+class OptimizerRecord(_Section):
+    """What restores an optimizer beside its tensors: its groups, and the state slots
+    (``exp_avg``, ``step``, ...) of each parameter index that has state."""
+
+    param_groups: list[ParamGroup] = Field(min_length=1, max_length=64)
+    slots: dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], list[_SlotName]] = Field(
+        max_length=1_000_000
+    )
+
+
+class CheckpointState(_Section):
+    """Where training stopped: the last finished epoch (0-based), the history of every
+    epoch, early stopping's bookkeeping and the training settings."""
+
+    epoch: int = Field(ge=0, lt=_MAX_EPOCHS)
+    history: list[dict[str, Any]] = Field(max_length=_MAX_EPOCHS)
+    best_value: float  # -inf until an epoch improves on nothing (a NaN loss)
+    best_epoch: int = Field(ge=0, le=_MAX_EPOCHS)
+    bad_epochs: int = Field(ge=0, le=_MAX_EPOCHS)
+    config: dict[str, Any]
+
+
+class CheckpointMeta(_Open):
+    """A training checkpoint's ``earmark.json``: the state, the first optimizer's record at
+    the top level (as it always was), the others by name, and the files' checksums."""
+
+    schema_version: int = Field(ge=1)
+    kind: Literal["checkpoint"]
+    state: CheckpointState
+    param_groups: list[ParamGroup] | None = Field(None, min_length=1, max_length=64)
+    slots: dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], list[_SlotName]] | None = Field(
+        None, max_length=1_000_000
+    )
+    optimizers: dict[_OptimizerName, OptimizerRecord] = Field(default_factory=dict, max_length=16)
+    files: dict[str, FileEntry] = Field(max_length=64)
+
+
 _FAMILIES: dict[str, type[_Meta]] = {
     "classical": ModelMeta,
     "neural": ModelMeta,
@@ -498,11 +551,7 @@ def check_weights(weights: Any, members: int, *, field: str = "weights") -> list
 # -- entry points ----------------------------------------------------------------------------
 
 
-def validate_meta(meta: Any, *, newest: int) -> _Meta:
-    """Check a parsed ``earmark.json`` (``newest``: the schema version this earmark writes);
-    return its validated model. Raises :class:`SchemaError`."""
-    if not isinstance(meta, dict):
-        raise SchemaError("", f"expected a JSON object, got {type(meta).__name__}")
+def _check_version(meta: dict[str, Any], newest: int) -> None:
     version = meta.get("schema_version")
     if "schema_version" not in meta:
         raise SchemaError("schema_version", "missing")
@@ -513,6 +562,14 @@ def validate_meta(meta: Any, *, newest: int) -> _Meta:
             "schema_version",
             f"{version} is newer than this earmark reads ({newest}); upgrade earmark",
         )
+
+
+def validate_meta(meta: Any, *, newest: int) -> _Meta:
+    """Check a parsed ``earmark.json`` (``newest``: the schema version this earmark writes);
+    return its validated model. Raises :class:`SchemaError`."""
+    if not isinstance(meta, dict):
+        raise SchemaError("", f"expected a JSON object, got {type(meta).__name__}")
+    _check_version(meta, newest)
     family = meta.get("family")
     if family not in _FAMILIES:
         if "family" not in meta:
@@ -546,3 +603,36 @@ def validate_onnx_meta(meta: Any) -> OnnxMeta:
     seconds = [("audio.duration", model.audio.duration), ("clip_seconds", model.clip_seconds)]
     _check_audio_features(model.audio, model.features, seconds)
     return model
+
+
+def validate_checkpoint_meta(meta: Any, *, newest: int) -> CheckpointMeta:
+    """Check a parsed training checkpoint's ``earmark.json`` (``newest``: the schema version
+    this earmark writes): its kind, state, optimizer records and files (plain names, each a
+    file with its SHA-256; no folders). Raises :class:`SchemaError`."""
+    if not isinstance(meta, dict):
+        raise SchemaError("", f"expected a JSON object, got {type(meta).__name__}")
+    _check_version(meta, newest)
+    if meta.get("kind") != "checkpoint":
+        raise SchemaError("kind", f"not a training checkpoint, got {_short(meta.get('kind'))}")
+    if isinstance(meta.get("files"), dict):
+        for name in meta["files"]:
+            check_plain_name(name, f"files[{name!r}]")
+    model = _validate(CheckpointMeta, meta)
+    for name, entry in model.files.items():
+        if entry.sha256 is None or entry.directory is not None:
+            raise SchemaError(f"files[{name!r}]", "expected a file with its sha256")
+    if (model.param_groups is None) != (model.slots is None):
+        raise SchemaError("slots" if model.slots is None else "param_groups", "missing")
+    return model
+
+
+def check_sections(audio: Any, features: Any = None) -> None:
+    """The audio and feature settings a training run records (``settings.json``; ``features``
+    ``None``: the model's own), checked as an artifact's are: types, bounds and the relations
+    between them. Raises :class:`SchemaError` naming ``audio.<key>`` / ``features.<key>``."""
+    a = _validate(AudioSection, audio, ("audio",))
+    f = None if features is None else _validate(FeaturesSection, features, ("features",))
+    seconds = [("audio.duration", a.duration)]
+    if f is None:  # the model's own feature settings are earmark's: only the window
+        f = FeaturesSection(kind="waveform")
+    _check_audio_features(a, f, seconds)

@@ -572,13 +572,7 @@ def _load_network(clf: Classifier, path: Path) -> Any:
     except Exception as exc:  # a builder refusing what the settings say (assertions too)
         first = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise artifact.ArtifactError(f"{path}: cannot build {clf.model} ({first})") from None
-    need = sum(t.numel() * t.element_size() for t in shape.network.state_dict().values())
-    size = path.stat().st_size
-    if need > size:
-        raise artifact.ArtifactError(
-            f"{path}: {clf.model} with these settings has {need} bytes of weights; the file "
-            f"holds {size} (earmark.json does not describe it)"
-        )
+    artifact.check_weight_size(path, shape.network, f"{clf.model} with these settings")
     model = build()
     try:
         model.network.load_state_dict(load_file(path))

@@ -21,7 +21,6 @@ and ``-p C=1e-3`` both give the float 0.001.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -283,25 +282,76 @@ def run_settings(run: str | Path) -> dict[str, Any]:
     """What the training run in directory ``run`` was started with, in the shape of a
     recipe: its :data:`SETTINGS_FILE`, with the training settings of its checkpoint
     (``run/checkpoint``) over them. Raises :class:`EarmarkError` when ``run`` holds no
-    checkpoint (only networks write one)."""
+    checkpoint (only networks write one).
+
+    Both files are validated rather than trusted, as a model's are: the checkpoint by
+    :func:`earmark.training.read_meta_checkpoint`; the settings file's size and nesting
+    before it is parsed, its audio and feature settings against the artifact schema
+    (:func:`earmark.artifact_schema.check_sections`: types, bounds and their relations), a
+    network's hyper-parameters against :data:`earmark.artifact_schema.NEURAL_BOUNDS` (they
+    size the network a resumed run builds), and every section against its declared types.
+    A value the run's own files got wrong is one :class:`EarmarkError` line naming the file
+    and the key (not a :class:`SettingsError`: no option of the caller's is at fault)."""
+    from earmark.artifact import read_json
     from earmark.classifier import CHECKPOINT_DIR
     from earmark.training import read_meta_checkpoint
 
     run = Path(run)
     try:
         checkpoint = read_meta_checkpoint(run / CHECKPOINT_DIR)
-    except (EarmarkError, OSError, ValueError) as exc:
+    except (EarmarkError, OSError) as exc:
         raise EarmarkError(f"cannot resume {run}: {exc}") from None
     saved: dict[str, Any] = {}
     path = run / SETTINGS_FILE
     if path.is_file():
         try:
-            saved = json.loads(path.read_text())["settings"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise EarmarkError(f"{path}: not readable settings ({exc})") from None
+            doc = read_json(path, what=SETTINGS_FILE)
+        except EarmarkError as exc:
+            raise EarmarkError(f"cannot resume {run}: {exc}") from None
+        saved = doc.get("settings") if isinstance(doc, dict) else None
+        if not isinstance(saved, dict):
+            raise EarmarkError(
+                f"cannot resume {run}: {path}: settings: expected a mapping of the run's settings"
+            )
     saved = {k: v for k, v in saved.items() if v is not None}
     saved["train"] = checkpoint["state"]["config"]
+    _check_saved(run, saved, path)
     return saved
+
+
+def _check_saved(run: Path, saved: dict[str, Any], path: Path) -> None:
+    """The settings a run recorded (``saved``: its settings file's, with its checkpoint's
+    training settings), checked as :func:`run_settings` says."""
+    from earmark import artifact_schema as schema
+    from earmark.classifier import CHECKPOINT_DIR
+    from earmark.training import TrainConfig
+
+    checkpoint = run / CHECKPOINT_DIR / "earmark.json"
+
+    def refuse(where: Path, problem: object) -> EarmarkError:
+        text = " ".join(str(problem).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        return EarmarkError(f"cannot resume {run}: {where}: {text}")
+
+    try:
+        if "model" not in saved:  # no settings file: only the checkpoint's training settings
+            check_section(TrainConfig, saved["train"], prefix="state.config")
+            return
+        if "audio" in saved or "features" in saved:
+            schema.check_sections(saved.get("audio", {}), saved.get("features"))
+        model = saved["model"]
+        if isinstance(model, str) and model in registry.names():
+            family = registry.get(model).family
+            schema.check_param_bounds(family, check_params(model, saved.get("params") or {}))
+    except (SettingsError, schema.SchemaError) as exc:
+        raise refuse(checkpoint if "model" not in saved else path, exc) from None
+    try:
+        _build(saved)
+    except SettingsError as exc:
+        if exc.key.startswith("train"):  # the checkpoint's training settings
+            key = "state.config" + exc.key.removeprefix("train")
+            raise refuse(checkpoint, f"{key}: {exc.problem}") from None
+        raise refuse(path, exc) from None
 
 
 def train_settings(

@@ -22,8 +22,6 @@ weights. Autocast is bfloat16, which needs no gradient scaling.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -40,6 +38,7 @@ from earmark.config import JsonConfig
 from earmark.errors import EarmarkError, ParameterError
 
 __all__ = [
+    "CHECKPOINT_SCHEMA_VERSION",
     "Batch",
     "FitContext",
     "Objective",
@@ -57,6 +56,10 @@ __all__ = [
     "resolve_device",
     "soft_cross_entropy",
 ]
+
+
+#: The version of a checkpoint's ``earmark.json`` this earmark writes (and the newest it reads).
+CHECKPOINT_SCHEMA_VERSION = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -513,7 +516,7 @@ class Trainer:
         write_artifact(
             self.checkpoint_dir,
             {
-                "schema_version": 1,
+                "schema_version": CHECKPOINT_SCHEMA_VERSION,
                 "kind": "checkpoint",
                 "state": state,
                 **meta,
@@ -525,14 +528,17 @@ class Trainer:
     def _load_checkpoint(
         self, model: nn.Module, optimizers: _Optimizers, device: torch.device
     ) -> tuple[dict, dict[str, Any]]:
-        from safetensors.torch import load_file
-
+        """Everything a checkpoint holds, checked before it is used: ``earmark.json`` against
+        its schema and its files' checksums (:func:`read_meta_checkpoint`), then each
+        safetensors file against what this run built (the model's tensors, each optimizer's
+        parameters, the objective's state: the same names, shapes and types). Raises
+        :class:`EarmarkError` (one line, ``cannot resume: ...``)."""
         from earmark.artifact import ArtifactError
 
         d = self.checkpoint_dir
         try:
             meta = read_meta_checkpoint(d)
-        except ArtifactError as exc:
+        except (ArtifactError, OSError) as exc:
             raise EarmarkError(f"cannot resume: {exc}") from None
         names = [s.name for s in optimizers.specs[1:]]
         saved = meta.get("optimizers", {})
@@ -541,17 +547,37 @@ class Trainer:
                 f"cannot resume: {d} holds the optimizers {sorted(saved)} beside the model's; "
                 f"this objective has {sorted(names)}"
             )
-        model.load_state_dict(load_file(d / "model.safetensors", device=str(device)))
-        tensors = load_file(d / "optimizer.safetensors", device=str(device))
-        load_optimizer(optimizers.opts[0], tensors, meta)
-        for name, opt in zip(names, optimizers.opts[1:], strict=True):
-            tensors = load_file(d / f"optimizer.{name}.safetensors", device=str(device))
-            load_optimizer(opt, tensors, saved[name])
+        if meta.get("slots") is None:
+            raise EarmarkError(f"cannot resume: {d / 'earmark.json'}: no optimizer state (slots)")
+        expected_objective = self.objective.state_dict()
+        needed = ["model.safetensors", "best.safetensors", "optimizer.safetensors"]
+        needed += [f"optimizer.{name}.safetensors" for name in names]
+        if expected_objective:
+            needed.append("objective.safetensors")
+        for name in needed:
+            if name not in meta["files"]:
+                raise EarmarkError(f"cannot resume: {d / 'earmark.json'}: lists no {name}")
+        shapes = model.state_dict()
+        weights = _checkpoint_file(d / "model.safetensors", device, shapes, "the network")
+        best = _checkpoint_file(d / "best.safetensors", torch.device("cpu"), shapes, "the network")
+        model.load_state_dict(weights)
+        records = [("optimizer.safetensors", meta)]
+        records += [(f"optimizer.{name}.safetensors", saved[name]) for name in names]
+        for (file, record), opt in zip(records, optimizers.opts, strict=True):
+            tensors = _checkpoint_file(d / file, device)
+            try:
+                load_optimizer(opt, tensors, record)
+            except ParameterError as exc:
+                raise EarmarkError(
+                    f"cannot resume: {d / file}: does not fit the optimizer ({exc})"
+                ) from None
         objective = {}
         if "objective.safetensors" in meta["files"]:
-            objective = load_file(d / "objective.safetensors", device=str(device))
+            objective = _checkpoint_file(
+                d / "objective.safetensors", device, expected_objective, "the objective's state"
+            )
         self.objective.load_state_dict(objective)
-        return load_file(d / "best.safetensors"), meta["state"]
+        return best, meta["state"]
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -711,29 +737,69 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], di
 def load_optimizer(
     opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
 ) -> None:
-    """Restore what :func:`optimizer_tensors` saved (``meta``: its JSON half)."""
-    state = {
-        int(pid): {n: tensors[f"{pid}.{n}"] for n in names} for pid, names in meta["slots"].items()
-    }
-    for s in state.values():
-        if "step" in s:
-            s["step"] = s["step"].cpu()
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    """Restore what :func:`optimizer_tensors` saved (``meta``: its JSON half) into ``opt``,
+    which the run's own settings built. Nothing in ``meta`` or ``tensors`` is taken on
+    trust: the groups must hold ``opt``'s parameters, each slot tensor must have the shape
+    and type of its parameter (``step``: a floating-point scalar), and no tensor may be
+    missing or left over. The hyper-parameters stay ``opt``'s (a resumed run keeps its
+    settings, so they are the saved ones; the learning rate is set before every step).
+    Raises :class:`ParameterError` (one line) for state that does not fit."""
+    groups = opt.state_dict()["param_groups"]
+    saved, slots = meta.get("param_groups"), meta.get("slots")
+    held = [g.get("params") if isinstance(g, dict) else None for g in saved or ()]
+    if not isinstance(saved, list) or held != [g["params"] for g in groups]:
+        raise ParameterError("its parameter groups are not those of this run's optimizer")
+    if not isinstance(slots, dict):
+        raise ParameterError("no state slots")
+    params = [p for g in opt.param_groups for p in g["params"]]  # numbered as state_dict does
+    state: dict[int, dict[str, Tensor]] = {}
+    used = set()
+    for pid, names in slots.items():
+        if not str(pid).isdigit() or int(pid) >= len(params):
+            raise ParameterError(f"state for parameter {pid}; the optimizer has {len(params)}")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ParameterError(f"the slots of parameter {pid} are not a list of names")
+        p = params[int(pid)]
+        slot = {}
+        for name in names:
+            key = f"{pid}.{name}"
+            t = tensors.get(key)
+            if t is None:
+                raise ParameterError(f"no tensor {key!r}")
+            if name == "step":
+                if t.shape != () or not t.dtype.is_floating_point:
+                    raise ParameterError(f"{key}: {_described(t)}, not a floating-point scalar")
+                t = t.cpu()
+            elif t.shape != p.shape or t.dtype != p.dtype:
+                raise ParameterError(f"{key}: {_described(t)}, not {_described(p)}")
+            slot[name] = t
+            used.add(key)
+        state[int(pid)] = slot
+    extra = sorted(set(tensors) - used)
+    if extra:
+        raise ParameterError(f"a tensor no slot lists: {extra[0]!r}")
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def read_meta_checkpoint(directory: Path) -> dict[str, Any]:
-    """A checkpoint's ``earmark.json`` after checking its files' checksums."""
-    from earmark.artifact import ArtifactError
+    """A checkpoint's ``earmark.json``, validated rather than trusted: its size and nesting
+    before it is parsed, every field against its schema
+    (:func:`earmark.artifact_schema.validate_checkpoint_meta`), then each file it lists (a
+    plain name inside ``directory``, its size and SHA-256: :func:`earmark.artifact.check_files`).
+    Raises :class:`~earmark.artifact.ArtifactError`, one line naming the file."""
+    from earmark import artifact_schema as schema
+    from earmark.artifact import META_FILE, ArtifactError, check_files, read_json
 
-    path = directory / "earmark.json"
+    directory = Path(directory)
+    path = directory / META_FILE
     if not path.is_file():
         raise ArtifactError(f"{directory}: no checkpoint")
-    meta = json.loads(path.read_text())
-    if meta.get("kind") != "checkpoint":
-        raise ArtifactError(f"{directory}: not a training checkpoint")
-    for name, facts in meta["files"].items():
-        if _sha256(directory / name) != facts["sha256"]:
-            raise ArtifactError(f"{directory / name}: checksum mismatch")
+    meta = read_json(path)
+    try:
+        schema.validate_checkpoint_meta(meta, newest=CHECKPOINT_SCHEMA_VERSION)
+    except schema.SchemaError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+    check_files(directory, meta["files"])
     return meta
 
 
@@ -766,9 +832,49 @@ def predict_bank(
     return np.concatenate(out), loss / max(n, 1)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def _described(t: Tensor) -> str:
+    return f"{list(t.shape)} {str(t.dtype).removeprefix('torch.')}"
+
+
+def _checkpoint_file(
+    path: Path,
+    device: torch.device,
+    expected: dict[str, Tensor] | None = None,
+    what: str = "",
+) -> dict[str, Tensor]:
+    """The tensors of one safetensors file of a checkpoint (never pickle). With
+    ``expected``, they must be exactly those tensors: the names and shapes its header
+    announces are checked before anything is read (so nothing larger than what the run
+    built is allocated), the types once read. Raises :class:`EarmarkError` (``cannot
+    resume: PATH: ...``)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    def refuse(problem: str) -> EarmarkError:
+        return EarmarkError(f"cannot resume: {path}: does not fit {what} ({problem})")
+
+    try:
+        if expected is not None:
+            with safe_open(path, framework="pt") as f:
+                names = set(f.keys())
+                missing = sorted(set(expected) - names)
+                extra = sorted(names - set(expected))
+                if missing:
+                    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                    raise refuse(f"no {missing[0]!r}{more}")
+                if extra:
+                    raise refuse(f"an unknown tensor {extra[0]!r}")
+                for key, want in expected.items():
+                    shape = list(f.get_slice(key).get_shape())
+                    if shape != list(want.shape):
+                        raise refuse(f"{key}: shape {shape}, not {list(want.shape)}")
+        tensors = load_file(path, device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise EarmarkError(
+            f"cannot resume: {path}: not a readable safetensors file ({first})"
+        ) from None
+    for key, want in (expected or {}).items():
+        if tensors[key].dtype != want.dtype:
+            raise refuse(f"{key}: {_described(tensors[key])}, not {_described(want)}")
+    return tensors

@@ -408,6 +408,83 @@ def test_artifact_round_trip_keeps_the_generator(trained, tones: Path, tmp_path)
         load_generator(_a_seed_cnn(tones, tmp_path))
 
 
+def _generator_edit(change):
+    def apply(path: Path) -> None:
+        meta = json.loads((path / "earmark.json").read_text())
+        change(meta["generator"])
+        (path / "earmark.json").write_text(json.dumps(meta))
+
+    return apply
+
+
+def _garbage_generator(path: Path) -> None:
+    """generator.safetensors replaced by bytes that are not safetensors, listed with their
+    true checksum and size (as someone crafting an artifact would)."""
+    import hashlib
+
+    raw = b"\xff" * (path / "generator.safetensors").stat().st_size  # large enough
+    (path / "generator.safetensors").write_bytes(raw)
+    meta = json.loads((path / "earmark.json").read_text())
+    meta["files"]["generator.safetensors"] = {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "bytes": len(raw),
+    }
+    (path / "earmark.json").write_text(json.dumps(meta))
+
+
+GENERATOR_EDITS = [
+    (
+        "wider than its file",
+        _generator_edit(lambda g: g.update(width=256)),
+        r"generator\.safetensors: the generator earmark\.json describes has \d+ bytes of "
+        r"weights; the file holds \d+ \(earmark\.json does not describe it\)",
+    ),
+    (
+        "no larger, but other shapes",
+        _generator_edit(lambda g: g.update(noise_dim=4)),
+        r"generator\.safetensors: weights do not fit the generator \(.*size mismatch",
+    ),
+    (
+        "not safetensors",
+        _garbage_generator,
+        r"generator\.safetensors: weights do not fit the generator \(",
+    ),
+    (
+        "beyond the schema",
+        _generator_edit(lambda g: g.update(shape=[1, 65536, 65536])),
+        r"earmark\.json: generator: a generator of \d+ weights: more than earmark makes",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [e[1:] for e in GENERATOR_EDITS], ids=[e[0] for e in GENERATOR_EDITS]
+)
+def test_a_generator_that_does_not_fit_its_file_is_refused_unbuilt(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, message: str
+) -> None:
+    """The generator section is measured on torch's meta device against generator.safetensors
+    before the generator is built for real, as the network is against model.safetensors."""
+    from earmark.models.sgan import samples
+
+    clf, _ = trained
+    path = clf.save(tmp_path / "m")
+    change(path)
+    built = []
+
+    class Spy(Generator):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(next(self.parameters()).device.type)
+
+    monkeypatch.setattr(samples, "Generator", Spy)
+    with pytest.raises(earmark.artifact.ArtifactError, match=message) as info:
+        load_generator(path)
+    assert "\n" not in str(info.value)
+    if "bytes of weights" in message:
+        assert built == ["meta"]  # measured, never allocated
+
+
 def _a_seed_cnn(tones: Path, tmp_path: Path) -> Path:
     clf = Classifier("seed-cnn", audio=AudioConfig(duration=0.5), train=_config(epochs=1))
     return clf.fit(data.load(tones / "data")).save(tmp_path / "cnn")

@@ -80,17 +80,38 @@ def save_grid(patches: Tensor, path: Path, *, epoch: int | None = None) -> Path:
 
 
 def load_generator(directory: str | Path) -> Generator:
-    """The generator kept beside an ``sgan`` artifact."""
+    """The generator kept beside an ``sgan`` artifact. Its size is known before it is built:
+    the ``generator`` section of ``earmark.json`` (bounded by its schema) builds it on
+    torch's ``meta`` device first, which allocates nothing, and a generator needing more
+    bytes than its weight file holds is refused unbuilt (as :meth:`earmark.Classifier.load`
+    does for the network). Raises :class:`~earmark.artifact.ArtifactError` (one line)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from earmark.artifact import ArtifactError, read_meta
+    from earmark.artifact import ArtifactError, check_weight_size, read_meta
 
     meta = read_meta(directory)
     facts = meta.get("generator")
     if meta.get("model") != "sgan" or not facts or GENERATOR_FILE not in meta.get("files", {}):
         raise ArtifactError(f"{directory}: not an sgan model with its generator")
-    gen = Generator(tuple(facts["shape"]), noise_dim=facts["noise_dim"], width=facts["width"])
-    gen.load_state_dict(load_file(Path(directory) / GENERATOR_FILE))
+    path = Path(directory) / GENERATOR_FILE
+
+    def build() -> Generator:
+        return Generator(tuple(facts["shape"]), noise_dim=facts["noise_dim"], width=facts["width"])
+
+    try:
+        with torch.device("meta"):
+            shape = build()
+    except Exception as exc:  # what the section says cannot be built (assertions too)
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ArtifactError(f"{path}: cannot build the generator ({first})") from None
+    check_weight_size(path, shape, "the generator earmark.json describes")
+    gen = build()
+    try:
+        gen.load_state_dict(load_file(path))
+    except (SafetensorError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise ArtifactError(f"{path}: weights do not fit the generator ({first})") from None
     return gen.eval()
 
 
