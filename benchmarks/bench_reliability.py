@@ -222,31 +222,33 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def post_at_once(url: str, body: bytes, n: int) -> list[str]:
+    """``n`` clients POST ``body`` (as a WAV) to ``url`` at once; each one's status code, or
+    the name of the client error it got."""
+    statuses: list[str] = []
+
+    def post() -> None:
+        try:
+            res = httpx.post(url, content=body, headers={"content-type": "audio/wav"}, timeout=120)
+            statuses.append(str(res.status_code))
+        except httpx.HTTPError as exc:
+            statuses.append(type(exc).__name__)
+
+    workers = [threading.Thread(target=post) for _ in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return statuses
+
+
 def timed_out_work(run: Path, recording: Path) -> dict:
     proc, url = start_server(run, "--timeout", "2", "--concurrency", "2")
     try:
         data = recording.read_bytes()
-        statuses: list[str] = []
-
-        def post() -> None:
-            try:
-                res = httpx.post(
-                    f"{url}/v1/detect?hop=0.01",
-                    content=data,
-                    headers={"content-type": "audio/wav"},
-                    timeout=120,
-                )
-                statuses.append(str(res.status_code))
-            except httpx.HTTPError as exc:
-                statuses.append(type(exc).__name__)
-
         meter = CpuMeter(proc.pid)
         t0 = time.monotonic()
-        workers = [threading.Thread(target=post) for _ in range(4)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        statuses = post_at_once(f"{url}/v1/detect?hop=0.01", data, 4)
         answered = time.monotonic() - t0
         during = meter.stop()
         meter = CpuMeter(proc.pid)
@@ -285,26 +287,8 @@ def peak_rss_mb(pid: int) -> float:
 def big_uploads(url: str, pid: int, n: int = 24, size: int = 48 * 1024 * 1024) -> dict:
     body = os.urandom(size)  # not audio: spooled whole, then refused (415)
     before = peak_rss_mb(pid)
-    statuses: list[str] = []
-
-    def post() -> None:
-        try:
-            res = httpx.post(
-                f"{url}/v1/predict",
-                content=body,
-                headers={"content-type": "audio/wav"},
-                timeout=120,
-            )
-            statuses.append(str(res.status_code))
-        except httpx.HTTPError as exc:
-            statuses.append(type(exc).__name__)
-
     t0 = time.monotonic()
-    workers = [threading.Thread(target=post) for _ in range(n)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    statuses = post_at_once(f"{url}/v1/predict", body, n)
     return {
         "uploads": n,
         "mb_each": size // (1024 * 1024),

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from serve_sockets import read_until_closed
 
 from earmark.serve import ServeSettings, create_app
 
@@ -37,24 +38,6 @@ def _open_upload(port: int, length: int, path: str = "/v1/predict") -> socket.so
     ).encode()
     sock.sendall(head + part)
     return sock
-
-
-def _answer(sock: socket.socket, seconds: float) -> bytes:
-    """What the server sent on ``sock`` until it closed it (or ``seconds`` passed)."""
-    sock.settimeout(0.1)
-    got = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            data = sock.recv(4096)
-        except TimeoutError:
-            continue
-        except OSError:
-            break
-        if not data:
-            break
-        got += data
-    return got
 
 
 def _metric(url: str, endpoint: str, status: int) -> float:
@@ -92,7 +75,7 @@ def test_slow_uploads_get_408_and_do_not_stall_other_requests(
         took = time.monotonic() - t0
         assert res.status_code == 200, res.text
         assert took < 1.0, f"a normal request took {took:.2f} s among slow uploads"
-        answers = [_answer(s, 4.0) for s in slow]
+        answers = [read_until_closed(s, 4.0)[1] for s in slow]
     finally:
         stop.set()
         sender.join()
@@ -246,7 +229,7 @@ def test_a_refused_upload_is_not_read(detector, live, clip_bytes: bytes) -> None
     url = live(create_app(detector, ServeSettings(api_key=KEY)))
     sock = _open_upload(_port(url), 48 * 1024 * 1024)
     try:
-        answer = _answer(sock, 3.0)
+        answer = read_until_closed(sock, 3.0)[1]
     finally:
         sock.close()
     assert answer.startswith(b"HTTP/1.1 401") and b"connection: close" in answer.lower()

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from serve_sockets import read_until_closed
 
 from earmark.serve import ServeSettings, create_app, exposure_warning, is_loopback
 
@@ -43,24 +44,6 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
-    """Whether the server closed ``sock`` within ``seconds``, and what it sent before."""
-    sock.settimeout(0.1)
-    got = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            data = sock.recv(4096)
-        except TimeoutError:
-            continue
-        except OSError:  # reset
-            return True, got
-        if not data:
-            return True, got
-        got += data
-    return False, got
-
-
 def test_idle_sockets_and_slow_request_heads_are_closed(detector, live) -> None:
     settings = ServeSettings(header_timeout=1.0, keep_alive=0.5)
     url = live(create_app(detector, settings))
@@ -85,8 +68,8 @@ def test_idle_sockets_and_slow_request_heads_are_closed(detector, live) -> None:
     try:
         t0 = time.monotonic()
         assert httpx.get(f"{url}/healthz", timeout=2).status_code == 200  # still answering
-        results = [_closed_within(s, 3.0) for s in idle]
-        closed_slow, sent = _closed_within(slow, 3.0)
+        results = [read_until_closed(s, 3.0) for s in idle]
+        closed_slow, sent = read_until_closed(slow, 3.0)
         took = time.monotonic() - t0
         assert all(closed for closed, _ in results), "an idle socket was left open"
         assert all(got == b"" for _, got in results)  # closed without a word
@@ -95,7 +78,7 @@ def test_idle_sockets_and_slow_request_heads_are_closed(detector, live) -> None:
         # a kept-alive connection is closed once idle for keep_alive seconds
         with socket.create_connection(("127.0.0.1", port)) as kept:
             kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            closed, answer = _closed_within(kept, 2.0)
+            closed, answer = read_until_closed(kept, 2.0)
             assert closed and answer.startswith(b"HTTP/1.1 200"), answer
     finally:
         stop.set()
