@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	# The aisfx frontend's weights (CC BY 4.0). The package pins numpy==1.23 and librosa==0.9.2
+	# for code earmark does not use: installed without its dependencies.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps aisfx==0.1.2
 	touch $(STAMP)
 
 demo: setup
