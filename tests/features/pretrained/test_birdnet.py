@@ -101,7 +101,7 @@ def test_is_the_layer_that_feeds_birdnets_classifier(
 
 
 def test_batched_equals_one_by_one(embedder: birdnet.BirdNETEmbedder) -> None:
-    # 5 rows of 2 windows: 10 windows, more than one batch of BATCH_WINDOWS
+    # 5 rows of 2 windows: 10 windows, more than one batch of BATCH_WINDOWS (4)
     waves = np.stack([noise(6.0, seed) for seed in range(4)] + [np.tile(chirps(), 2)])
     batched = embedder(waves)
     alone = np.concatenate([embedder(row[None]) for row in waves])

