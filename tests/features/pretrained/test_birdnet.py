@@ -151,7 +151,7 @@ def test_bad_input_is_a_parameter_error(embedder: birdnet.BirdNETEmbedder) -> No
             embedder(waves)
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
 def test_bad_thread_count(threads: object) -> None:
     with pytest.raises(ParameterError, match="threads"):
         birdnet.BirdNETEmbedder(threads=threads)  # type: ignore[arg-type]

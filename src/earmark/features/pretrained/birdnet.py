@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import operator
 import os
 import threading
 from pathlib import Path
@@ -199,8 +200,13 @@ class BirdNETEmbedder:
     def __init__(self, *, threads: int | None = None) -> None:
         if threads is None:
             threads = _default_threads()
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        try:
+            count = operator.index(threads)  # int or numpy integer, not 1.5
+        except TypeError:
+            count = 0
+        if isinstance(threads, bool) or count < 1:
             raise ParameterError(f"threads must be a positive integer, got {threads!r}")
+        threads = count
         path = _require().joinpath(*_MODEL_FILE)
         try:
             model = path.read_bytes()
