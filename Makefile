@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BIRDNET_STAMP := $(VENV)/.installed-birdnet
 APT_PACKAGES := espeak-ng ffmpeg chromium
 DEMO := out/demo
 
@@ -55,11 +56,18 @@ demo: setup
 	@echo "detections of 'seven' in $(DEMO)/detections (events.csv, counts.csv, Raven and Audacity"
 	@echo "tables in tables/), drawn in $(DEMO)/scene00.png"
 
+# The birdnet extra (BirdNET v2.4, CC BY-NC-SA 4.0 weights) installs for the tests only,
+# never for setup or the demo. It changes no installed version (checked with
+# pip install --dry-run): torch stays 2.13.0 and numpy stays 2.x.
+$(BIRDNET_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,birdnet]'
+	touch $(BIRDNET_STAMP)
+
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: setup lint
+test: setup lint $(BIRDNET_STAMP)
 	$(BIN)/python -m pytest -q
 
 format: setup
