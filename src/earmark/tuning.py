@@ -60,6 +60,7 @@ __all__ = [
     "TuneResult",
     "default_space",
     "read_space",
+    "trial_seed",
     "tune",
 ]
 
@@ -361,8 +362,8 @@ def _param_range(p: Param) -> Any:
     d = p.default
     if p.name == "C":
         return {"low": d / 100, "high": d * 100, "log": True}
-    if p.name == "gamma":
-        return {"low": 1e-4, "high": 1.0, "log": True}
+    if p.name == "gamma":  # the learners see standardized features: "scale" is 1 / n_features
+        return {"low": 1e-5, "high": 1e-2, "log": True}
     if p.name == "n_estimators":
         return {"low": max(10, d // 6), "high": d * 2, "log": True}
     if p.name == "max_depth":
@@ -644,6 +645,15 @@ def _open_study(optuna: Any, db: Path, startup: int, prune_after: int, prune: bo
 # -- the search --------------------------------------------------------------------------------
 
 
+def trial_seed(seed: int, n: int) -> int:
+    """The seed of the sampler proposing trial ``n`` of a search seeded ``seed``: a function
+    of both (so a resumed search proposes what an uninterrupted one would), mixed by
+    NumPy's ``SeedSequence`` (consecutive seeds of one generator start alike)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, n]).generate_state(1)[0])
+
+
 def tune(
     data: Manifest | str | Path,
     settings: TrainSettings,
@@ -672,10 +682,11 @@ def tune(
     ``data`` (default: the data set's own folds, else 3; grouped whenever it has groups,
     unless ``group=False``), until the study in ``out`` holds ``trials`` trials.
 
-    Trial ``n`` is proposed by a TPE sampler seeded with ``seed + n`` (``seed``: the
-    settings' own); with ``prune``, a trial whose running fold mean falls below the median
-    of the finished trials' at the same fold stops there, once ``prune_after`` trials have
-    finished. ``enqueue``: settings (dotted keys) to try first, in a new study.
+    Trial ``n`` is proposed by a TPE sampler seeded by ``seed`` and ``n``
+    (:func:`trial_seed`; ``seed``: the settings' own); with ``prune``, a trial whose running
+    fold mean falls below the median of the finished trials' at the same fold stops there,
+    once ``prune_after`` trials have finished. ``enqueue``: settings (dotted keys) to try
+    first, in a new study.
 
     ``on_trial(record, total)`` follows each trial, ``on_fold(trial, fold, metrics)`` each
     fold, ``on_epoch(trial, fold, record)`` each epoch of a network. Ctrl-C raises
@@ -829,7 +840,7 @@ class _Search:
         failures = 0
         while (n := self.counted()) < total:
             self.study.sampler = self.optuna.samplers.TPESampler(
-                n_startup_trials=self.startup, seed=self.seed + n
+                n_startup_trials=self.startup, seed=trial_seed(self.seed, n)
             )
             trial = self.study.ask()
             try:
