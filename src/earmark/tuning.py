@@ -570,7 +570,7 @@ def _check_folder(out: Path, *, overwrite: bool) -> None:
 
     if out.is_dir() and any(out.iterdir()):
         names = {p.name for p in out.iterdir()}
-        if not names <= TUNE_FILES or STUDY_FILE not in names:
+        if not names <= TUNE_FILES:
             raise OutputError(
                 f"{out}: holds files that are not an earmark tune study; earmark replaces only "
                 "what it wrote (choose a new or empty folder)"
