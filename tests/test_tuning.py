@@ -289,6 +289,13 @@ def test_another_study_in_the_folder_is_refused_unless_overwritten(
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
 
 
+def test_a_study_file_that_is_not_one_is_refused(small: Path, tmp_path: Path) -> None:
+    (tmp_path / STUDY_FILE).write_bytes(b"not a database, just bytes " * 40)
+    with pytest.raises(EarmarkError, match=r"study\.db: not a study earmark can read") as info:
+        tune(small, logreg(), tmp_path, trials=1, folds=2)
+    assert "\n" not in str(info.value)
+
+
 def test_a_changed_data_set_is_another_study(small: Path, cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "t"
     _search(small, cache, out, 1)

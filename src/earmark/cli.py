@@ -1009,6 +1009,12 @@ def tune(
             soft_wrap=True,
         )
 
+    def fold_line(number: int, fold: int, m: dict[str, float]) -> None:
+        if not quiet:
+            err_console.print(
+                f"  trial {number}, fold {fold + 1}: {metric} {m[metric]:.4f}", highlight=False
+            )
+
     with _progress("features", len(manifest), quiet or settings.train is not None) as advance:
         result = run_tune(
             manifest,
@@ -1024,6 +1030,7 @@ def tune(
             cache_dir=_cache(cache_dir, no_cache),
             workers=workers,
             on_trial=trial_line,
+            on_fold=fold_line,
             on_file=advance,
         )
     _report_skipped(result.skipped, quiet)
