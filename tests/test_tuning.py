@@ -289,6 +289,16 @@ def test_another_study_in_the_folder_is_refused_unless_overwritten(
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
 
 
+def test_a_second_search_into_a_busy_folder_is_refused(small: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    with open(tmp_path / ".tune.lock", "a+") as held:  # what a running search holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(EarmarkError, match="another earmark tune is searching into it"):
+            tune(small, logreg(), tmp_path, trials=1, folds=2)
+    assert not (tmp_path / STUDY_FILE).exists()
+
+
 def test_a_study_file_that_is_not_one_is_refused(small: Path, tmp_path: Path) -> None:
     (tmp_path / STUDY_FILE).write_bytes(b"not a database, just bytes " * 40)
     with pytest.raises(EarmarkError, match=r"study\.db: not a study earmark can read") as info:
