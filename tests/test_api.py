@@ -1,6 +1,6 @@
 """The top-level functions match the commands: ``earmark.detect``, ``cross_validate``,
-``ensemble`` and ``export`` give what ``earmark detect`` / ``cv`` / ``ensemble`` /
-``export`` give."""
+``tune``, ``ensemble`` and ``export`` give what ``earmark detect`` / ``cv`` / ``tune`` /
+``ensemble`` / ``export`` give."""
 
 from __future__ import annotations
 
@@ -72,4 +72,30 @@ def test_ensemble_and_detect_match_their_commands(
     pd.testing.assert_frame_equal(lib, cli)
     np.testing.assert_array_equal(
         earmark.load(tmp_path / "ens").predict_proba([recording]), ens.predict_proba([recording])
+    )
+
+
+@pytest.mark.slow
+def test_tune_matches_the_tune_command(demo_digits: Path, tmp_path: Path) -> None:
+    space = {"params": {"var_smoothing": {"low": 1e-9, "high": 1e-3, "log": True}}}
+    result = earmark.tune(
+        demo_digits, tmp_path / "t", model="gnb", space=space, trials=2, folds=2,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    (tmp_path / "space.yaml").write_text(json.dumps(space))
+    res = CliRunner().invoke(
+        app,
+        [
+            "tune", str(demo_digits), "--model", "gnb", "--space", str(tmp_path / "space.yaml"),
+            "--trials", "2", "--folds", "2", "--out", str(tmp_path / "cli"),
+            "--cache-dir", str(tmp_path / "cache"), "-q",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    columns = ["number", "state", "score", "params.var_smoothing"]
+    by_api = pd.read_csv(tmp_path / "t" / "trials.csv")[columns]
+    pd.testing.assert_frame_equal(by_api, pd.read_csv(tmp_path / "cli" / "trials.csv")[columns])
+    assert (tmp_path / "t" / "best.yaml").read_text().splitlines()[2:] == (
+        (tmp_path / "cli" / "best.yaml").read_text().splitlines()[2:]
     )

@@ -141,3 +141,66 @@ def test_parse_params() -> None:
     }
     with pytest.raises(ParameterError, match="NAME=VALUE"):
         parse_params(["C"])
+
+
+@pytest.fixture(scope="module")
+def four_digits(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four digits by eight voices (32 files, voices as groups), as a manifest CSV."""
+    frame = pd.read_csv(demo_digits / "manifest.csv")
+    frame = frame[frame["label"].isin(["one", "two", "three", "four"])].copy()
+    frame["filepath"] = [str(demo_digits / p) for p in frame["filepath"]]
+    path = tmp_path_factory.mktemp("four") / "manifest.csv"
+    frame[["filepath", "label", "group"]].to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_networks_cross_validate_one_training_per_fold_without_leaks(
+    four_digits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each fold trains a network through Classifier.fit: what it decodes for training and
+    for early stopping, and what it is scored on, never share a voice; the same seed gives
+    the same metrics."""
+    from earmark.training import TrainConfig, WaveBank
+
+    decoded: list[list[str]] = []
+    scored: list[list[str]] = []
+    from_manifest, predict_files = WaveBank.from_manifest.__func__, Classifier.predict_files
+
+    def spy_decode(cls, manifest, *args, **kwargs):
+        decoded.append(list(manifest.filepaths))
+        return from_manifest(cls, manifest, *args, **kwargs)
+
+    def spy_predict(self, inputs, **kwargs):
+        scored.append(list(inputs.filepaths))
+        return predict_files(self, inputs, **kwargs)
+
+    monkeypatch.setattr(WaveBank, "from_manifest", classmethod(spy_decode))
+    monkeypatch.setattr(Classifier, "predict_files", spy_predict)
+    cfg = TrainConfig(epochs=1, batch_size=16, device="cpu", augment="none", seed=3)
+    epochs: list[tuple[int, int]] = []
+    clf = Classifier("seed-cnn", train=cfg, seed=3)
+    result, skipped = run_cv(
+        four_digits,
+        clf,
+        folds=2,
+        on_epoch=lambda fold, record: epochs.append((fold, int(record["epoch"]))),
+    )
+    assert result.kind == "group k-fold" and len(result.folds) == 2 and skipped == []
+    assert epochs == [(0, 1), (1, 1)] and clf.estimator_ is None  # fresh classifiers per fold
+    m = data.load(four_digits)
+    group_of = dict(zip(m.filepaths, m.groups, strict=True))
+    assert len(decoded) == 4 and len(scored) == 2  # (train, early stopping) per fold; a test
+    tested = []
+    for k in range(2):
+        train, valid, test = decoded[2 * k], decoded[2 * k + 1], scored[k]
+        assert valid and sorted(train + valid + test) == sorted(m.filepaths), k
+        voices = [{group_of[p] for p in part} for part in (train, valid, test)]
+        assert not (voices[0] & voices[1] or voices[0] & voices[2] or voices[1] & voices[2]), k
+        assert len(test) == result.fold_sizes[k]
+        tested += test
+    assert sorted(tested) == sorted(m.filepaths)
+    monkeypatch.undo()
+    again, _ = run_cv(four_digits, Classifier("seed-cnn", train=cfg, seed=3), folds=2)
+    assert again.folds == result.folds
+    assert set(result.mean) >= {"accuracy", "f1_macro"} and len(result.std) == len(result.mean)

@@ -29,6 +29,7 @@ _NAMES = {
     "Preprocessing": "preprocess",
     "detect": "api",
     "cross_validate": "api",
+    "tune": "api",
     "ensemble": "api",
     "export": "api",
 }

@@ -1,9 +1,9 @@
 """Top-level functions that match the command line: ``earmark.detect``,
-``earmark.cross_validate``, ``earmark.ensemble`` and ``earmark.export``.
+``earmark.cross_validate``, ``earmark.tune``, ``earmark.ensemble`` and ``earmark.export``.
 
 Each takes what the command takes (a model directory or a loaded model, data, an output) and
-calls the library, so a script does what ``earmark detect`` / ``cv`` / ``ensemble`` /
-``export`` do, with the same results.
+calls the library, so a script does what ``earmark detect`` / ``cv`` / ``tune`` /
+``ensemble`` / ``export`` do, with the same results.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from earmark.detection.run import DetectionSummary
     from earmark.ensembles import Ensemble, Method
     from earmark.evaluation import CVResult
+    from earmark.training import TrainConfig
+    from earmark.tuning import TuneResult
 
-__all__ = ["cross_validate", "detect", "ensemble", "export"]
+__all__ = ["cross_validate", "detect", "ensemble", "export", "tune"]
 
 
 def _model(model: Any) -> Any:
@@ -59,21 +61,59 @@ def cross_validate(
     group: bool | None = None,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    train: TrainConfig | None = None,
     on_file: Callable[[], None] | None = None,
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
 ) -> CVResult:
-    """Cross-validate a classical model's settings on ``data`` (``earmark cv``): the data
-    set's own folds, else ``folds``-fold, grouped whenever the data has groups."""
+    """Cross-validate a model's settings on ``data`` (``earmark cv``): the data set's own
+    folds, else ``folds``-fold, grouped whenever the data has groups. A network (``train``:
+    its training settings) trains once per fold, as ``earmark train`` trains it."""
     from earmark.classifier import Classifier
     from earmark.workflows import run_cv
 
     clf = Classifier(
-        model, features=features, audio=audio, params=params, seed=seed, cache_dir=cache_dir
+        model,
+        features=features,
+        audio=audio,
+        params=params,
+        seed=seed,
+        cache_dir=cache_dir,
+        train=train,
     )
     result, _skipped = run_cv(
         data, clf, folds=folds, group=group, seed=seed, on_file=on_file, on_fold=on_fold
     )
     return result
+
+
+def tune(
+    data: Manifest | str | Path,
+    out: str | Path,
+    *,
+    model: str | None = None,
+    recipe: str | Path | dict[str, Any] | None = None,
+    space: str | Path | dict[str, Any] | None = None,
+    trials: int = 20,
+    **options: Any,
+) -> TuneResult:
+    """Search hyper-parameters (``earmark tune``) around the settings of ``recipe`` (a YAML
+    file or a dict in its shape) and ``model``, over ``space`` (a YAML file, a dict in its
+    shape, or the model's default space), into the study folder ``out``; a second call
+    continues it. ``options`` go to :func:`earmark.tuning.tune` (``folds``, ``metric``,
+    ``seed``, ``prune``, ``overwrite``, ``cache_dir``, callbacks). ``out/best.yaml`` is the
+    best setting as a recipe for ``earmark train --config``."""
+    from earmark.settings import read_recipe, train_settings
+    from earmark.tuning import read_space, space_from_dict
+    from earmark.tuning import tune as run_tune
+
+    if isinstance(recipe, str | Path):
+        recipe = read_recipe(recipe)
+    settings = train_settings(recipe, {"model": model})
+    if isinstance(space, str | Path):
+        space = read_space(space, settings)
+    elif space is not None:
+        space = space_from_dict(space, settings)
+    return run_tune(data, settings, out, trials=trials, space=space, **options)
 
 
 def ensemble(

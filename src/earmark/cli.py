@@ -746,11 +746,70 @@ def evaluate(
     _partial(len(ev.skipped), len(ev.y_true))
 
 
+Model = Annotated[str | None, typer.Option(help="Model name (see `earmark models`).")]
+Recipe = Annotated[
+    Path | None, typer.Option("--config", help="YAML recipe; options given here win.")
+]
+Epochs = Annotated[int | None, typer.Option(min=1, help="Epochs (networks).")]
+BatchSize = Annotated[int | None, typer.Option(min=1, help="Batch size (networks).")]
+LearningRate = Annotated[float | None, typer.Option(help="Peak learning rate (networks).")]
+Augment = Annotated[
+    str | None, typer.Option(help="Augmentation: none, default, strong (networks).")
+]
+Patience = Annotated[
+    int | None, typer.Option(help="Early-stopping patience in epochs; 0: off (networks).")
+]
+Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda (networks).")]
+Group = Annotated[
+    bool | None,
+    typer.Option("--group/--no-group", help="Group k-fold (default: when the data has groups)."),
+]
+
+
+def _cv_settings(
+    config: Path | None, options: dict[str, Any], train: dict[str, Any]
+) -> Any:  # -> earmark.settings.TrainSettings
+    """The settings `cv` and `tune` start from: a recipe, then the options given."""
+    from earmark.settings import read_recipe, train_settings
+
+    recipe = read_recipe(config) if config is not None else None
+    return train_settings(recipe, {**options, "train": train}, names=OPTION_NAMES)
+
+
+def _fold_hooks(
+    family: str, n_folds: int, quiet: bool
+) -> tuple[dict[str, Any], list[tuple[int, dict[str, float]]]]:
+    """The hooks of :func:`earmark.workflows.run_cv` that print a line per fold (and, for
+    networks, per epoch of each fold's training) on stderr unless quiet, and the list they
+    collect the folds' metrics in."""
+    lines: list[tuple[int, dict[str, float]]] = []
+
+    def fold_done(i: int, m: dict[str, float]) -> None:
+        lines.append((i, m))
+        if not quiet:
+            acc, f1 = m["accuracy"], m["f1_macro"]
+            err_console.print(f"fold {i + 1}/{n_folds}: accuracy {acc:.4f}, macro F1 {f1:.4f}")
+
+    def epoch_line(i: int, r: dict[str, float]) -> None:
+        acc = r.get("valid_accuracy")
+        valid = f", valid acc. {acc:.3f}" if acc is not None else ""
+        err_console.print(
+            f"fold {i + 1}/{n_folds}, epoch {int(r['epoch'])}: loss {r['train_loss']:.4f}{valid}",
+            highlight=False,
+        )
+
+    hooks: dict[str, Any] = {"on_fold": fold_done}
+    if family == "neural" and not quiet:
+        hooks["on_epoch"] = epoch_line
+    return hooks, lines
+
+
 @app.command()
 @_friendly
 def cv(
     path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
-    model: Annotated[str, typer.Option(help="Model name (see `earmark models`).")] = "svm",
+    model: Model = None,
+    config: Recipe = None,
     folds: Annotated[
         int | None,
         typer.Option(min=2, help="Number of folds; default: the data set's own folds, else 5."),
@@ -759,15 +818,16 @@ def cv(
         str | None, typer.Option(help="Feature kind (default: the model's).")
     ] = None,
     params: Params = None,
-    sr: Annotated[int, typer.Option(help="Sample rate (Hz).")] = 16_000,
+    sr: Annotated[int | None, typer.Option(help="Sample rate (Hz; default 16000).")] = None,
     duration: Annotated[float | None, typer.Option(help="Clip length (s).")] = None,
-    group: Annotated[
-        bool | None,
-        typer.Option(
-            "--group/--no-group", help="Group k-fold (default: when the data has groups)."
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for folds and model.")] = 0,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    augment: Augment = None,
+    patience: Patience = None,
+    device: Device = None,
+    group: Group = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for folds and model (default 0).")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the results as JSON.")
     ] = None,
@@ -779,10 +839,11 @@ def cv(
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate: per-fold metrics and mean ± std; group-aware when groups exist;
-    unreadable files are skipped and listed (exit code 3)."""
+    unreadable files are skipped and listed (exit code 3). Networks train once per fold,
+    as `train` trains them, with early-stopping data from the fold's training part."""
     from earmark.artifact import check_out
     from earmark.atomic import atomic_text
-    from earmark.settings import parse_params, train_settings
+    from earmark.settings import parse_params
     from earmark.workflows import run_cv
 
     options = {
@@ -792,26 +853,27 @@ def cv(
         "audio": {"sample_rate": sr, "duration": duration},
         "seed": seed,
     }
-    settings = train_settings(None, options, names=OPTION_NAMES)
+    train = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "augment": augment,
+        "patience": patience,
+        "device": device,
+    }
+    settings = _cv_settings(config, options, train)
     if out is not None:
         check_out(out, overwrite=overwrite, file=True)
     clf = settings.classifier(cache_dir=_cache(cache_dir, no_cache), workers=workers)
     quiet = quiet or as_json
     manifest = data.load(path)
     n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
-    lines = []
-
-    def fold_done(i: int, m: dict[str, float]) -> None:
-        lines.append((i, m))
-        if not quiet:
-            acc, f1 = m["accuracy"], m["f1_macro"]
-            err_console.print(f"fold {i + 1}/{n_folds}: accuracy {acc:.4f}, macro F1 {f1:.4f}")
-
-    with _progress("features", len(manifest), quiet) as advance:
+    hooks, lines = _fold_hooks(clf.family, n_folds, quiet)
+    with _progress("features", len(manifest), quiet or clf.family == "neural") as advance:
         result, skipped = run_cv(
-            manifest, clf, folds=folds, group=group, seed=seed, on_file=advance, on_fold=fold_done
+            manifest, clf, folds=folds, group=group, seed=settings.seed, on_file=advance, **hooks
         )
-    record = {"model": model, "files": sum(result.fold_sizes), **result.to_dict()}
+    record = {"model": settings.model, "files": sum(result.fold_sizes), **result.to_dict()}
     if out is not None:
         atomic_text(out, json.dumps(record, indent=2) + "\n")
     _report_skipped(skipped, quiet)
@@ -820,7 +882,12 @@ def cv(
         _partial(len(skipped), record["files"])
         return
     per_fold = Table(
-        "fold", "n", "accuracy", "balanced acc.", "macro F1", title=f"{model}: {result.kind}"
+        "fold",
+        "n",
+        "accuracy",
+        "balanced acc.",
+        "macro F1",
+        title=f"{settings.model}: {result.kind}",
     )
     for (i, m), n in zip(lines, result.fold_sizes, strict=True):
         cells = [f"{m[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "f1_macro")]
@@ -832,6 +899,191 @@ def cv(
     if out is not None:
         console.print(f"wrote {out}")
     _partial(len(skipped), record["files"])
+
+
+@app.command()
+@_friendly
+def tune(
+    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder of the search: study.db, trials.csv, best.yaml."),
+    ],
+    model: Model = None,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Trials the study should hold in all (a rerun continues).")
+    ] = 20,
+    folds: Annotated[
+        int | None,
+        typer.Option(min=2, help="Folds per trial; default: the data set's own folds, else 3."),
+    ] = None,
+    metric: Annotated[str, typer.Option(help="What to maximize: a cv metric.")] = "f1_macro",
+    space: Annotated[
+        Path | None,
+        typer.Option(help="YAML search space (default: the model's; see `earmark tune --help`)."),
+    ] = None,
+    config: Recipe = None,
+    features: Annotated[
+        str | None, typer.Option(help="Feature kind (default: the model's).")
+    ] = None,
+    params: Params = None,
+    sr: Annotated[int | None, typer.Option(help="Sample rate (Hz; default 16000).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Clip length (s).")] = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    augment: Augment = None,
+    patience: Patience = None,
+    device: Device = None,
+    group: Group = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the sampler, folds and models (default 0).")
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="Stop a trial whose running fold mean is below the median of finished ones.",
+        ),
+    ] = True,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    workers: Workers = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start a new study in a folder that holds one.")
+    ] = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Search hyper-parameters (Optuna TPE, seeded) scored by grouped k-fold
+    cross-validation; bad trials are pruned after a fold. The study is kept in OUT/study.db:
+    run the same command again to continue an interrupted search (--trials is the total).
+    Writes OUT/trials.csv and OUT/best.yaml, a recipe for `earmark train --config`.
+
+    A search space file maps settings to a range or choices, e.g.
+    `params: {C: {low: 0.01, high: 100, log: true}, kernel: [rbf, linear]}`
+    `train: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}, epochs: {low: 10, high: 40}}`."""
+    from earmark.evaluation import METRICS
+    from earmark.settings import parse_params
+    from earmark.tuning import read_space
+    from earmark.tuning import tune as run_tune
+
+    if metric not in METRICS:
+        raise typer.BadParameter(f"use one of {', '.join(METRICS)}", param_hint="--metric")
+    options = {
+        "model": model,
+        "params": parse_params(params or []),
+        "features": {"kind": features},
+        "audio": {"sample_rate": sr, "duration": duration},
+        "seed": seed,
+    }
+    train = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "augment": augment,
+        "patience": patience,
+        "device": device,
+    }
+    if model is None and config is None:
+        raise SettingsError("--model", "give the model to tune (or a --config recipe naming it)")
+    settings = _cv_settings(config, options, train)
+    search_space = read_space(space, settings) if space is not None else None
+    quiet = quiet or as_json
+    manifest = data.load(path)
+
+    def trial_line(r: Any, total: int) -> None:
+        if quiet:
+            return
+        what = {
+            "complete": f"{metric} {r.score:.4f} ± {r.std:.4f}",
+            "pruned": f"pruned after {r.folds} fold{'s' * (r.folds != 1)} "
+            f"({metric} {r.score or 0:.4f})",
+            "failed": f"failed: {r.error}",
+        }.get(r.state, r.state)
+        took = f", {r.duration_s:.1f} s" if r.duration_s is not None else ""
+        err_console.print(
+            f"trial {r.number} ({min(total, r.number + 1)}/{total}): {escape(what)}{took}  "
+            f"[dim]{escape(_values_text(r.values))}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def fold_line(number: int, fold: int, m: dict[str, float]) -> None:
+        if not quiet:
+            err_console.print(
+                f"  trial {number}, fold {fold + 1}: {metric} {m[metric]:.4f}", highlight=False
+            )
+
+    with _progress("features", len(manifest), quiet or settings.train is not None) as advance:
+        result = run_tune(
+            manifest,
+            settings,
+            out,
+            trials=trials,
+            folds=folds,
+            metric=metric,
+            space=search_space,
+            group=group,
+            prune=prune,
+            overwrite=overwrite,
+            cache_dir=_cache(cache_dir, no_cache),
+            workers=workers,
+            on_trial=trial_line,
+            on_fold=fold_line,
+            on_file=advance,
+        )
+    _report_skipped(result.skipped, quiet)
+    counts = {s: sum(t.state == s for t in result.trials) for s in ("complete", "pruned", "failed")}
+    best = result.best
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out),
+                "model": settings.model,
+                "metric": metric,
+                "folds": result.fold_kind,
+                "trials": len(result.trials),
+                **counts,
+                "best": None
+                if best is None
+                else {"number": best.number, "score": best.score, "std": best.std, **best.values},
+                "unreadable": len(result.skipped),
+                "written": {k: str(v) for k, v in result.files.items()},
+            }
+        )
+    else:
+        table = Table(
+            "rank", "trial", metric, "±", "settings", "s",
+            title=f"best trials of {len(result.trials)}: {settings.model}, {result.fold_kind}",
+        )  # fmt: skip
+        for rank, r in enumerate(result.ranked(5), 1):
+            took = f"{r.duration_s:.1f}" if r.duration_s is not None else ""
+            table.add_row(
+                str(rank), str(r.number), f"{r.score:.4f}", f"{r.std:.4f}",
+                escape(_values_text(r.values)), took,
+            )  # fmt: skip
+        console.print(table)
+        console.print(
+            f"{counts['complete']} complete, {counts['pruned']} pruned, "
+            f"{counts['failed']} failed; trials in {result.files['trials']}"
+        )
+        if "best" in result.files:
+            console.print(f"best settings: {result.files['best']}")
+    if best is None:
+        raise EarmarkError(f"no trial completed; see {result.files['trials']}")
+    _partial(len(result.skipped), len(manifest))
+
+
+def _values_text(values: dict[str, Any]) -> str:
+    """``params.C=3.2, train.lr=0.001`` (numbers to 4 significant digits)."""
+
+    def short(v: Any) -> str:
+        return (
+            f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v
+        )
+
+    return ", ".join(f"{k}={short(v)}" for k, v in values.items())
 
 
 @app.command()

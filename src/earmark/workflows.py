@@ -7,10 +7,11 @@ when the data set has changed since.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,9 +24,13 @@ from earmark.evaluation import CVResult, Evaluation, cross_validate
 from earmark.report import write_evaluation
 from earmark.settings import SETTINGS_FILE, parse_params
 
+if TYPE_CHECKING:
+    from earmark.features.table import FeatureTable
+
 __all__ = [
     "SplitSettings",
     "TrainResult",
+    "cv_folds",
     "evaluate_run",
     "parse_params",
     "run_cv",
@@ -255,28 +260,36 @@ def run_cv(
     seed: int = 0,
     on_file: Callable[[], None] | None = None,
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    table: FeatureTable | None = None,
 ) -> tuple[CVResult, list[tuple[str, str]]]:
     """Cross-validate ``classifier``'s settings on ``data``: the data set's predefined folds
     when it has them and ``folds`` is not given, else ``folds``-fold (default 5), grouped
-    whenever the manifest has groups (unless ``group=False``). Features are computed once.
-    Returns the result and the files skipped as unreadable."""
-    from earmark.data.splits import kfold, predefined_folds
+    whenever the manifest has groups (unless ``group=False``). Returns the result and the
+    files skipped as unreadable.
+
+    Classical learners: features are computed once (or taken from ``table``, the feature
+    table of these settings on ``data``, as :func:`earmark.tuning.tune` reuses it across
+    trials) and a fresh learner is fitted per fold. Networks: one training per fold through
+    :meth:`Classifier.fit` (the Trainer of ``earmark train``, same settings and seed, so the
+    same seed gives the same folds and results), holding out its early-stopping data from the
+    fold's training part (group-aware), never from the test fold; ``on_epoch(fold, record)``
+    reports each epoch. ``on_fold(fold, metrics)`` reports each fold's metrics as it ends (a
+    pruner may stop the run there by raising). Ctrl-C during a network's training raises
+    :class:`earmark.errors.Interrupted`."""
+    manifest = as_manifest(data)
+    if classifier.family == "neural":
+        return _cv_networks(
+            manifest, classifier, folds, group, seed, on_file=on_file, on_fold=on_fold,
+            on_epoch=on_epoch,
+        )  # fmt: skip
     from earmark.models.classical import ClassicalModel
 
-    if classifier.family != "classical":
-        raise ParameterError(
-            f"cross-validation trains classical models; {classifier.model} is {classifier.family}"
-        )
-    manifest = as_manifest(data)
-    table = classifier.features_of(manifest, on_file=on_file)
+    if table is None:
+        table = classifier.features_of(manifest, on_file=on_file)
     rows = {p: i for i, p in enumerate(manifest.filepaths)}
     kept = manifest.subset([rows[p] for p in table.filepaths])
-    if folds is None and kept.has_folds:
-        splits, kind = predefined_folds(kept), "predefined folds"
-    else:
-        grouped = kept.has_groups if group is None else group
-        splits = kfold(kept, folds or 5, group=grouped, seed=seed)
-        kind = "group k-fold" if grouped else "stratified k-fold"
+    splits, kind = cv_folds(kept, folds, group=group, seed=seed)
     X = table.X.reshape(len(table.X), -1)  # classical learners: one vector per clip
     result = cross_validate(
         X,
@@ -288,3 +301,82 @@ def run_cv(
         on_fold=on_fold,
     )
     return result, table.skipped
+
+
+def cv_folds(
+    manifest: Manifest, folds: int | None, *, group: bool | None = None, seed: int = 0
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """The (train rows, test rows) of each fold of ``manifest`` and what kind of folds they
+    are: its predefined folds when it has them and ``folds`` is ``None``, else ``folds``-fold
+    (default 5), grouped whenever it has groups (unless ``group=False``)."""
+    from earmark.data.splits import kfold, predefined_folds
+
+    if folds is None and manifest.has_folds:
+        return predefined_folds(manifest), "predefined folds"
+    grouped = manifest.has_groups if group is None else group
+    splits = kfold(manifest, folds or 5, group=grouped, seed=seed)
+    return splits, "group k-fold" if grouped else "stratified k-fold"
+
+
+def _cv_networks(
+    manifest: Manifest,
+    classifier: Classifier,
+    folds: int | None,
+    group: bool | None,
+    seed: int,
+    *,
+    on_file: Callable[[], None] | None,
+    on_fold: Callable[[int, dict[str, float]], None] | None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+) -> tuple[CVResult, list[tuple[str, str]]]:
+    """:func:`run_cv` for networks: a fresh classifier of the same settings trained per fold
+    by :meth:`Classifier.fit` and scored on the fold's test files among all the classes of
+    ``manifest`` (a class missing from a fold's training part scores 0, as for classical
+    learners)."""
+    from earmark.errors import Interrupted
+    from earmark.evaluation import evaluate
+    from earmark.predict import pooled_scores
+
+    splits, kind = cv_folds(manifest, folds, group=group, seed=seed)
+    classes = manifest.subset(manifest.labelled).classes
+    results, sizes = [], []
+    skipped: dict[str, str] = {}
+    for i, (train_rows, test_rows) in enumerate(splits):
+        clf = Classifier(
+            classifier.model,
+            features=classifier.features,
+            audio=classifier.audio,
+            params=classifier.params,
+            seed=classifier.seed,
+            cache_dir=classifier.cache_dir,
+            workers=classifier.workers,
+            pooling=classifier.pooling,
+            train=classifier.train,
+        )
+        hooks = {} if on_epoch is None else {"on_epoch": functools.partial(on_epoch, i)}
+        clf.fit(manifest.subset(train_rows), on_file=on_file, **hooks)
+        if clf.training_.get("stopped") == "interrupted":
+            raise Interrupted(
+                f"cross-validation interrupted in fold {i + 1} of {len(splits)}; nothing saved"
+            )
+        skipped |= dict(clf.skipped_)
+        test = manifest.subset(test_rows)
+        preds = clf.predict_files(test, top_k=len(clf.classes_), on_file=on_file)
+        skipped |= {p.path: p.error for p in preds if p.error is not None}
+        labels = test.frame["label"].astype(str).tolist()
+        kept = [k for k, p in enumerate(preds) if p.error is None]
+        if not kept:
+            raise EarmarkError(f"fold {i + 1}: none of its {len(test)} test files could be read")
+        proba = np.zeros((len(kept), len(classes)))
+        proba[:, [classes.index(c) for c in clf.classes_]] = pooled_scores(
+            [preds[k] for k in kept], clf.classes_
+        )
+        y = np.array([classes.index(labels[k]) for k in kept])
+        metrics = evaluate(y, proba, classes).metrics
+        results.append(metrics)
+        sizes.append(len(kept))
+        if on_fold is not None:
+            on_fold(i, metrics)
+    if not results:
+        raise ParameterError("no folds to cross-validate")
+    return CVResult(folds=results, kind=kind, fold_sizes=sizes), sorted(skipped.items())
