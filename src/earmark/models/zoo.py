@@ -250,9 +250,7 @@ register(
                 0.1,
                 "the pretrained backbone's learning rate as a multiple of the head's",
             ),
-            Param(
-                "freeze_epochs", int, 2, "first epochs training the head only (backbone frozen)"
-            ),
+            Param("freeze_epochs", int, 2, "first epochs training the head only (backbone frozen)"),
             Param(
                 "min_frames",
                 int,
