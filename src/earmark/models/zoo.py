@@ -240,7 +240,7 @@ register(
         pretrained=True,
         sample_rate=44_100,
         feature_kinds=("waveform",),
-        train_defaults={"epochs": 6, "batch_size": 16, "lr": 1e-3},
+        train_defaults={"epochs": 6, "batch_size": 16},
         params=(
             Param("head_hidden", int, 0, "units of the head's hidden layer (0: a linear head)"),
             _dropout(0.2),
