@@ -780,9 +780,8 @@ def augmented_features(
 
 def parameter_groups(model: nn.Module) -> list[ParamGroup] | None:
     """``model.parameter_groups()`` when the network defines it (``None`` otherwise): its
-    parts at their own learning-rate scales, which must hold each of its
-    parameters exactly once (:class:`ParameterError` otherwise: a parameter left out would
-    silently never train)."""
+    parts at their own learning-rate scales, which must hold each of its parameters exactly
+    once (:class:`ParameterError` otherwise: a parameter left out would never train)."""
     method = getattr(model, "parameter_groups", None)
     if not callable(method):
         return None
