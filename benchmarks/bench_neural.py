@@ -34,7 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("out/demo/digits"))
     parser.add_argument("--voices", type=int, default=60)
-    parser.add_argument("--models", nargs="*", default=registry.names("neural"))
+    spectral = [n for n in registry.names("neural") if registry.get(n).feature_kinds == ()]
+    parser.add_argument("--models", nargs="*", default=spectral)  # log-mel networks
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument(

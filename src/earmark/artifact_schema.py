@@ -103,6 +103,10 @@ NEURAL_BOUNDS: dict[str, tuple[float, float]] = {
     "rampup_epochs": (0, 1_000_000),
     "sample_every": (0, 1_000_000),
     "collapse_ratio": (0.0, 1e6),
+    "head_hidden": (0, 65_536),
+    "backbone_lr_scale": (0.0, 1e6),
+    "freeze_epochs": (0, 1_000_000),
+    "min_frames": (8, 100_000),
 }
 _MAX_BLOCKS = 16
 

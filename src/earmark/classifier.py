@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,8 @@ WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the model
 SAMPLES_DIR = "samples"  # an sgan's generated samples during training; survives it too
 
+log = logging.getLogger(__name__)
+
 
 class Classifier(UsesPredictor):
     """Train, evaluate, save and use an audio classifier.
@@ -55,7 +58,8 @@ class Classifier(UsesPredictor):
     Args:
         model: a registered model name (``earmark.models.registry.names()``).
         features: a :class:`FeatureConfig` or a feature kind name; default: the model's.
-        audio: how clips are standardized (rate, channels, length); default 16 kHz mono.
+        audio: how clips are standardized (rate, channels, length); default 16 kHz mono (a
+            model that takes one rate only, such as ``aisfx-finetune``, gets that rate).
         params: hyper-parameters over the model's defaults.
         seed: seeds everything random in training.
         cache_dir: per-file feature cache (``None``: no cache).
@@ -85,10 +89,14 @@ class Classifier(UsesPredictor):
             features = FeatureConfig(**{**spec.default_features, "kind": features})
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
+        if spec.feature_kinds and features.kind not in spec.feature_kinds:
+            raise ParameterError(
+                f"{model} takes {' or '.join(spec.feature_kinds)} features, not {features.kind}"
+            )
         self.model = model
         self.family = spec.family
         self.features = features
-        self.audio = audio or AudioConfig()
+        self.audio = _model_rate(model, spec.sample_rate, audio)
         # checked and converted against the model's declared hyper-parameters at once (one
         # line naming the key), not when training is half-way
         self.params = check_params(model, params or {})
@@ -221,7 +229,8 @@ class Classifier(UsesPredictor):
         from earmark.models.neural import NeuralModel
         from earmark.training import TrainConfig, Trainer, WaveBank
 
-        config = self.train or TrainConfig(seed=self.seed)
+        spec = registry.get(self.model)
+        config = self.train or TrainConfig(**{**spec.train_defaults, "seed": self.seed})
         labelled = manifest.subset(manifest.labelled)
         if valid is None:
             # A tenth of the groups (or files) for early stopping; one group of few.
@@ -236,7 +245,12 @@ class Classifier(UsesPredictor):
             train_m, valid_m = labelled, as_manifest(valid)
             valid_m = valid_m.subset(valid_m.labelled)
         classes = labelled.classes
-        spec = registry.get(self.model)
+        # the network first: one built on pretrained weights reads them now, so a missing
+        # package is said before any audio is decoded
+        torch.manual_seed(config.seed)  # the initial weights
+        model = NeuralModel(
+            self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
+        )
         parts = [train_m, valid_m]
         if spec.semi_supervised:
             parts.append(self._unlabelled_pool(manifest, unlabeled, valid_m))
@@ -256,10 +270,6 @@ class Classifier(UsesPredictor):
             seconds = min(10.0, math.ceil(float(lengths.max()) * 10) / 10)
             self.audio = dataclasses.replace(self.audio, duration=seconds)
         n_samples = self.audio.n_samples
-        torch.manual_seed(config.seed)  # the initial weights
-        model = NeuralModel(
-            self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
-        )
         hooks = {"checkpoint_dir": checkpoint_dir, "on_step": on_step, "on_epoch": on_epoch}
         objective = None  # the Trainer's default: supervised, single-label
         if spec.semi_supervised:
@@ -487,6 +497,22 @@ class Classifier(UsesPredictor):
         return clf
 
 
+def _model_rate(model: str, rate: int | None, audio: AudioConfig | None) -> AudioConfig:
+    """``audio`` (default: :class:`AudioConfig`'s) at ``rate``, the one rate ``model`` takes
+    (``None``: any); a different rate the caller asked for is overridden, in one line."""
+    if audio is None:
+        return AudioConfig(sample_rate=rate) if rate else AudioConfig()
+    if rate and audio.sample_rate != rate:
+        log.warning(
+            "%s takes %d Hz audio: using it instead of the %d Hz asked for",
+            model,
+            rate,
+            audio.sample_rate,
+        )
+        return dataclasses.replace(audio, sample_rate=rate)
+    return audio
+
+
 def _semi_supervised() -> list[str]:
     return [n for n in registry.names("neural") if registry.get(n).semi_supervised]
 
@@ -561,9 +587,14 @@ def _load_network(clf: Classifier, path: Path) -> Any:
 
     from earmark.models.neural import NeuralModel
 
-    def build() -> NeuralModel:
+    def build() -> NeuralModel:  # pretrained weights are never read: the file has them all
         return NeuralModel(
-            clf.model, clf.params, len(clf.classes_), clf.audio.channels, n_bins=clf.features.n_bins
+            clf.model,
+            clf.params,
+            len(clf.classes_),
+            clf.audio.channels,
+            n_bins=clf.features.n_bins,
+            pretrained=False,
         )
 
     try:

@@ -1714,14 +1714,19 @@ def models(
 
 
 def _network_size(name: str) -> dict[str, Any]:
-    """Parameters and multiply-adds per second of 16 kHz audio of a network's defaults."""
+    """Parameters and multiply-adds per second of 16 kHz audio of a network's defaults (of
+    audio at its own rate, for a network that takes waveforms; pretrained weights unread)."""
     import torch
 
     from earmark.models import registry
     from earmark.models.neural import NeuralModel, count_macs, count_parameters
 
-    net = NeuralModel(name, {}, 10, 1).network
-    example = torch.zeros(1, 1, registry.get(name).default_features["n_mels"], 51)
+    spec = registry.get(name)
+    net = NeuralModel(name, {}, 10, 1, pretrained=False).network
+    if spec.default_features["kind"] == "waveform":
+        example = torch.zeros(1, 1, spec.sample_rate or 16_000)
+    else:
+        example = torch.zeros(1, 1, spec.default_features["n_mels"], 51)
     return {"parameters": count_parameters(net), "macs_per_s": count_macs(net, example)}
 
 

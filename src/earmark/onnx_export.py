@@ -12,6 +12,10 @@ never share or overwrite a settings file. The file's SHA-256 travels inside it t
 key ``earmark_sha256``, computed over the file with that value zeroed), so a modified file
 is refused when loaded. :class:`earmark.onnx_model.OnnxClassifier` runs it with onnxruntime
 and no torch.
+
+A network that takes waveforms (``waveform`` features: a fine-tuned pretrained network with
+its own spectrogram inside) exports its ``onnx_form()``: the same computation in operators
+ONNX has (``torch.stft`` on complex numbers has none).
 """
 
 from __future__ import annotations
@@ -126,7 +130,10 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
 
     if getattr(model, "family", None) != "neural":
         raise ParameterError("ONNX export is for networks; classical models stay skops files")
-    if model.features.kind not in ("stft", "logmel", "mfcc"):
+    network = model.estimator_.network.cpu()
+    onnx_form = getattr(network, "onnx_form", None)
+    waveform = model.features.kind == "waveform" and callable(onnx_form)
+    if model.features.kind not in ("stft", "logmel", "mfcc") and not waveform:
         raise ParameterError(f"cannot export {model.features.kind} features to ONNX")
     out = Path(out)
     if out.suffix != ".onnx":
@@ -138,8 +145,11 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
             raise EarmarkError(f"{out} exists: pass overwrite (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     sr = model.audio.sample_rate
-    frontend = DFTFrontend(build_frontend(model.features, sr)).eval()
-    wrapper = _Exported(frontend, fold_batch_norms(model.estimator_.network.cpu())).eval()
+    if waveform:
+        frontend, network = nn.Identity(), onnx_form()
+    else:
+        frontend = DFTFrontend(build_frontend(model.features, sr)).eval()
+    wrapper = _Exported(frontend, fold_batch_norms(network)).eval()
     n = model.audio.n_samples or sr
     example = torch.zeros(2, model.audio.channels, n)
     meta = {

@@ -235,15 +235,20 @@ def _build(d: Mapping[str, Any]) -> TrainSettings:
         features = check_section(
             FeatureConfig, {**spec.default_features, **d["features"]}, prefix="features"
         )
+    rate = spec.sample_rate or 16_000  # a model that takes one rate only: that rate
     audio = check_section(
-        AudioConfig, {"sample_rate": 16_000, "crop": "center", **(d.get("audio") or {})},
+        AudioConfig, {"sample_rate": rate, "crop": "center", **(d.get("audio") or {})},
         prefix="audio",
     )  # fmt: skip
     train = None
     if spec.family == "neural":
         from earmark.training import TrainConfig
 
-        train = check_section(TrainConfig, {"seed": seed, **(d.get("train") or {})}, prefix="train")
+        train = check_section(
+            TrainConfig,
+            {**spec.train_defaults, "seed": seed, **(d.get("train") or {})},
+            prefix="train",
+        )
     elif d.get("train"):
         first = next(iter(d["train"]))
         raise SettingsError(

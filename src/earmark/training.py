@@ -43,6 +43,7 @@ __all__ = [
     "FitContext",
     "Objective",
     "OptimizerSpec",
+    "ParamGroup",
     "SupervisedObjective",
     "TrainConfig",
     "TrainResult",
@@ -51,6 +52,7 @@ __all__ = [
     "augmented_features",
     "load_optimizer",
     "optimizer_tensors",
+    "parameter_groups",
     "predict_bank",
     "read_meta_checkpoint",
     "resolve_device",
@@ -279,16 +281,48 @@ class FitContext:
 
 
 @dataclass(frozen=True)
+class ParamGroup:
+    """A part of a network trained at ``lr_scale`` x its optimizer's learning rate (a
+    pretrained backbone slower than the new head): one AdamW parameter group."""
+
+    name: str
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """One optimizer an objective asks for: AdamW over ``params`` at ``lr_scale`` x the
     scheduled learning rate, with ``betas`` and ``weight_decay`` (``None``: the config's).
-    The trainer builds it, schedules it, clips its gradients, steps it and checkpoints it."""
+    The trainer builds it, schedules it, clips its gradients, steps it and checkpoints it.
+
+    ``groups`` (:meth:`grouped`) splits ``params`` into parameter groups, each at its own
+    ``lr_scale`` on top of the optimizer's; the first group's rate is the one reported."""
 
     name: str
     params: list[nn.Parameter]
     lr_scale: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float | None = None
+    groups: tuple[ParamGroup, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.groups:
+            grouped = [id(p) for g in self.groups for p in g.params]
+            if grouped != [id(p) for p in self.params]:
+                raise ParameterError(
+                    f"optimizer {self.name!r}: its groups do not hold exactly its parameters"
+                )
+
+    @classmethod
+    def grouped(cls, name: str, groups: list[ParamGroup], **settings: Any) -> OptimizerSpec:
+        """An optimizer over ``groups`` (their parameters in order), ``settings`` as above."""
+        params = [p for g in groups for p in g.params]
+        return cls(name, params, groups=tuple(groups), **settings)
+
+    def parameter_groups(self) -> tuple[ParamGroup, ...]:
+        """The groups, or one group of every parameter."""
+        return self.groups or (ParamGroup(self.name, self.params),)
 
 
 @dataclass(frozen=True)
@@ -384,6 +418,10 @@ class SupervisedObjective:
             )
 
     def optimizers(self, model: nn.Module) -> list[OptimizerSpec]:
+        """One AdamW over the model; over its :func:`parameter_groups` when it has some."""
+        groups = parameter_groups(model)
+        if groups is not None:
+            return [OptimizerSpec.grouped("model", groups)]
         return [OptimizerSpec("model", list(model.parameters()))]
 
     def steps_per_epoch(self, n_train: int) -> int:
@@ -441,7 +479,10 @@ class _Optimizers:
         self.config, self.specs = config, specs
         self.opts = [
             torch.optim.AdamW(
-                s.params,
+                [
+                    {"params": g.params, "lr": config.lr * s.lr_scale * g.lr_scale}
+                    for g in s.parameter_groups()
+                ],
                 lr=config.lr * s.lr_scale,
                 betas=s.betas,
                 weight_decay=config.weight_decay if s.weight_decay is None else s.weight_decay,
@@ -451,8 +492,8 @@ class _Optimizers:
 
     def set_lr(self, factor: float) -> None:
         for spec, opt in zip(self.specs, self.opts, strict=True):
-            for g in opt.param_groups:
-                g["lr"] = self.config.lr * spec.lr_scale * factor
+            for group, g in zip(spec.parameter_groups(), opt.param_groups, strict=True):
+                g["lr"] = self.config.lr * spec.lr_scale * group.lr_scale * factor
 
     def step(self, index: int, loss: Tensor) -> None:
         """Back-propagate ``loss`` into optimizer ``index``'s parameters (only), clip, step."""
@@ -471,6 +512,13 @@ class Trainer:
 
     ``checkpoint_dir`` receives a checkpoint after every epoch; ``on_step(done, total, loss)``
     and ``on_epoch(record)`` report progress (the CLI draws them).
+
+    A network may stage its own training: its ``start_epoch(epoch)`` (0-based), when it has
+    one, is called at the start of every epoch right after ``model.train()`` (a pretrained
+    backbone frozen for the first epochs: no gradients, batch norms in eval mode). It must
+    depend on ``epoch`` alone, so a resumed run stages its epochs as the uninterrupted one
+    did. Its ``parameter_groups()`` (see :func:`parameter_groups`) set the default
+    objective's learning rate per part.
     """
 
     def __init__(
@@ -639,6 +687,9 @@ class Trainer:
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
                 order = objective.epoch_order(y_train, gen, epoch)
                 model.train()
+                start_epoch = getattr(model, "start_epoch", None)
+                if callable(start_epoch):
+                    start_epoch(epoch)
                 frontend.eval()
                 t0, losses, seen = time.perf_counter(), [], 0
                 for b in range(steps_per_epoch):
@@ -716,11 +767,31 @@ def augmented_features(
     generator: torch.Generator,
 ) -> Tensor:
     """A training batch: clips ``idx`` of ``bank`` (random crops of ``n_samples``), waveform
-    augmentation, the frontend on ``device``, spectrogram augmentation."""
+    augmentation, the frontend on ``device``, spectrogram augmentation (none for a network
+    that takes the waveforms themselves: the frontend is the identity, and a mask over a
+    waveform's one "frequency bin" would silence the whole clip)."""
     x = aug.waveform(bank.batch(idx, n_samples, generator=generator), generator=generator)
     with torch.no_grad():
         feats = frontend(x.to(device, non_blocking=True))
+    if isinstance(frontend, nn.Identity):
+        return feats
     return aug.spectrogram(feats, generator=generator)
+
+
+def parameter_groups(model: nn.Module) -> list[ParamGroup] | None:
+    """``model.parameter_groups()`` when the network defines it (``None`` otherwise): its
+    parts at their own learning-rate scales, which must hold each of its parameters exactly
+    once (:class:`ParameterError` otherwise: a parameter left out would never train)."""
+    method = getattr(model, "parameter_groups", None)
+    if not callable(method):
+        return None
+    groups = list(method())
+    held = [id(p) for g in groups for p in g.params]
+    if len(held) != len(set(held)) or set(held) != {id(p) for p in model.parameters()}:
+        raise ParameterError(
+            f"{type(model).__name__}.parameter_groups() must hold each parameter exactly once"
+        )
+    return groups
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -18,7 +18,9 @@ __all__ = ["NeuralModel", "count_macs", "count_parameters", "fold_batch_norms"]
 
 class NeuralModel:
     """Network ``name`` with ``params`` for ``n_classes`` classes, scoring features
-    ``[n, channels, n_bins, frames]`` in batches on ``device``."""
+    ``[n, channels, n_bins, frames]`` (or waveforms, for a network that takes them) in
+    batches on ``device``. ``pretrained=False`` builds a network on pretrained weights
+    without reading them (its own weights are loaded next, or its size is all that counts)."""
 
     def __init__(
         self,
@@ -29,11 +31,14 @@ class NeuralModel:
         *,
         n_bins: int = 40,
         device: str | torch.device = "cpu",
+        pretrained: bool = True,
     ) -> None:
         spec = registry.get(name)
         params = {**spec.defaults, **params}
         if spec.needs_bins:
             params.setdefault("n_mels", n_bins)
+        if spec.pretrained:
+            params["pretrained"] = pretrained
         self.network: nn.Module = spec.build(n_classes, in_channels=in_channels, **params)
         self.device = torch.device(device)
         self._fused: tuple[tuple, nn.Module] | None = None

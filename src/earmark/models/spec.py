@@ -37,7 +37,12 @@ class ModelSpec:
     """A trainable model: ``build(**params)`` makes a fresh, unfitted instance.
 
     ``params`` declares every hyper-parameter a user may set; ``defaults`` (derived from them
-    when not given) is what ``build`` receives before the user's values."""
+    when not given) is what ``build`` receives before the user's values. A network built on
+    pretrained weights (``pretrained``) reads them only when ``build`` is told to: a saved
+    model loads its own weights. ``sample_rate`` and ``feature_kinds`` are what such a network
+    needs (the :class:`~earmark.Classifier` uses that rate, and refuses other features);
+    ``train_defaults`` are its :class:`~earmark.training.TrainConfig` defaults (a large
+    pretrained network trains for fewer epochs, in smaller batches, than the zoo's)."""
 
     name: str
     family: Family
@@ -48,6 +53,10 @@ class ModelSpec:
     seeded: bool = False  # build() takes random_state
     needs_bins: bool = False  # build() takes n_mels: the feature bins per frame
     semi_supervised: bool = False  # also learns from unlabelled audio
+    pretrained: bool = False  # build() takes pretrained (False: no pretrained weights read)
+    sample_rate: int | None = None  # the only rate the model takes audio at (None: any)
+    feature_kinds: tuple[str, ...] = ()  # the feature kinds it takes (empty: any)
+    train_defaults: dict[str, Any] = field(default_factory=dict)  # over TrainConfig's
     params: tuple[Param, ...] = ()
 
     def __post_init__(self) -> None:

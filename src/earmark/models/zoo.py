@@ -216,3 +216,47 @@ register(
         ),
     )
 )
+
+
+def _aisfx_finetune(n_classes: int, **params: Any):
+    from earmark.models.finetune import AisfxFineTune
+
+    return AisfxFineTune(n_classes, **params)
+
+
+# Transfer learning: the pretrained aisfx network (weights CC BY 4.0, from the aisfx pip
+# package) fine-tuned end to end. It takes 44.1 kHz waveforms (its mel frontend is part of
+# the network, and of its ONNX export); on two CPU cores it trains at a few clips per second,
+# hence its fewer epochs and smaller batches.
+register(
+    ModelSpec(
+        "aisfx-finetune",
+        "neural",
+        _aisfx_finetune,
+        "pretrained aisfx CNN (sound effects, 4.7 M parameters) fine-tuned end to end with a "
+        "new head; 44.1 kHz waveforms; weights CC BY 4.0",
+        default_features={"kind": "waveform"},
+        seeded=True,
+        pretrained=True,
+        sample_rate=44_100,
+        feature_kinds=("waveform",),
+        train_defaults={"epochs": 6, "batch_size": 16},
+        params=(
+            Param("head_hidden", int, 0, "units of the head's hidden layer (0: a linear head)"),
+            _dropout(0.2),
+            Param(
+                "backbone_lr_scale",
+                float,
+                0.1,
+                "the pretrained backbone's learning rate as a multiple of the head's",
+            ),
+            Param("freeze_epochs", int, 2, "first epochs training the head only (backbone frozen)"),
+            Param(
+                "min_frames",
+                int,
+                8,
+                "spectrogram frames (23 ms each) a shorter window is padded to with silence",
+            ),
+        ),
+    )
+)
