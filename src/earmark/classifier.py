@@ -55,7 +55,12 @@ class Classifier(UsesPredictor):
     Args:
         model: a registered model name (``earmark.models.registry.names()``).
         features: a :class:`FeatureConfig` or a feature kind name; default: the model's.
+            A pretrained frontend's name (``aisfx``, ``birdnet``) gives one embedding vector
+            per clip, for classical learners and the ``head`` network.
         audio: how clips are standardized (rate, channels, length); default 16 kHz mono.
+            With a pretrained frontend, the rate is the frontend's (files are resampled
+            once, with soxr, as they are decoded); another rate given is replaced by it,
+            with a one-line warning saying so.
         params: hyper-parameters over the model's defaults.
         seed: seeds everything random in training.
         cache_dir: per-file feature cache (``None``: no cache).
@@ -85,10 +90,14 @@ class Classifier(UsesPredictor):
             features = FeatureConfig(**{**spec.default_features, "kind": features})
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
+        _check_inputs(model, features)
         self.model = model
         self.family = spec.family
         self.features = features
-        self.audio = audio or AudioConfig()
+        self.audio = _frontend_audio(features, audio) if features.pretrained else audio
+        self.audio = self.audio or AudioConfig()
+        # where a pretrained frontend embeds (networks train on TrainConfig.device)
+        self.device = "auto"
         # checked and converted against the model's declared hyper-parameters at once (one
         # line naming the key), not when training is half-way
         self.params = check_params(model, params or {})
@@ -123,8 +132,19 @@ class Classifier(UsesPredictor):
             self.features,
             cache_dir=self.cache_dir,
             workers=self.workers,
+            device=self._feature_device(),
             on_file=on_file,
         )
+
+    def _feature_device(self) -> str:
+        """Where a pretrained frontend runs: a network's device, else :attr:`device`."""
+        if not self.features.pretrained:
+            return "cpu"
+        if self.family == "neural" and self.estimator_ is not None:
+            return str(self.estimator_.device)
+        from earmark.training import resolve_device
+
+        return str(resolve_device(self.device))
 
     def _matrix(self, table: FeatureTable) -> np.ndarray:
         # Classical learners take one vector per clip (spectral features are flattened);
@@ -179,6 +199,11 @@ class Classifier(UsesPredictor):
     ) -> Classifier:
         from earmark.models.classical import ClassicalModel
 
+        if self.features.pretrained and self.audio.duration is None:
+            # one vector per clip either way, but a batch of clips is one tensor: clips as
+            # long as the longest (at most 10 s), as networks train on
+            seconds = _longest(manifest.subset(manifest.labelled).filepaths)
+            self.audio = dataclasses.replace(self.audio, duration=seconds)
         table = self.features_of(manifest, on_file=on_file)
         if len(set(table.y.tolist())) < 2:
             raise EarmarkError("training needs at least two classes with readable files")
@@ -221,7 +246,8 @@ class Classifier(UsesPredictor):
         from earmark.models.neural import NeuralModel
         from earmark.training import TrainConfig, Trainer, WaveBank
 
-        config = self.train or TrainConfig(seed=self.seed)
+        spec = registry.get(self.model)
+        config = self.train or TrainConfig(seed=self.seed, **spec.train_defaults)
         labelled = manifest.subset(manifest.labelled)
         if valid is None:
             # A tenth of the groups (or files) for early stopping; one group of few.
@@ -308,6 +334,8 @@ class Classifier(UsesPredictor):
             "train_seconds": result.seconds,
             "train_config": config.to_dict(),
         }
+        if "embedding_seconds" in result.extra:  # clips embedded once by a frozen frontend
+            self.training_["embedding_seconds"] = result.extra["embedding_seconds"]
         if spec.semi_supervised:
             self.training_["unlabelled_files"] = len(unlabelled_bank) if unlabelled_bank else 0
         return self
@@ -346,7 +374,9 @@ class Classifier(UsesPredictor):
     def preprocessing(self) -> Preprocessing:
         """How a file becomes this model's input (audio, features, the training clip length)."""
         self._check_fitted()
-        return Preprocessing(self.audio, self.features, float(self.clip_seconds_))
+        return Preprocessing(
+            self.audio, self.features, float(self.clip_seconds_), device=self._feature_device()
+        )
 
     @property
     def predictor(self) -> Predictor:
@@ -360,12 +390,14 @@ class Classifier(UsesPredictor):
         )
 
     def to(self, device: str) -> Classifier:
-        """Run a network on ``device`` (``auto``, ``cpu``, ``cuda``); classical models stay
-        on the CPU. Returns the classifier."""
-        if self.family == "neural":
-            from earmark.training import resolve_device
+        """Run a network, and a pretrained frontend, on ``device`` (``auto``, ``cpu``,
+        ``cuda``); classical learners stay on the CPU. Returns the classifier."""
+        from earmark.training import resolve_device
 
-            self.estimator_.device = resolve_device(device)
+        resolved = resolve_device(device)
+        self.device = str(resolved)
+        if self.family == "neural" and self.estimator_ is not None:
+            self.estimator_.device = resolved
         return self
 
     def evaluate(
@@ -400,6 +432,10 @@ class Classifier(UsesPredictor):
             "metrics": self.metrics_,
             **(extra or {}),
         }
+        if self.features.pretrained:  # what the model is built on: license, attribution
+            from earmark.features.pretrained import info
+
+            meta["frontend"] = info(self.features.kind).record()
         if self.family == "neural":
             from safetensors.torch import save_file
 
@@ -457,6 +493,7 @@ class Classifier(UsesPredictor):
             raise artifact.ArtifactError(
                 f"{directory / artifact.META_FILE}: invalid settings ({exc})"
             ) from None
+        _check_frontend(directory, clf.features, meta)
         clf.classes_ = list(meta["classes"])
         clf.clip_seconds_ = float(meta["clip_seconds"])
         clf.training_ = meta.get("training", {})
@@ -485,6 +522,81 @@ class Classifier(UsesPredictor):
         est.n_features_in_ = n_features
         clf.estimator_ = est
         return clf
+
+
+def _check_inputs(model: str, features: FeatureConfig) -> None:
+    """A network over embedding vectors needs a pretrained frontend's; one over
+    spectrograms cannot take them (classical learners take any vector)."""
+    spec = registry.get(model)
+    if spec.family != "neural":
+        return
+    if spec.embedding_input and not features.pretrained:
+        from earmark.features.pretrained import FRONTENDS
+
+        raise ParameterError(
+            f"{model} takes pretrained embeddings: use features {' or '.join(FRONTENDS)}, "
+            f"not {features.kind}"
+        )
+    if features.pretrained and not spec.embedding_input:
+        embedding = [n for n in registry.names("neural") if registry.get(n).embedding_input]
+        raise ParameterError(
+            f"{model} takes spectrograms; {features.kind} features are one embedding vector "
+            f"per clip: use {' or '.join(embedding)}, or a classical learner"
+        )
+
+
+def _frontend_audio(features: FeatureConfig, audio: AudioConfig | None) -> AudioConfig:
+    """Audio settings for a pretrained frontend: at its sample rate (decoding resamples
+    once, with soxr). Another rate asked for is replaced, with a warning saying so."""
+    import warnings
+
+    from earmark.features.pretrained import info
+
+    rate = info(features.kind).sample_rate
+    if audio is None:
+        return AudioConfig(sample_rate=rate)
+    if audio.sample_rate != rate:
+        warnings.warn(
+            f"the {features.kind} frontend takes {rate} Hz audio: decoding at {rate} Hz, "
+            f"not the {audio.sample_rate} Hz asked for",
+            UserWarning,
+            stacklevel=3,
+        )
+        return dataclasses.replace(audio, sample_rate=rate)
+    return audio
+
+
+def _longest(paths: list[str]) -> float:
+    """The clip length for clips of ``paths``: the longest readable one, in tenths of a
+    second up, at most 10 s (from the headers; unreadable files are left to decoding)."""
+    longest = 0.0
+    for path in paths:
+        try:
+            longest = max(longest, audio_io.info(path).duration)
+        except (EarmarkError, OSError):
+            continue
+    if longest <= 0:
+        raise EarmarkError(f"none of the {len(paths)} files could be read")
+    return min(10.0, math.ceil(longest * 10) / 10)
+
+
+def _check_frontend(directory: Path, features: FeatureConfig, meta: dict[str, Any]) -> None:
+    """A model on a pretrained frontend's embeddings must have been built on the weights
+    this earmark runs (another release embeds differently)."""
+    if not features.pretrained:
+        return
+    from earmark.features.pretrained import info
+
+    where = directory / artifact.META_FILE
+    recorded = meta.get("frontend")
+    if not isinstance(recorded, dict):
+        raise artifact.ArtifactError(f"{where}: frontend: missing ({features.kind} features)")
+    here = info(features.kind)
+    if recorded.get("weights") != here.weights:
+        raise artifact.ArtifactError(
+            f"{where}: frontend.weights: trained on {recorded.get('weights')!r}; this earmark "
+            f"runs {here.weights!r}"
+        )
 
 
 def _semi_supervised() -> list[str]:
@@ -537,6 +649,8 @@ def _feature_width(clf: Classifier, directory: Path) -> int:
     """Values per clip of a classical model's features: the hand-crafted vector's names, or
     a fixed window's flattened spectrogram (channels x bins x frames) or waveform."""
     features, audio = clf.features, clf.audio
+    if features.pretrained:
+        return features.n_bins
     if features.kind == "handcrafted":
         try:
             return len(features.handcrafted(audio.sample_rate).names)

@@ -38,6 +38,8 @@ from earmark.checks import (
 )
 from earmark.errors import EarmarkError, ParameterError
 from earmark.features.config import FeatureConfig
+from earmark.features.pretrained import info as frontend_info
+from earmark.features.pretrained import is_frontend
 from earmark.models import registry
 
 __all__ = [
@@ -235,15 +237,23 @@ def _build(d: Mapping[str, Any]) -> TrainSettings:
         features = check_section(
             FeatureConfig, {**spec.default_features, **d["features"]}, prefix="features"
         )
+    kind = features.kind if features is not None else spec.default_features.get("kind")
+    rate = 16_000
+    if kind is not None and is_frontend(kind):  # a pretrained frontend's own rate
+        rate = frontend_info(kind).sample_rate
     audio = check_section(
-        AudioConfig, {"sample_rate": 16_000, "crop": "center", **(d.get("audio") or {})},
+        AudioConfig, {"sample_rate": rate, "crop": "center", **(d.get("audio") or {})},
         prefix="audio",
     )  # fmt: skip
     train = None
     if spec.family == "neural":
         from earmark.training import TrainConfig
 
-        train = check_section(TrainConfig, {"seed": seed, **(d.get("train") or {})}, prefix="train")
+        train = check_section(
+            TrainConfig,
+            {"seed": seed, **spec.train_defaults, **(d.get("train") or {})},
+            prefix="train",
+        )
     elif d.get("train"):
         first = next(iter(d["train"]))
         raise SettingsError(

