@@ -90,7 +90,7 @@ class Classifier(UsesPredictor):
             features = FeatureConfig(**{**spec.default_features, "kind": features})
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
-        _check_inputs(model, features)
+        registry.check_features(model, features.kind)
         self.model = model
         self.family = spec.family
         self.features = features
@@ -173,6 +173,11 @@ class Classifier(UsesPredictor):
         ``data`` (seeded) and treats the rest as unlabelled: for experiments; supervised
         models then simply train on fewer labels. ``samples_dir`` (sgan) receives generated
         samples during training."""
+        if self.features.pretrained:  # before any audio is read
+            from earmark.features.pretrained import available, load
+
+            if not available(self.features.kind):
+                load(self.features.kind)  # the one-line install error
         manifest = as_manifest(data)
         if label_fraction is not None:
             from earmark.data.splits import hide_labels
@@ -522,27 +527,6 @@ class Classifier(UsesPredictor):
         est.n_features_in_ = n_features
         clf.estimator_ = est
         return clf
-
-
-def _check_inputs(model: str, features: FeatureConfig) -> None:
-    """A network over embedding vectors needs a pretrained frontend's; one over
-    spectrograms cannot take them (classical learners take any vector)."""
-    spec = registry.get(model)
-    if spec.family != "neural":
-        return
-    if spec.embedding_input and not features.pretrained:
-        from earmark.features.pretrained import FRONTENDS
-
-        raise ParameterError(
-            f"{model} takes pretrained embeddings: use features {' or '.join(FRONTENDS)}, "
-            f"not {features.kind}"
-        )
-    if features.pretrained and not spec.embedding_input:
-        embedding = [n for n in registry.names("neural") if registry.get(n).embedding_input]
-        raise ParameterError(
-            f"{model} takes spectrograms; {features.kind} features are one embedding vector "
-            f"per clip: use {' or '.join(embedding)}, or a classical learner"
-        )
 
 
 def _frontend_audio(features: FeatureConfig, audio: AudioConfig | None) -> AudioConfig:

@@ -237,9 +237,13 @@ def _build(d: Mapping[str, Any]) -> TrainSettings:
         features = check_section(
             FeatureConfig, {**spec.default_features, **d["features"]}, prefix="features"
         )
-    kind = features.kind if features is not None else spec.default_features.get("kind")
+    kind = features.kind if features is not None else spec.default_features.get("kind", "")
+    try:
+        registry.check_features(model, kind)
+    except ParameterError as exc:
+        raise SettingsError("features.kind", str(exc)) from None
     rate = 16_000
-    if kind is not None and is_frontend(kind):  # a pretrained frontend's own rate
+    if is_frontend(kind):  # a pretrained frontend's own rate
         rate = frontend_info(kind).sample_rate
     audio = check_section(
         AudioConfig, {"sample_rate": rate, "crop": "center", **(d.get("audio") or {})},

