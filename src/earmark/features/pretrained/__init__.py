@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from earmark._lazy import lazy_attributes
 from earmark.errors import EarmarkError, ParameterError
 
 __all__ = [
@@ -198,11 +199,5 @@ def _build(name: str, device: str) -> Callable[[np.ndarray], np.ndarray]:
 
 _LOADED: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {}
 
-
-def __getattr__(name: str) -> Any:
-    # the embedding tables load on first use (they import the prediction path)
-    if name in ("embed_files", "Embeddings"):
-        from earmark.features.pretrained import embed
-
-        return getattr(embed, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the embedding tables load on first use (they import the prediction path)
+__getattr__, __dir__ = lazy_attributes(__name__, {"embed_files": "embed", "Embeddings": "embed"})

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+import earmark.features.pretrained as pretrained
 from earmark.atomic import atomic_write
 from earmark.errors import AudioError, EarmarkError, ParameterError
-from earmark.features import pretrained
 
 __all__ = ["FORMATS", "Embeddings", "embed_files"]
 

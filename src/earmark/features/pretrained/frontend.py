@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+import earmark.features.pretrained as pretrained
 from earmark.errors import ParameterError
-from earmark.features import pretrained
 
 __all__ = ["PretrainedFrontend"]
 
