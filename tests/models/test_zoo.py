@@ -11,13 +11,15 @@ from safetensors.torch import load_file, save_file
 from earmark.models import registry
 from earmark.models.neural import NeuralModel, count_macs, count_parameters
 
-NETWORKS = registry.names("neural")
+# the networks over spectrograms (the head on embedding vectors: tests/models/test_head.py)
+NETWORKS = [n for n in registry.names("neural") if not registry.get(n).embedding_input]
 
 
 def test_the_zoo_is_registered() -> None:
     assert {"seed-cnn", "cnn"} <= set(NETWORKS)
     for name in NETWORKS:
         assert registry.get(name).default_features["kind"] == "logmel"
+    assert "head" in registry.names("neural") and "head" not in NETWORKS
 
 
 @pytest.mark.parametrize("name", NETWORKS)
