@@ -417,7 +417,7 @@ def _feature_rate(kind: str, sr: int | None, quiet: bool) -> int:
     from earmark.features.pretrained import info, is_frontend
 
     if not is_frontend(kind):
-        return sr or 16_000
+        return 16_000 if sr is None else sr
     rate = info(kind).sample_rate
     if sr is not None and sr != rate:
         err_console.print(
