@@ -279,3 +279,12 @@ def test_models_lists_the_frontends(monkeypatch) -> None:
     )
     table = CliRunner().invoke(app, ["models"])
     assert "pretrained frontends" in table.output and "earmark[birdnet]" in table.output
+
+
+def test_cross_validation_on_aisfx_features(logreg: Classifier, data: Path) -> None:
+    from earmark.workflows import run_cv
+
+    clf = Classifier("logreg", features="aisfx", cache_dir=logreg.cache_dir)  # cached vectors
+    result, skipped = run_cv(data / "set", clf, folds=3, seed=0)
+    assert clf.audio.duration == 0.5 and not skipped
+    assert len(result.fold_sizes) == 3 and result.mean["accuracy"] > 0.5

@@ -124,8 +124,14 @@ class Classifier(UsesPredictor):
     def features_of(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
     ) -> FeatureTable:
-        """The feature table of a data set's labelled files (cached, bad files skipped)."""
+        """The feature table of a data set's labelled files (cached, bad files skipped).
+        A pretrained frontend's clips without a set duration take the longest clip's (in
+        tenths of a second up, at most 10 s, as networks train on): one vector per clip
+        either way, but a batch of clips is one tensor."""
         manifest = as_manifest(data)
+        if self.features.pretrained and self.audio.duration is None:
+            seconds = _longest(manifest.subset(manifest.labelled).filepaths)
+            self.audio = dataclasses.replace(self.audio, duration=seconds)
         return compute_features(
             manifest.subset(manifest.labelled),
             self.audio,
@@ -204,11 +210,6 @@ class Classifier(UsesPredictor):
     ) -> Classifier:
         from earmark.models.classical import ClassicalModel
 
-        if self.features.pretrained and self.audio.duration is None:
-            # one vector per clip either way, but a batch of clips is one tensor: clips as
-            # long as the longest (at most 10 s), as networks train on
-            seconds = _longest(manifest.subset(manifest.labelled).filepaths)
-            self.audio = dataclasses.replace(self.audio, duration=seconds)
         table = self.features_of(manifest, on_file=on_file)
         if len(set(table.y.tolist())) < 2:
             raise EarmarkError("training needs at least two classes with readable files")
