@@ -1164,8 +1164,9 @@ def detect(
         EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
     model = load(run)
     for member in getattr(model, "members", [model]):
-        features = getattr(member, "features", None)
-        if getattr(member, "family", None) == "neural" or getattr(features, "pretrained", False):
+        family = getattr(member, "family", None)
+        pretrained = getattr(getattr(member, "features", None), "pretrained", False)
+        if family == "neural" or (family == "classical" and pretrained):
             member.to(device)  # a network, or a pretrained frontend before a classical learner
     quiet = quiet or as_json
     paths = input_files(inputs)
