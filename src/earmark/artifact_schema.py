@@ -86,7 +86,7 @@ _MAX_FILTERBANK = 2**22
 NEURAL_BOUNDS: dict[str, tuple[float, float]] = {
     "width": (1, 1024),
     "widths": (1, 1024),
-    "hidden": (1, 4096),
+    "hidden": (0, 4096),  # 0: the embedding head without a hidden layer
     "layers": (1, 32),
     "dim": (1, 4096),
     "heads": (1, 64),
@@ -192,7 +192,9 @@ class AudioSection(_Section):
 class FeaturesSection(_Section):
     """:class:`earmark.features.FeatureConfig` as stored."""
 
-    kind: Literal["waveform", "stft", "logmel", "mfcc", "handcrafted"] = "logmel"
+    kind: Literal["waveform", "stft", "logmel", "mfcc", "handcrafted", "aisfx", "birdnet"] = (
+        "logmel"
+    )
     n_fft: int = Field(512, ge=1, le=65_536)
     win_length: int | None = Field(400, ge=1, le=65_536)
     hop_length: int = Field(160, ge=1, le=65_536)
@@ -208,6 +210,24 @@ class FeaturesSection(_Section):
         max_length=32,
     )
     handcrafted_version: Literal[1, 2] = 2
+
+
+#: The feature kinds that are pretrained frontends (``earmark.features.pretrained``).
+PRETRAINED_KINDS = ("aisfx", "birdnet")
+
+
+class FrontendSection(_Section):
+    """The pretrained frontend a model is built on (``frontend``, with ``aisfx`` /
+    ``birdnet`` features): what it is, and the license and attribution of its weights."""
+
+    name: Literal["aisfx", "birdnet"]
+    sample_rate: int = Field(ge=1_000, le=768_000)
+    window_seconds: _Seconds
+    dim: int = Field(ge=1, le=65_536)
+    license: Annotated[str, Field(min_length=1, max_length=200)]
+    attribution: Annotated[str, Field(min_length=1, max_length=2_000)]
+    runtime: Literal["torch", "tflite"]
+    weights: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class FileEntry(_Section):
@@ -261,6 +281,7 @@ class ModelMeta(_Meta):
     history: list[dict[str, Any]] = Field(default_factory=list)
     n_features: int | None = Field(None, ge=1, le=2**24)
     generator: GeneratorSection | None = None
+    frontend: FrontendSection | None = None
 
 
 class EnsembleMeta(_Meta):
@@ -284,6 +305,7 @@ class OnnxMeta(_Open):
     pooling: Literal["mean", "max"] = "mean"
     metrics: dict[str, Any] = Field(default_factory=dict)
     export_version: int = Field(1, ge=1, le=100)
+    frontend: FrontendSection | None = None
 
 
 _MAX_EPOCHS = 1_000_000
@@ -470,6 +492,27 @@ def _check_audio_features(
             )
 
 
+def _check_frontend(
+    audio: AudioSection, features: FeaturesSection, frontend: FrontendSection | None
+) -> None:
+    """Features of a pretrained frontend need its record (``frontend``), of that frontend,
+    at its rate; other features have none."""
+    if features.kind not in PRETRAINED_KINDS:
+        if frontend is not None:
+            raise SchemaError("frontend", f"a {features.kind} model has no pretrained frontend")
+        return
+    if frontend is None:
+        raise SchemaError("frontend", f"missing ({features.kind} features record their frontend)")
+    if frontend.name != features.kind:
+        raise SchemaError("frontend.name", f"must be {features.kind!r}, got {frontend.name!r}")
+    if audio.sample_rate != frontend.sample_rate:
+        raise SchemaError(
+            "audio.sample_rate",
+            f"must be the {frontend.name} frontend's {frontend.sample_rate} Hz, "
+            f"got {audio.sample_rate}",
+        )
+
+
 def _check_classes(classes: list[str]) -> None:
     seen: set[str] = set()
     for i, name in enumerate(classes):
@@ -592,6 +635,7 @@ def validate_meta(meta: Any, *, newest: int) -> _Meta:
             _check_generator(model.generator)
         if family == "classical" and model.n_features is None:
             raise SchemaError("n_features", "missing")
+        _check_frontend(model.audio, model.features, model.frontend)
     else:
         _check_ensemble(model)  # type: ignore[arg-type]
     _check_audio_features(model.audio, model.features, seconds)
@@ -606,6 +650,7 @@ def validate_onnx_meta(meta: Any) -> OnnxMeta:
     _check_classes(model.classes)
     seconds = [("audio.duration", model.audio.duration), ("clip_seconds", model.clip_seconds)]
     _check_audio_features(model.audio, model.features, seconds)
+    _check_frontend(model.audio, model.features, model.frontend)
     return model
 
 

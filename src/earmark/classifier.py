@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -49,8 +48,6 @@ WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_DIR = "checkpoint"  # inside a run directory; survives saving the model
 SAMPLES_DIR = "samples"  # an sgan's generated samples during training; survives it too
 
-log = logging.getLogger(__name__)
-
 
 class Classifier(UsesPredictor):
     """Train, evaluate, save and use an audio classifier.
@@ -58,8 +55,13 @@ class Classifier(UsesPredictor):
     Args:
         model: a registered model name (``earmark.models.registry.names()``).
         features: a :class:`FeatureConfig` or a feature kind name; default: the model's.
-        audio: how clips are standardized (rate, channels, length); default 16 kHz mono (a
-            model that takes one rate only, such as ``aisfx-finetune``, gets that rate).
+            A pretrained frontend's name (``aisfx``, ``birdnet``) gives one embedding vector
+            per clip, for classical learners and the ``head`` network.
+        audio: how clips are standardized (rate, channels, length); default 16 kHz mono.
+            A model that takes one rate only (``aisfx-finetune``) gets that rate.
+            With a pretrained frontend, the rate is the frontend's (files are resampled
+            once, with soxr, as they are decoded); another rate given is replaced by it,
+            with a one-line warning saying so.
         params: hyper-parameters over the model's defaults.
         seed: seeds everything random in training.
         cache_dir: per-file feature cache (``None``: no cache).
@@ -89,14 +91,13 @@ class Classifier(UsesPredictor):
             features = FeatureConfig(**{**spec.default_features, "kind": features})
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
-        if spec.feature_kinds and features.kind not in spec.feature_kinds:
-            raise ParameterError(
-                f"{model} takes {' or '.join(spec.feature_kinds)} features, not {features.kind}"
-            )
+        registry.check_features(model, features.kind)
         self.model = model
         self.family = spec.family
         self.features = features
-        self.audio = _model_rate(model, spec.sample_rate, audio)
+        self.audio = _required_rate(model, spec.sample_rate, features, audio)
+        # where a pretrained frontend embeds (networks train on TrainConfig.device)
+        self.device = "auto"
         # checked and converted against the model's declared hyper-parameters at once (one
         # line naming the key), not when training is half-way
         self.params = check_params(model, params or {})
@@ -123,16 +124,33 @@ class Classifier(UsesPredictor):
     def features_of(
         self, data: Manifest | str | Path, *, on_file: Callable[[], None] | None = None
     ) -> FeatureTable:
-        """The feature table of a data set's labelled files (cached, bad files skipped)."""
+        """The feature table of a data set's labelled files (cached, bad files skipped).
+        A pretrained frontend's clips without a set duration take the longest clip's (in
+        tenths of a second up, at most 10 s, as networks train on): one vector per clip
+        either way, but a batch of clips is one tensor."""
         manifest = as_manifest(data)
+        if self.features.pretrained and self.audio.duration is None:
+            seconds = _longest(manifest.subset(manifest.labelled).filepaths)
+            self.audio = dataclasses.replace(self.audio, duration=seconds)
         return compute_features(
             manifest.subset(manifest.labelled),
             self.audio,
             self.features,
             cache_dir=self.cache_dir,
             workers=self.workers,
+            device=self._feature_device(),
             on_file=on_file,
         )
+
+    def _feature_device(self) -> str:
+        """Where a pretrained frontend runs: a network's device, else :attr:`device`."""
+        if not self.features.pretrained:
+            return "cpu"
+        if self.family == "neural" and self.estimator_ is not None:
+            return str(self.estimator_.device)
+        from earmark.training import resolve_device
+
+        return str(resolve_device(self.device))
 
     def _matrix(self, table: FeatureTable) -> np.ndarray:
         # Classical learners take one vector per clip (spectral features are flattened);
@@ -161,6 +179,11 @@ class Classifier(UsesPredictor):
         ``data`` (seeded) and treats the rest as unlabelled: for experiments; supervised
         models then simply train on fewer labels. ``samples_dir`` (sgan) receives generated
         samples during training."""
+        if self.features.pretrained:  # before any audio is read
+            from earmark.features.pretrained import available, load
+
+            if not available(self.features.kind):
+                load(self.features.kind)  # the one-line install error
         manifest = as_manifest(data)
         if label_fraction is not None:
             from earmark.data.splits import hide_labels
@@ -230,7 +253,7 @@ class Classifier(UsesPredictor):
         from earmark.training import TrainConfig, Trainer, WaveBank
 
         spec = registry.get(self.model)
-        config = self.train or TrainConfig(**{**spec.train_defaults, "seed": self.seed})
+        config = self.train or TrainConfig(seed=self.seed, **spec.train_defaults)
         labelled = manifest.subset(manifest.labelled)
         if valid is None:
             # A tenth of the groups (or files) for early stopping; one group of few.
@@ -318,6 +341,8 @@ class Classifier(UsesPredictor):
             "train_seconds": result.seconds,
             "train_config": config.to_dict(),
         }
+        if "embedding_seconds" in result.extra:  # clips embedded once by a frozen frontend
+            self.training_["embedding_seconds"] = result.extra["embedding_seconds"]
         if spec.semi_supervised:
             self.training_["unlabelled_files"] = len(unlabelled_bank) if unlabelled_bank else 0
         return self
@@ -356,7 +381,9 @@ class Classifier(UsesPredictor):
     def preprocessing(self) -> Preprocessing:
         """How a file becomes this model's input (audio, features, the training clip length)."""
         self._check_fitted()
-        return Preprocessing(self.audio, self.features, float(self.clip_seconds_))
+        return Preprocessing(
+            self.audio, self.features, float(self.clip_seconds_), device=self._feature_device()
+        )
 
     @property
     def predictor(self) -> Predictor:
@@ -370,12 +397,14 @@ class Classifier(UsesPredictor):
         )
 
     def to(self, device: str) -> Classifier:
-        """Run a network on ``device`` (``auto``, ``cpu``, ``cuda``); classical models stay
-        on the CPU. Returns the classifier."""
-        if self.family == "neural":
-            from earmark.training import resolve_device
+        """Run a network, and a pretrained frontend, on ``device`` (``auto``, ``cpu``,
+        ``cuda``); classical learners stay on the CPU. Returns the classifier."""
+        from earmark.training import resolve_device
 
-            self.estimator_.device = resolve_device(device)
+        resolved = resolve_device(device)
+        self.device = str(resolved)
+        if self.family == "neural" and self.estimator_ is not None:
+            self.estimator_.device = resolved
         return self
 
     def evaluate(
@@ -410,6 +439,10 @@ class Classifier(UsesPredictor):
             "metrics": self.metrics_,
             **(extra or {}),
         }
+        if self.features.pretrained:  # what the model is built on: license, attribution
+            from earmark.features.pretrained import info
+
+            meta["frontend"] = info(self.features.kind).record()
         if self.family == "neural":
             from safetensors.torch import save_file
 
@@ -467,6 +500,7 @@ class Classifier(UsesPredictor):
             raise artifact.ArtifactError(
                 f"{directory / artifact.META_FILE}: invalid settings ({exc})"
             ) from None
+        _check_frontend(directory, clf.features, meta)
         clf.classes_ = list(meta["classes"])
         clf.clip_seconds_ = float(meta["clip_seconds"])
         clf.training_ = meta.get("training", {})
@@ -497,20 +531,66 @@ class Classifier(UsesPredictor):
         return clf
 
 
-def _model_rate(model: str, rate: int | None, audio: AudioConfig | None) -> AudioConfig:
-    """``audio`` (default: :class:`AudioConfig`'s) at ``rate``, the one rate ``model`` takes
-    (``None``: any); a different rate the caller asked for is overridden, in one line."""
+def _required_rate(
+    model: str, model_rate: int | None, features: FeatureConfig, audio: AudioConfig | None
+) -> AudioConfig:
+    """Audio settings (default: :class:`AudioConfig`'s) at the one rate the features or the
+    model take: a pretrained frontend's (decoding resamples once, with soxr), or the model's
+    own (``aisfx-finetune``); ``None`` of either: ``audio`` as given. Another rate asked for
+    is replaced, with a one-line warning saying so."""
+    import warnings
+
+    who, rate = model, model_rate
+    if features.pretrained:
+        from earmark.features.pretrained import info
+
+        who, rate = f"the {features.kind} frontend", info(features.kind).sample_rate
+    if rate is None:
+        return audio or AudioConfig()
     if audio is None:
-        return AudioConfig(sample_rate=rate) if rate else AudioConfig()
-    if rate and audio.sample_rate != rate:
-        log.warning(
-            "%s takes %d Hz audio: using it instead of the %d Hz asked for",
-            model,
-            rate,
-            audio.sample_rate,
+        return AudioConfig(sample_rate=rate)
+    if audio.sample_rate != rate:
+        warnings.warn(
+            f"{who} takes {rate} Hz audio: decoding at {rate} Hz, "
+            f"not the {audio.sample_rate} Hz asked for",
+            UserWarning,
+            stacklevel=3,
         )
         return dataclasses.replace(audio, sample_rate=rate)
     return audio
+
+
+def _longest(paths: list[str]) -> float:
+    """The clip length for clips of ``paths``: the longest readable one, in tenths of a
+    second up, at most 10 s (from the headers; unreadable files are left to decoding)."""
+    longest = 0.0
+    for path in paths:
+        try:
+            longest = max(longest, audio_io.info(path).duration)
+        except (EarmarkError, OSError):
+            continue
+    if longest <= 0:
+        raise EarmarkError(f"none of the {len(paths)} files could be read")
+    return min(10.0, math.ceil(longest * 10) / 10)
+
+
+def _check_frontend(directory: Path, features: FeatureConfig, meta: dict[str, Any]) -> None:
+    """A model on a pretrained frontend's embeddings must have been built on the weights
+    this earmark runs (another release embeds differently)."""
+    if not features.pretrained:
+        return
+    from earmark.features.pretrained import info
+
+    where = directory / artifact.META_FILE
+    recorded = meta.get("frontend")
+    if not isinstance(recorded, dict):
+        raise artifact.ArtifactError(f"{where}: frontend: missing ({features.kind} features)")
+    here = info(features.kind)
+    if recorded.get("weights") != here.weights:
+        raise artifact.ArtifactError(
+            f"{where}: frontend.weights: trained on {recorded.get('weights')!r}; this earmark "
+            f"runs {here.weights!r}"
+        )
 
 
 def _semi_supervised() -> list[str]:
@@ -563,6 +643,8 @@ def _feature_width(clf: Classifier, directory: Path) -> int:
     """Values per clip of a classical model's features: the hand-crafted vector's names, or
     a fixed window's flattened spectrogram (channels x bins x frames) or waveform."""
     features, audio = clf.features, clf.audio
+    if features.pretrained:
+        return features.n_bins
     if features.kind == "handcrafted":
         try:
             return len(features.handcrafted(audio.sample_rate).names)

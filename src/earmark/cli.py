@@ -332,7 +332,10 @@ def features(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz file.")],
     kind: Annotated[str, typer.Option(help=f"One of {', '.join(FEATURE_KINDS)}.")] = "logmel",
     layout: Annotated[str, typer.Option(help="Layout: auto or a known one.")] = "auto",
-    sr: Annotated[int, typer.Option(help="Sample rate to resample to (Hz).")] = 16_000,
+    sr: Annotated[
+        int | None,
+        typer.Option(help="Sample rate to resample to (Hz); default 16000, a frontend's own."),
+    ] = None,
     duration: Annotated[
         float | None,
         typer.Option(help="Clip length in seconds (pad/crop); default: the longest clip."),
@@ -360,6 +363,7 @@ def features(
         raise typer.BadParameter(f"{kind!r} is not one of {FEATURE_KINDS}", param_hint="--kind")
     if crop not in ("start", "center"):
         raise typer.BadParameter("use start or center", param_hint="--crop")
+    sr = _feature_rate(kind, sr, quiet or as_json)
     with _options():  # refused values are usage errors, before any file is read
         audio_io.AudioConfig(sample_rate=sr, duration=duration, crop=crop)
         feat_cfg = FeatureConfig(
@@ -405,6 +409,100 @@ def features(
             f"{len(table.skipped)} files skipped"
         )
     _partial(len(table.skipped), len(table.filepaths))
+
+
+def _feature_rate(kind: str, sr: int | None, quiet: bool) -> int:
+    """The sample rate of ``kind`` features: a pretrained frontend's own (a different
+    ``--sr`` is replaced, saying so), else ``--sr`` or 16000."""
+    from earmark.features.pretrained import info, is_frontend
+
+    if not is_frontend(kind):
+        return 16_000 if sr is None else sr
+    rate = info(kind).sample_rate
+    if sr is not None and sr != rate:
+        err_console.print(
+            f"[yellow]note:[/] the {kind} frontend takes {rate} Hz audio: decoding at {rate} Hz,"
+            f" not the {sr} Hz asked for",
+            highlight=False,
+        )
+    return rate
+
+
+@app.command()
+@_friendly
+def embed(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders or manifest CSVs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table to write: .parquet (or .npz).")],
+    frontend: Annotated[
+        str, typer.Option(help="Pretrained frontend (see `earmark models`).")
+    ] = "aisfx",
+    window: Annotated[
+        float | None, typer.Option(help="Window (s); default: the frontend's own.")
+    ] = None,
+    hop: Annotated[
+        float | None, typer.Option(help="Seconds between windows; default: the window.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows embedded at once.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Embed every window of audio files with a pretrained frontend into one table: a row
+    per window (file, start_s, end_s, embedding). Long files are streamed; unreadable files
+    are skipped and listed (exit code 3)."""
+    from earmark.artifact import check_out
+    from earmark.detection.windows import Windowing
+    from earmark.features import pretrained
+    from earmark.features.pretrained.embed import FORMATS
+    from earmark.predict import input_files
+    from earmark.training import resolve_device
+
+    with _options():  # refused values are usage errors, before any file is read
+        pretrained.info(frontend)
+        Windowing(window=window, hop=hop)
+        resolve_device(device)
+        if out.suffix.lower() not in FORMATS:
+            raise ParameterError(f"{out}: the output name must end in .parquet or .npz")
+    check_out(out, overwrite=overwrite, file=True)
+    paths = input_files(inputs)
+    if not paths:
+        raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
+    quiet = quiet or as_json
+    with _progress(f"{frontend} embeddings", len(paths), quiet) as advance:
+        table = pretrained.embed_files(
+            paths,
+            frontend,
+            window=window,
+            hop=hop,
+            batch_size=batch_size,
+            device=device,
+            on_file=advance,
+        )
+    if len(table):
+        table.save(out)
+    _list_unreadable([problem for _path, problem in table.skipped])
+    done = table.embedded_files
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out) if len(table) else None,
+                "frontend": frontend,
+                "rows": len(table),
+                "dim": int(table.vectors.shape[1]),
+                "window_s": table.window_seconds,
+                "hop_s": table.hop_seconds,
+                "files": done,
+                "unreadable": len(table.skipped),
+                "skipped": [{"path": p, "error": e} for p, e in table.skipped],
+            }
+        )
+    elif len(table):
+        console.print(
+            f"wrote {out}: {len(table)} windows of {done} files, {table.vectors.shape[1]}-d "
+            f"{frontend} embeddings, {len(table.skipped)} files skipped"
+        )
+    _partial(len(table.skipped), done)
 
 
 @app.command()
@@ -529,10 +627,16 @@ def train(
         Path | None, typer.Option(help="Continue the interrupted run in this directory.")
     ] = None,
     features: Annotated[
-        str | None, typer.Option(help="Feature kind; default: the model's.")
+        str | None,
+        typer.Option(help="Feature kind (or a pretrained frontend: aisfx); default: the model's."),
     ] = None,
     params: Params = None,
-    sr: Annotated[int | None, typer.Option(help="Sample rate to resample to (Hz).")] = None,
+    sr: Annotated[
+        int | None,
+        typer.Option(
+            help="Sample rate to resample to (Hz); default 16000, a pretrained frontend's own."
+        ),
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Clip length in seconds (pad/crop).")
     ] = None,
@@ -607,7 +711,7 @@ def train(
     recipe = read_recipe(config) if config is not None else None
     settings = train_settings(recipe, options, resume=resume, names=OPTION_NAMES)
     out = out or resume
-    clf = settings.classifier(cache_dir=_cache(cache_dir, no_cache), workers=workers)
+    clf = _classifier(settings, cache_dir=_cache(cache_dir, no_cache), workers=workers)
     manifest = data.load(path)
     with _training_progress(len(manifest), clf.family, quiet or as_json) as hooks:
         result = train_run(
@@ -648,6 +752,19 @@ def train(
         console.print(_metrics_table(ev.metrics, f"test split: {len(ev.y_true)} files"))
         console.print(f"model and report in {result.out}")
     _partial(n_skipped, clf.training_["files"])
+
+
+def _classifier(settings: Any, **kw: Any) -> Any:
+    """The settings' classifier; what it says about them (a pretrained frontend's own
+    sample rate replacing the one asked for) as one line on stderr."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = settings.classifier(**kw)
+    for w in caught:
+        err_console.print(f"[yellow]note:[/] {escape(str(w.message))}", highlight=False)
+    return clf
 
 
 @contextmanager
@@ -818,7 +935,12 @@ def cv(
         str | None, typer.Option(help="Feature kind (default: the model's).")
     ] = None,
     params: Params = None,
-    sr: Annotated[int | None, typer.Option(help="Sample rate (Hz; default 16000).")] = None,
+    sr: Annotated[
+        int | None,
+        typer.Option(
+            help="Sample rate (Hz); default 16000, or the rate a frontend or model takes."
+        ),
+    ] = None,
     duration: Annotated[float | None, typer.Option(help="Clip length (s).")] = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
@@ -864,7 +986,7 @@ def cv(
     settings = _cv_settings(config, options, train)
     if out is not None:
         check_out(out, overwrite=overwrite, file=True)
-    clf = settings.classifier(cache_dir=_cache(cache_dir, no_cache), workers=workers)
+    clf = _classifier(settings, cache_dir=_cache(cache_dir, no_cache), workers=workers)
     quiet = quiet or as_json
     manifest = data.load(path)
     n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
@@ -1296,8 +1418,10 @@ def detect(
         EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
     model = load(run)
     for member in getattr(model, "members", [model]):
-        if getattr(member, "family", None) == "neural":
-            member.to(device)
+        family = getattr(member, "family", None)
+        pretrained = getattr(getattr(member, "features", None), "pretrained", False)
+        if family == "neural" or (family == "classical" and pretrained):
+            member.to(device)  # a network, or a pretrained frontend before a classical learner
     quiet = quiet or as_json
     paths = input_files(inputs)
     if not paths:
@@ -1648,7 +1772,9 @@ def models(
     quiet: Quiet = False,
 ) -> None:
     """List the models earmark can train (networks: parameters and multiply-adds for one
-    second of 16 kHz audio through their default frontend); with NAME, that model's
+    second of 16 kHz audio through their default frontend; a head on embeddings: of one
+    second at its frontend's rate, frontend included) and the pretrained frontends (rate,
+    window, embedding size, license, whether installed); with NAME, that model's
     hyper-parameters: type, default and meaning (set them with -p NAME=VALUE)."""
     from earmark.models import registry
     from earmark.settings import type_name
@@ -1696,8 +1822,9 @@ def models(
                 "description": spec.description,
             }
         )
+    frontends = _frontend_rows()
     if as_json:
-        _emit_json({"models": rows})
+        _emit_json({"models": rows, "frontends": frontends})
         return
     table = Table("name", "family", "features", "parameters", "MACs / s", "description")
     for r in rows:
@@ -1711,17 +1838,68 @@ def models(
             r["description"],
         )
     console.print(table)
+    table = Table(
+        "frontend", "rate", "window", "dim", "license", "installed", title="pretrained frontends"
+    )
+    for f in frontends:
+        cells = (
+            f["name"],
+            f"{f['sample_rate']} Hz",
+            f"{f['window_seconds']:g} s",
+            str(f["dim"]),
+            f["license"],
+            "yes" if f["installed"] else f"no: {f['install']}",
+        )
+        table.add_row(*(escape(c) for c in cells))
+    console.print(table)
+
+
+def _frontend_rows() -> list[dict[str, Any]]:
+    """The pretrained frontends: what each is, its license, whether it is installed."""
+    from earmark.features import pretrained
+
+    rows = []
+    for name in pretrained.FRONTENDS:
+        meta = pretrained.info(name)
+        rows.append(
+            {
+                "name": name,
+                "sample_rate": meta.sample_rate,
+                "window_seconds": meta.window_seconds,
+                "dim": meta.dim,
+                "license": meta.license,
+                "attribution": meta.attribution,
+                "runtime": meta.runtime,
+                "installed": pretrained.available(name),
+                "install": meta.install,
+                "description": meta.description,
+            }
+        )
+    return rows
 
 
 def _network_size(name: str) -> dict[str, Any]:
-    """Parameters and multiply-adds per second of 16 kHz audio of a network's defaults (of
-    audio at its own rate, for a network that takes waveforms; pretrained weights unread)."""
+    """Parameters and multiply-adds per second of audio of a network's defaults: 16 kHz
+    spectrograms; a waveform network's own rate; for a head on embeddings, one second at its
+    frontend's rate, the frontend's multiply-adds included (a torch frontend, counted with
+    untrained weights: none are needed to count; pretrained weights are never read)."""
     import torch
 
+    from earmark.features import pretrained
     from earmark.models import registry
     from earmark.models.neural import NeuralModel, count_macs, count_parameters
 
     spec = registry.get(name)
+    if spec.embedding_input:
+        meta = pretrained.info(spec.default_features["kind"])
+        net = NeuralModel(name, {}, 10, 1, n_bins=meta.dim).network
+        macs = count_macs(net, torch.zeros(1, meta.dim))
+        if meta.runtime == "torch" and meta.name == "aisfx":
+            from earmark.features.pretrained.aisfx import AisfxEmbedding
+
+            frontend = AisfxEmbedding(pretrained=False)
+            macs += count_macs(frontend, torch.zeros(1, meta.sample_rate))
+        return {"parameters": count_parameters(net), "macs_per_s": macs}
     net = NeuralModel(name, {}, 10, 1, pretrained=False).network
     if spec.default_features["kind"] == "waveform":
         example = torch.zeros(1, 1, spec.sample_rate or 16_000)

@@ -4,14 +4,16 @@ The graph takes float32 ``[batch, channels, samples]`` at the model's sample rat
 ``[batch, classes]`` probabilities; the log-mel (or STFT / MFCC) frontend is inside it, built
 from operators every ONNX runtime has: the windowed DFT as a strided ``Conv`` (cosine and
 sine kernels), squares, a ``MatMul`` by the mel filterbank, ``Log`` and the per-example
-``top_db`` floor. Batch norms are folded into the convolutions first. The model's settings
-(labels, audio and feature settings, clip length, pooling, metrics) travel inside the file,
-as the JSON value of the ONNX metadata key ``earmark``, so each exported
-file is self-contained: two exports into one folder, or an export into a run directory,
-never share or overwrite a settings file. The file's SHA-256 travels inside it too (metadata
-key ``earmark_sha256``, computed over the file with that value zeroed), so a modified file
-is refused when loaded. :class:`earmark.onnx_model.OnnxClassifier` runs it with onnxruntime
-and no torch.
+``top_db`` floor. A head on ``aisfx`` embeddings carries the whole embedding network
+(:class:`AisfxDFT`) and its license record (``frontend``); a TFLite frontend (``birdnet``)
+cannot be in a graph, and its models are refused. Batch norms are folded into the
+convolutions first. The model's settings (labels, audio and feature settings, clip length,
+pooling, metrics) travel inside the file, as the JSON value of the ONNX metadata key
+``earmark``, so each exported file is self-contained: two exports into one folder, or an
+export into a run directory, never share or overwrite a settings file. The file's SHA-256
+travels inside it too (metadata key ``earmark_sha256``, computed over the file with that
+value zeroed), so a modified file is refused when loaded.
+:class:`earmark.onnx_model.OnnxClassifier` runs it with onnxruntime and no torch.
 
 A network that takes waveforms (``waveform`` features: a fine-tuned pretrained network with
 its own spectrogram inside) exports its ``onnx_form()``: the same computation in operators
@@ -68,16 +70,9 @@ class DFTFrontend(nn.Module):
             raise ParameterError("ONNX export supports MFCCs without deltas or lifter")
         if not spec.center or spec.pad_mode != "constant" or spec.power not in (1.0, 2.0):
             raise ParameterError("ONNX export needs centred frames, constant padding, power 1 or 2")
-        n_fft, window = spec.n_fft, spec.window.double()
-        offset = (n_fft - window.numel()) // 2
+        n_fft = spec.n_fft
         bins = n_fft // 2 + 1
-        n = torch.arange(n_fft, dtype=torch.float64)
-        k = torch.arange(bins, dtype=torch.float64)[:, None]
-        placed = torch.zeros(n_fft, dtype=torch.float64)
-        placed[offset : offset + window.numel()] = window
-        angle = 2 * math.pi * k * n / n_fft
-        kernel = torch.cat([placed * torch.cos(angle), -placed * torch.sin(angle)])
-        self.register_buffer("kernel", kernel.float()[:, None, :])  # [2 * bins, 1, n_fft]
+        self.register_buffer("kernel", _dft_kernel(spec.window, n_fft))  # [2 * bins, 1, n_fft]
         self.n_fft, self.hop, self.bins, self.power = n_fft, spec.hop_length, bins, spec.power
         mel = spec.mel_fb.clone() if self.kind != "stft" else None
         self.register_buffer("mel_fb", mel)
@@ -107,6 +102,62 @@ class DFTFrontend(nn.Module):
         return db
 
 
+def _dft_kernel(window: Tensor, n_fft: int) -> Tensor:
+    """Cosine and sine kernels ``[2 * bins, 1, n_fft]`` of a windowed DFT (the window
+    centred in ``n_fft``), for ``conv1d`` with the hop as stride."""
+    window = window.double()
+    offset = (n_fft - window.numel()) // 2
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    placed = torch.zeros(n_fft, dtype=torch.float64)
+    placed[offset : offset + window.numel()] = window
+    angle = 2 * math.pi * k * n / n_fft
+    return torch.cat([placed * torch.cos(angle), -placed * torch.sin(angle)]).float()[:, None, :]
+
+
+class AisfxDFT(nn.Module):
+    """The ``aisfx`` frontend (:class:`earmark.features.pretrained.aisfx.AisfxEmbedding`)
+    in plain ONNX operators: its mel spectrogram's ``onnx_form()`` (the STFT as a strided
+    convolution, the silence padding computed in the graph, so any input length gives what
+    torch gives), then the embedding network: waveforms ``[batch, channels, samples]``
+    (channels averaged) to ``[batch, 512]``."""
+
+    def __init__(self, frontend: nn.Module) -> None:
+        super().__init__()
+        from earmark.features.pretrained import aisfx
+
+        net = getattr(frontend, "net", None)
+        if not isinstance(net, aisfx.AisfxEmbedding):
+            raise ParameterError(f"cannot export a {type(frontend).__name__} frontend")
+        self.mel = net.mel.onnx_form()
+        self.backbone = net.backbone
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.backbone(self.mel(x.mean(dim=1)))
+
+
+def _export_frontend(features: Any, sr: int) -> nn.Module:
+    """The graph form of a model's frontend: :class:`DFTFrontend` for the spectral kinds,
+    :class:`AisfxDFT` for ``aisfx``; a frontend that is not torch (``birdnet``: TFLite)
+    cannot be part of an ONNX graph and is refused."""
+    from earmark.features.frontend import build_frontend
+
+    if features.pretrained:
+        from earmark.features.pretrained import info
+
+        meta = info(features.kind)
+        if meta.runtime != "torch":
+            raise ParameterError(
+                f"cannot export a model on {features.kind} features to ONNX: the "
+                f"{features.kind} frontend runs on {meta.runtime}, which an ONNX graph cannot "
+                "hold (use the model directory instead)"
+            )
+        return AisfxDFT(build_frontend(features, sr)).eval()
+    if features.kind not in ("stft", "logmel", "mfcc"):
+        raise ParameterError(f"cannot export {features.kind} features to ONNX")
+    return DFTFrontend(build_frontend(features, sr)).eval()
+
+
 class _Exported(nn.Module):
     """Waveform to probabilities: DFT frontend, network (batch norms folded), softmax."""
 
@@ -125,16 +176,19 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
 
     The graph's inputs: ``waveform`` float32 ``[batch, channels, samples]`` (batch and
     samples dynamic); output ``probabilities`` ``[batch, classes]``."""
-    from earmark.features.frontend import build_frontend
     from earmark.models.neural import fold_batch_norms
 
     if getattr(model, "family", None) != "neural":
         raise ParameterError("ONNX export is for networks; classical models stay skops files")
-    network = model.estimator_.network.cpu()
-    onnx_form = getattr(network, "onnx_form", None)
-    waveform = model.features.kind == "waveform" and callable(onnx_form)
-    if model.features.kind not in ("stft", "logmel", "mfcc") and not waveform:
-        raise ParameterError(f"cannot export {model.features.kind} features to ONNX")
+    sr = model.audio.sample_rate
+    if model.features.kind == "waveform":  # a network with its own spectrogram inside
+        onnx_form = getattr(model.estimator_.network, "onnx_form", None)
+        if not callable(onnx_form):
+            raise ParameterError("cannot export waveform features to ONNX")
+        frontend, network = nn.Identity(), onnx_form().cpu()
+    else:
+        frontend = _export_frontend(model.features, sr)  # refused before anything is written
+        network = model.estimator_.network.cpu()
     out = Path(out)
     if out.suffix != ".onnx":
         raise ParameterError(f"{out}: the output name must end in .onnx")
@@ -144,11 +198,6 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         if not overwrite:
             raise EarmarkError(f"{out} exists: pass overwrite (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    sr = model.audio.sample_rate
-    if waveform:
-        frontend, network = nn.Identity(), onnx_form()
-    else:
-        frontend = DFTFrontend(build_frontend(model.features, sr)).eval()
     wrapper = _Exported(frontend, fold_batch_norms(network)).eval()
     n = model.audio.n_samples or sr
     example = torch.zeros(2, model.audio.channels, n)
@@ -165,6 +214,10 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         "outputs": {"probabilities": ["batch", len(model.classes_)]},
         "export_version": EXPORT_VERSION,
     }
+    if model.features.pretrained:  # the embedding network is in the graph: its license too
+        from earmark.features.pretrained import info
+
+        meta["frontend"] = info(model.features.kind).record()
 
     def write(tmp: Path) -> None:
         # The TorchScript exporter: it handles this graph with dynamic batch and length and

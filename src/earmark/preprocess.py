@@ -16,7 +16,9 @@ The steps, for a file of any length:
 3. :meth:`prepare`: each window normalized on its own, then padded to the window length
    (as :func:`earmark.audio.standardize` does for a training clip: a training clip is one
    window).
-4. :meth:`features`: the frontend (torch, batched) or the hand-crafted statistics.
+4. :meth:`features_of`: the frontend (torch, batched) or the hand-crafted statistics. A
+   pretrained frontend (``aisfx``, ``birdnet``) gives one embedding vector per window,
+   ``[n, dim]``, for classical learners and networks alike; it runs on ``device``.
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ class Preprocessing:
     the clip length the model was trained on (the window every path scores).
 
     ``featurize=False`` stops after :meth:`prepare`: for a model whose graph computes the
-    features itself (an exported ONNX model takes waveforms)."""
+    features itself (an exported ONNX model takes waveforms). ``device`` is where a
+    pretrained frontend runs (``cpu``, ``cuda``); the other kinds are computed on the CPU."""
 
     audio: AudioConfig
     features: FeatureConfig
     window_seconds: float
     featurize: bool = True
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.window_seconds) and self.window_seconds > 0):
@@ -160,13 +164,16 @@ class Preprocessing:
     # -- features ---------------------------------------------------------------------------
 
     def frontend(self) -> Any:
-        """The torch module of the spectral / waveform kinds (built once per settings)."""
-        return _frontend(self.features, self.sample_rate)
+        """The torch module of the spectral / waveform kinds, or the pretrained frontend on
+        :attr:`device` (built once per settings and device)."""
+        device = self.device if self.features.pretrained else "cpu"
+        return _frontend(self.features, self.sample_rate, device)
 
     def features_of(self, prepared: np.ndarray | Sequence[np.ndarray], *, flat: bool) -> Any:
         """Model input for :meth:`prepare`'s output: spectrograms ``[n, channels, bins,
         frames]`` (``flat``: one vector per window, for classical learners), hand-crafted
-        vectors ``[n, features]``, or the waveforms themselves when not :attr:`featurize`."""
+        vectors ``[n, features]``, embeddings ``[n, dim]`` of a pretrained frontend (flat
+        either way), or the waveforms themselves when not :attr:`featurize`."""
         if not self.featurize:
             return prepared
         kind = self.features.kind
@@ -177,9 +184,12 @@ class Preprocessing:
             return np.stack([extractor(s) for s in prepared])
         import torch
 
+        frontend = self.frontend()
         with torch.inference_mode():
             x = torch.as_tensor(np.asarray(prepared), dtype=torch.float32)
-            out = self.frontend()(x).float().numpy()
+            if self.features.pretrained:
+                x = x.to(self.device)
+            out = frontend(x).float().cpu().numpy()
         return out.reshape(len(out), -1) if flat else out
 
     def shared_frames(self, hop: int) -> Any:
@@ -195,13 +205,13 @@ class Preprocessing:
         return None
 
 
-def _frontend(features: FeatureConfig, sr: int) -> Any:
-    key = (features.key(), sr)
+def _frontend(features: FeatureConfig, sr: int, device: str = "cpu") -> Any:
+    key = (features.key(), sr, device)
     module = _FRONTENDS.get(key)
     if module is None:
         from earmark.features.frontend import build_frontend
 
-        module = build_frontend(features, sr).eval()
+        module = build_frontend(features, sr).eval().to(device)
         if len(_FRONTENDS) > 16:
             _FRONTENDS.clear()
         _FRONTENDS[key] = module
@@ -219,5 +229,5 @@ def _handcrafted(features: FeatureConfig, sr: int) -> Any:
     return extractor
 
 
-_FRONTENDS: dict[tuple[str, int], Any] = {}
+_FRONTENDS: dict[tuple[str, int, str], Any] = {}
 _EXTRACTORS: dict[tuple[str, int], Any] = {}

@@ -38,6 +38,8 @@ from earmark.checks import (
 )
 from earmark.errors import EarmarkError, ParameterError
 from earmark.features.config import FeatureConfig
+from earmark.features.pretrained import info as frontend_info
+from earmark.features.pretrained import is_frontend
 from earmark.models import registry
 
 __all__ = [
@@ -235,7 +237,14 @@ def _build(d: Mapping[str, Any]) -> TrainSettings:
         features = check_section(
             FeatureConfig, {**spec.default_features, **d["features"]}, prefix="features"
         )
+    kind = features.kind if features is not None else spec.default_features.get("kind", "")
+    try:
+        registry.check_features(model, kind)
+    except ParameterError as exc:
+        raise SettingsError("features.kind", str(exc)) from None
     rate = spec.sample_rate or 16_000  # a model that takes one rate only: that rate
+    if is_frontend(kind):  # a pretrained frontend's own rate
+        rate = frontend_info(kind).sample_rate
     audio = check_section(
         AudioConfig, {"sample_rate": rate, "crop": "center", **(d.get("audio") or {})},
         prefix="audio",
@@ -246,7 +255,7 @@ def _build(d: Mapping[str, Any]) -> TrainSettings:
 
         train = check_section(
             TrainConfig,
-            {**spec.train_defaults, "seed": seed, **(d.get("train") or {})},
+            {"seed": seed, **spec.train_defaults, **(d.get("train") or {})},
             prefix="train",
         )
     elif d.get("train"):

@@ -11,6 +11,13 @@ in memory); each batch is cropped from it, augmented on the waveform, turned int
 the torch frontend on the training device, augmented on the spectrogram, optionally mixed up,
 and fed to the network. No epoch after the first decodes audio again.
 
+A frozen frontend (a pretrained embedding network: ``frozen = True``) runs without gradients
+and in eval mode. Spectrogram augmentation does not apply to its embedding vectors (a
+preset's is left out; one asked for by name is refused). When nothing changes a clip from one
+epoch to the next (no waveform augmentation, no clip longer than the crop, the supervised
+objective), each clip is embedded once before the first epoch (:class:`EmbeddingBank`) and
+the epochs train on the stored vectors: seconds instead of a network pass per clip per epoch.
+
 Repeatability: all randomness of epoch ``e`` comes from generators seeded with
 ``(seed, e)``, and a checkpoint (weights, optimizer states, the objective's state, history,
 early-stopping state; safetensors + JSON, written atomically) is saved after every epoch, so
@@ -40,6 +47,7 @@ from earmark.errors import EarmarkError, ParameterError
 __all__ = [
     "CHECKPOINT_SCHEMA_VERSION",
     "Batch",
+    "EmbeddingBank",
     "FitContext",
     "Objective",
     "OptimizerSpec",
@@ -230,6 +238,55 @@ class WaveBank:
         for k, (i, s) in enumerate(zip(idx.tolist(), start.tolist(), strict=True)):
             out[k] = self.data[i, :, s : s + n_samples]
         return out
+
+
+class EmbeddingBank:
+    """The output of a frozen frontend for every clip of a :class:`WaveBank`, computed once
+    (centre crops of ``n_samples``, as :meth:`WaveBank.batch` cuts without a generator),
+    standing in for the bank when nothing else varies between epochs."""
+
+    def __init__(
+        self, bank: WaveBank, frontend: nn.Module, n_samples: int, device: torch.device
+    ) -> None:
+        out = []
+        with torch.no_grad():  # (not inference mode: the vectors feed training)
+            for start in range(0, len(bank), 64):
+                idx = torch.arange(start, min(start + 64, len(bank)))
+                out.append(frontend(bank.batch(idx, n_samples).to(device)).float().cpu())
+        self.data = torch.cat(out)
+        self.lengths = bank.lengths
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def batch(
+        self, idx: Tensor, n_samples: int, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The stored vectors of clips ``idx``. With ``generator`` it draws what
+        :meth:`WaveBank.batch` draws for its crops (one number per clip, unused: no clip is
+        longer than the crop), so a run's random stream is the same either way."""
+        if generator is not None:
+            torch.rand(len(idx), generator=generator)
+        return self.data[idx]
+
+
+def _frozen(frontend: nn.Module) -> bool:
+    return bool(getattr(frontend, "frozen", False))
+
+
+def _embedding_augmentation(aug: Any, spec: str | dict[str, Any], frontend: nn.Module) -> Any:
+    """``aug`` for a frozen embedding frontend: no spectrogram transforms (a preset's are
+    left out; asked for by name, refused: masks of frequency bands and frames have no
+    meaning on an embedding vector)."""
+    if isinstance(spec, dict) and spec.get("spectrogram"):
+        name = getattr(frontend, "name", "embedding")
+        raise ParameterError(
+            f"augment.spectrogram: spectrogram masks do not apply to {name} embeddings; "
+            "remove them (waveform augmentation and mixup do apply)"
+        )
+    from earmark.augment import Augmentation, Compose
+
+    return Augmentation(aug.waveform, Compose([]), aug.mixup)
 
 
 @dataclass
@@ -652,6 +709,19 @@ class Trainer:
         frontend.to(device)
         aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
         amp = cfg.mixed_precision and device.type == "cuda"
+        extra: dict[str, Any] = {}
+        if _frozen(frontend):
+            frontend.requires_grad_(False).eval()
+            aug = _embedding_augmentation(aug, cfg.augment, frontend)
+            fixed = not len(aug.waveform) and bool((train.lengths <= n_samples).all())
+            if fixed and type(objective) is SupervisedObjective:
+                # the same vector for a clip every epoch: embed each clip once
+                t0 = time.perf_counter()
+                train = EmbeddingBank(train, frontend, n_samples, device)
+                if valid is not None and len(valid):
+                    valid = EmbeddingBank(valid, frontend, n_samples, device)
+                frontend = nn.Identity()
+                extra["embedding_seconds"] = time.perf_counter() - t0
         context = FitContext(
             config=cfg,
             device=device,
@@ -754,7 +824,8 @@ class Trainer:
             stopped = "interrupted"
         if cfg.keep == "last" and history:
             best, best_epoch = _state_to_cpu(model), len(history)
-        return TrainResult(best, history, stopped, best_epoch, time.perf_counter() - t_start)
+        seconds = time.perf_counter() - t_start
+        return TrainResult(best, history, stopped, best_epoch, seconds, extra)
 
 
 def augmented_features(

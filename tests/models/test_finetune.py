@@ -5,7 +5,6 @@ pretrained weights, exported to ONNX with its spectrogram inside."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -159,15 +158,17 @@ def test_waveform_inputs_get_no_spectrogram_masks() -> None:
     torch.testing.assert_close(out, train.batch(idx, n), rtol=0, atol=0)  # no clip silenced
 
 
-def test_the_model_takes_44k_waveforms_only(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_model_takes_44k_waveforms_only() -> None:
     from earmark.settings import train_settings
 
     assert Classifier(MODEL).audio.sample_rate == SR
-    with caplog.at_level(logging.WARNING):
+    with pytest.warns(UserWarning) as caught:
         clf = Classifier(MODEL, audio=AudioConfig(sample_rate=16_000, duration=0.5))
     assert clf.audio.sample_rate == SR and clf.audio.duration == 0.5
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == [f"{MODEL} takes 44100 Hz audio: using it instead of the 16000 Hz asked for"]
+    lines = [str(w.message) for w in caught]
+    assert lines == [
+        f"{MODEL} takes 44100 Hz audio: decoding at 44100 Hz, not the 16000 Hz asked for"
+    ]
     with pytest.raises(ParameterError, match="takes waveform features, not logmel"):
         Classifier(MODEL, features="logmel")
     s = train_settings(None, {"model": MODEL})

@@ -11,8 +11,13 @@ from safetensors.torch import load_file, save_file
 from earmark.models import registry
 from earmark.models.neural import NeuralModel, count_macs, count_parameters
 
-# The spectrogram networks (aisfx-finetune takes waveforms: tests/models/test_finetune.py)
-NETWORKS = [n for n in registry.names("neural") if not registry.get(n).feature_kinds]
+# The spectrogram networks (aisfx-finetune takes waveforms: tests/models/test_finetune.py;
+# the head takes embedding vectors: tests/models/test_head.py)
+NETWORKS = [
+    n
+    for n in registry.names("neural")
+    if not registry.get(n).feature_kinds and not registry.get(n).embedding_input
+]
 
 
 def test_the_zoo_is_registered() -> None:
@@ -22,6 +27,7 @@ def test_the_zoo_is_registered() -> None:
     for name in set(registry.names("neural")) - set(NETWORKS):
         spec = registry.get(name)
         assert spec.default_features["kind"] in spec.feature_kinds
+    assert "head" in registry.names("neural") and "head" not in NETWORKS
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -97,7 +103,7 @@ def test_declared_hyper_parameters_are_exactly_the_networks_own(name: str) -> No
     spec = registry.get(name)
     net = NeuralModel(name, dict(spec.defaults), 3, 1).network  # every declared name is taken
     own = set(inspect.signature(type(net).__init__).parameters)
-    own -= {"self", "n_classes", "in_channels", "n_mels", "pretrained"}
+    own -= {"self", "n_classes", "in_channels", "n_mels", "dim", "pretrained"}  # input sizes
     assert own <= {p.name for p in spec.params}  # and none of the network's is undeclared
     with pytest.raises(TypeError):
         NeuralModel(name, {"not_a_parameter": 1}, 3, 1)

@@ -1,22 +1,28 @@
 """Feature settings: which features, with which parameters (plain data, no torch).
 
 :class:`FeatureConfig` round-trips through JSON and is stored with every trained model, so
-prediction computes exactly the features training saw.
+prediction computes exactly the features training saw. Besides the spectral and hand-crafted
+kinds, a kind may name a pretrained embedding frontend (:data:`earmark.features.pretrained.
+FRONTENDS`: ``aisfx``, ``birdnet``): one vector per window, computed by that network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from earmark.config import JsonConfig
 from earmark.errors import ParameterError
 from earmark.features.handcrafted import HandcraftedFeatures
+from earmark.features.pretrained import FRONTENDS, is_frontend
 
-__all__ = ["FEATURE_KINDS", "FeatureConfig"]
+__all__ = ["FEATURE_KINDS", "PRETRAINED_KINDS", "FeatureConfig"]
 
-FeatureKind = Literal["waveform", "stft", "logmel", "mfcc", "handcrafted"]
-FEATURE_KINDS: tuple[str, ...] = ("waveform", "stft", "logmel", "mfcc", "handcrafted")
+FeatureKind = Literal["waveform", "stft", "logmel", "mfcc", "handcrafted", "aisfx", "birdnet"]
+#: The pretrained embedding frontends, by the registry's names.
+PRETRAINED_KINDS: tuple[str, ...] = FRONTENDS
+FEATURE_KINDS: tuple[str, ...] = ("waveform", "stft", "logmel", "mfcc", "handcrafted", *FRONTENDS)
 
 # n_mels / n_mfcc when not given: the spectral kinds' 64 / 20, the hand-crafted vector's 40 / 13
 # (the values it has always been computed with).
@@ -52,6 +58,11 @@ class FeatureConfig(JsonConfig):
     says; they are made into what was computed (``n_mfcc=13``, ``n_mels=min(n_mels, 40)``,
     version 2). :meth:`from_dict` reads a complete hand-crafted record without the key (one
     written before it existed) as version 1.
+
+    A pretrained kind (``aisfx``, ``birdnet``) has no settings of its own: the network
+    fixes its spectrogram, so the other fields are set to their defaults (whatever was
+    given: a model's default spectral settings merged in, say) and not recorded
+    (:meth:`to_dict` is ``{"kind": name}``).
     """
 
     kind: FeatureKind = "logmel"
@@ -70,6 +81,10 @@ class FeatureConfig(JsonConfig):
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise ParameterError(f"unknown feature kind {self.kind!r}; use one of {FEATURE_KINDS}")
+        if is_frontend(self.kind):  # the network's own spectrogram: nothing to set
+            for f in dataclasses.fields(self):
+                if f.name != "kind":
+                    object.__setattr__(self, f.name, f.default)
         if self.win_length is not None and not 1 <= self.win_length <= self.n_fft:
             raise ParameterError(f"need 1 <= win_length <= n_fft, got {self.win_length}")
         if self.hop_length < 1:
@@ -92,7 +107,14 @@ class FeatureConfig(JsonConfig):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
 
+    @property
+    def pretrained(self) -> bool:
+        """Whether these are a pretrained frontend's embeddings (one vector per window)."""
+        return is_frontend(self.kind)
+
     def to_dict(self) -> dict[str, Any]:
+        if self.pretrained:
+            return {"kind": self.kind}
         d = super().to_dict()
         if self.kind != "handcrafted":  # (the other kinds' records and cache keys as before)
             del d["handcrafted_version"]
@@ -110,7 +132,12 @@ class FeatureConfig(JsonConfig):
 
     @property
     def n_bins(self) -> int:
-        """Feature bins per frame of the spectral kinds (what a network's input layer sees)."""
+        """Feature bins per frame of the spectral kinds (what a network's input layer sees);
+        a pretrained frontend's embedding size."""
+        if self.pretrained:
+            from earmark.features.pretrained import info
+
+            return info(self.kind).dim
         if self.kind == "mfcc":
             return self.n_mfcc * (1 + self.deltas)
         if self.kind == "stft":

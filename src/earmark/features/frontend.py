@@ -1,6 +1,6 @@
 """From a :class:`FeatureConfig` to features: :func:`build_frontend` turns it into a torch
-module (for the network kinds) and :func:`extract` computes features for a batch of
-standardized clips, whatever the kind.
+module (for the network kinds and the pretrained embedding frontends) and :func:`extract`
+computes features for a batch of standardized clips, whatever the kind.
 """
 
 from __future__ import annotations
@@ -20,7 +20,22 @@ def build_frontend(config: FeatureConfig, sr: int) -> nn.Module:
     """The torch module computing ``config``'s features from ``[..., samples]`` at ``sr`` Hz.
 
     ``waveform`` gives ``nn.Identity``; ``handcrafted`` has no torch form (use :func:`extract`).
+    A pretrained kind gives its frozen network
+    (:class:`~earmark.features.pretrained.frontend.PretrainedFrontend`, ``[batch, dim]``),
+    which takes audio at its own rate only: ``sr`` must be that rate (audio settings made
+    for these features take it, see :class:`earmark.Classifier`).
     """
+    if config.pretrained:
+        from earmark.features.pretrained import info
+        from earmark.features.pretrained.frontend import PretrainedFrontend
+
+        rate = info(config.kind).sample_rate
+        if sr != rate:
+            raise ParameterError(
+                f"the {config.kind} frontend takes {rate} Hz audio, not {sr} Hz "
+                f"(set the sample rate to {rate})"
+            )
+        return PretrainedFrontend(config.kind)
     common = dict(n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length)
     if config.kind == "waveform":
         return nn.Identity()
@@ -44,8 +59,8 @@ def extract(
     """Features of standardized clips ``[batch, channels, samples]`` at ``sr`` Hz.
 
     Returns float32 ``[batch, channels, freq, frames]`` for stft / logmel / mfcc,
-    ``[batch, channels, samples]`` for waveform and ``[batch, n_features]`` for handcrafted
-    (channels averaged first).
+    ``[batch, channels, samples]`` for waveform, ``[batch, n_features]`` for handcrafted
+    and ``[batch, dim]`` for a pretrained frontend (channels averaged first).
     """
     if config.kind == "handcrafted":
         x = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else batch

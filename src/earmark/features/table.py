@@ -91,7 +91,15 @@ PARALLEL_MIN_FILES = 1000
 
 
 def _settings_key(audio: AudioConfig, features: FeatureConfig) -> str:
-    return f"{audio.key()}|{features.key()}"
+    """The cache key of these settings; a pretrained frontend's adds the identity of its
+    weights (package version and checkpoint digest), so another release of the weights
+    never reads this one's embeddings."""
+    key = f"{audio.key()}|{features.key()}"
+    if features.pretrained:
+        from earmark.features.pretrained import info
+
+        key += f"|weights={info(features.kind).weights}"
+    return key
 
 
 def _handcrafted_file(
@@ -132,9 +140,11 @@ def compute_features(
     Each file's features are cached under ``cache_dir`` (keyed by its content and the
     settings), so a re-run only reads the cache. Spectral kinds decode in threads and compute
     features in batches with torch; hand-crafted features use ``workers`` processes (default:
-    all cores) once there are :data:`PARALLEL_MIN_FILES` files to compute. Clips must share a
-    length for the spectral kinds and ``waveform``: set ``audio.duration``. Unreadable files
-    are skipped and listed in ``FeatureTable.skipped``.
+    all cores) once there are :data:`PARALLEL_MIN_FILES` files to compute. A pretrained
+    frontend (``aisfx``...) embeds ``batch_size`` clips at a time on ``device``; its cache
+    entries are keyed by its weights too. Clips must share a length for the spectral kinds,
+    ``waveform`` and the pretrained frontends: set ``audio.duration``. Unreadable files are
+    skipped and listed in ``FeatureTable.skipped``.
     """
     if features.kind != "handcrafted" and audio.duration is None:
         raise EarmarkError(

