@@ -801,15 +801,18 @@ def codec_delay(codec: str, sample_rate: int, kbps: int) -> int:
     Encoder priming, decoder look-ahead and gapless metadata differ by codec, bitrate and
     library version (libsndfile drops the LAME tag when it does not fit a low-bitrate frame:
     1105 samples late at 16 kHz instead of 0), so they are measured, not tabulated."""
-    from scipy.signal import chirp
+    from scipy.signal import chirp, correlate
 
     t = np.arange(sample_rate // 2) / sample_rate
     probe = (0.5 * chirp(t, 200.0, t[-1], 3000.0) * np.hanning(len(t))).astype(np.float32)
     out = _codec_chain(probe, codec, sample_rate, kbps)
     before, after = round(0.05 * sample_rate), round(0.25 * sample_rate)
-    padded = np.concatenate([np.zeros(before, np.float32), out, np.zeros(after, np.float32)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, len(probe))[: before + after + 1]
-    return int(np.argmax(windows @ probe)) - before
+    # xcorr[lag] = sum_t out[t + lag] probe[t]; full mode puts lag 0 at len(probe) - 1
+    xcorr = correlate(out, probe, mode="full", method="fft")
+    zero = len(probe) - 1
+    lags = np.arange(-before, after + 1)
+    valid = (zero + lags >= 0) & (zero + lags < len(xcorr))
+    return int(lags[valid][np.argmax(xcorr[zero + lags[valid]])])
 
 
 def _check_codec(codec: str) -> None:
