@@ -438,3 +438,44 @@ def test_new_transforms_by_name_in_a_recipe() -> None:
 def test_bad_settings_are_one_line_errors(transform: dict, words: str) -> None:
     with pytest.raises(ParameterError, match=words):
         A.check_spec({"waveform": [transform]})
+
+
+def test_a_run_with_the_robust_preset_trains_and_replays() -> None:
+    from earmark.features import FeatureConfig, build_frontend
+    from earmark.models.neural import NeuralModel
+    from earmark.training import TrainConfig, Trainer, WaveBank
+
+    sr = 8000
+    rng = np.random.default_rng(0)
+    t = np.arange(sr // 2) / sr
+    waves = [
+        (
+            0.3 * np.sin(2 * np.pi * (300.0, 1200.0)[i % 2] * t)
+            + 0.02 * rng.standard_normal(t.size)
+        ).astype(np.float32)[None, :]
+        for i in range(24)
+    ]
+    labels = torch.tensor([i % 2 for i in range(24)])
+    features = FeatureConfig(kind="logmel", n_fft=256, win_length=200, hop_length=100, n_mels=24)
+
+    def fit() -> tuple[dict, list]:
+        torch.manual_seed(0)
+        net = NeuralModel("seed-cnn", {}, 2, 1).network
+        config = TrainConfig(epochs=2, batch_size=12, augment="robust", device="cpu", seed=0)
+        result = Trainer(config).fit(
+            net,
+            build_frontend(features, sr),
+            WaveBank(waves),
+            labels,
+            None,
+            None,
+            n_classes=2,
+            n_samples=sr // 2,
+            sample_rate=sr,
+        )
+        return result.best_state, result.history
+
+    (state, history), (again, _) = fit(), fit()
+    assert len(history) == 2 and all(np.isfinite(r["train_loss"]) for r in history)
+    for name, value in state.items():
+        torch.testing.assert_close(again[name], value, rtol=0, atol=0)
