@@ -353,7 +353,11 @@ _COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
 
 def _names(kind: str, given: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
-    names = (given,) if isinstance(given, str) else tuple(given)
+    if isinstance(given, str):
+        given = (given,)
+    if not isinstance(given, Sequence):
+        raise ParameterError(f"{kind} must be a list of names ({', '.join(known)}), got {given!r}")
+    names = tuple(given)
     bad = [c for c in names if c not in known]
     if not names or bad:
         raise ParameterError(f"unknown {kind} {bad or list(names)}; use {', '.join(known)}")
