@@ -644,10 +644,15 @@ def train(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (networks).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (networks).")] = None,
     augment: Annotated[
-        str | None, typer.Option(help="Augmentation: none, default, strong (networks).")
+        str | None,
+        typer.Option(
+            help="Augmentation: none, default, strong, or robust (new recording conditions: "
+            "EQ or telephone band, reverb, codec, speed, noise) (networks)."
+        ),
     ] = None,
     background: Annotated[
-        Path | None, typer.Option(help="Folder of noise files mixed in by --augment strong.")
+        Path | None,
+        typer.Option(help="Folder of noise files mixed in by --augment strong or robust."),
     ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Early-stopping patience in epochs; 0: off.")

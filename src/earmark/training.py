@@ -104,7 +104,7 @@ class TrainConfig(JsonConfig):
     mixed_precision: bool = True  # bfloat16 autocast on CUDA; ignored on the CPU
     device: str = "auto"
     augment: str | dict[str, Any] = "default"  # a preset name or a full spec (augment.from_spec)
-    background: str | None = None  # folder of noise files for the strong preset
+    background: str | None = None  # folder of noise files for the strong and robust presets
     seed: int = 0
 
     def __post_init__(self) -> None:
