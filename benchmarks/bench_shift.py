@@ -30,6 +30,7 @@ Run: .venv/bin/python benchmarks/bench_shift.py [--data out/demo/digits] [--rows
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import time
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
-from _common import write
+from _common import RESULTS, write
 from scipy import signal
 
 import earmark
@@ -182,7 +183,7 @@ class Row:
         train = None
         spec = earmark.models.registry.get(self.model)
         if spec.family == "neural":
-            options: dict[str, Any] = {"device": "cpu", "seed": seed}
+            options: dict[str, Any] = {**spec.train_defaults, "device": "cpu", "seed": seed}
             if self.augment is not None:
                 options["augment"] = self.augment
             if self.epochs is not None:
@@ -208,6 +209,7 @@ ROWS = [
     Row("aisfx fine-tuned", "aisfx-finetune", needs="aisfx"),
     Row("aisfx fine-tuned robust", "aisfx-finetune", augment="robust", needs="aisfx"),
     Row("birdnet + logreg", "logreg", features="birdnet", needs="birdnet"),
+    Row("birdnet + head", "head", features="birdnet", needs="birdnet"),
 ]
 ENSEMBLE = ("cnn robust", "aisfx fine-tuned robust", "aisfx + head robust")
 
@@ -243,8 +245,20 @@ def main() -> None:
     print(f"conditions ready in {time.perf_counter() - t0:.1f} s: {len(splits.test)} clips each")
     from earmark.features import pretrained
 
+    # Rows run before (``--rows`` runs a few at a time) are kept, each with its commit.
+    previous = RESULTS / "bench_shift.json"
     results: dict[str, Any] = {}
-    trained: dict[str, Path] = {}
+    if previous.exists():
+        results = json.loads(previous.read_text()).get("results", {})
+    results.pop("ensemble", None)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    trained: dict[str, Path] = {
+        row.name: args.work / "runs" / slug(row.name)
+        for row in ROWS
+        if (args.work / "runs" / slug(row.name) / "earmark.json").exists()
+    }
     for row in ROWS:
         if args.rows is not None and slug(row.name) not in args.rows:
             continue
@@ -274,7 +288,8 @@ def main() -> None:
             "evaluate_s": round(time.perf_counter() - t, 1),
             "model": row.model,
             "features": clf.features.kind,
-            "augment": row.augment or ("default" if clf.family == "neural" else None),
+            "augment": clf.train.augment if clf.family == "neural" else None,
+            "commit": commit,
         }
         print(row.name, results[row.name], flush=True)
     members = [trained[n] for n in ENSEMBLE if n in trained]
