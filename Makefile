@@ -75,7 +75,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests benchmarks
 
 # The serving benchmark's load generator, wrk, is only needed here.
-bench: setup
+bench: setup $(BIRDNET_STAMP)
 	$(MAKE) system-packages APT_PACKAGES=wrk
 	$(BIN)/python benchmarks/bench_logmel.py
 	$(BIN)/python benchmarks/bench_decode.py
@@ -86,6 +86,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_serve.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_reliability.py --data $(DEMO)/digits
 	$(BIN)/python benchmarks/bench_sgan.py --data $(DEMO)/digits
+	$(BIN)/python benchmarks/bench_augment.py
+	$(BIN)/python benchmarks/bench_embed.py
+	$(BIN)/python benchmarks/bench_shift.py --data $(DEMO)/digits
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

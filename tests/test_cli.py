@@ -144,6 +144,16 @@ def test_help_and_version() -> None:
     assert run("--version").output.startswith("earmark ")
 
 
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "earmark", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("earmark "), done.stderr
+
+
 # -- train / evaluate / cv / predict ----------------------------------------------------------
 
 
