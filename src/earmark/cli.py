@@ -266,18 +266,53 @@ def _fmt_seconds(s: float) -> str:
 @app.command()
 @_friendly
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Data set folder, manifest CSV, annotation table (Raven, Audacity, CSV) or "
+            "folder of tables."
+        ),
+    ],
     layout: Annotated[
         str, typer.Option(help=f"Layout: auto or {', '.join(data.LAYOUTS)}.")
     ] = "auto",
     header_only: Annotated[
         bool, typer.Option("--header-only", help="Read headers only (fast; misses cut files).")
     ] = False,
+    recordings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Annotation tables: the folder of the recordings (default: the tables' "
+            "folder); its recordings that no table covers are listed."
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option(help="Raven tables: the label column (default: Annotation, Label, ...)."),
+    ] = None,
+    table_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Annotation tables: auto, raven, audacity, csv or crowsetta:<name>."
+        ),
+    ] = "auto",
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Classes, counts, durations, sample rates, channels, and the files that cannot be read
-    (exit code 3 when there are any)."""
+    (exit code 3 when there are any). On annotation tables over long recordings: classes,
+    counts and durations of the annotations, overlapping annotations, annotations outside
+    their file and recordings without annotations."""
+    from earmark.data import annotations
+
+    if (
+        recordings is not None
+        or label_column is not None
+        or table_format != "auto"
+        or (layout == "auto" and annotations.is_annotation_source(path))
+    ):
+        _inspect_annotations(path, recordings, label_column, table_format, as_json, quiet)
+        return
     manifest = data.load(path, layout=layout)
     with _progress("checking files", len(manifest), quiet or as_json) as advance:
         report = data.scan(manifest, decode=not header_only, on_file=advance)
@@ -323,6 +358,73 @@ def inspect(
     else:
         console.print("unreadable files: 0")
     _partial(summary["unreadable"], summary["readable"])
+
+
+def _inspect_annotations(
+    path: Path,
+    recordings: Path | None,
+    label_column: str | None,
+    table_format: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``inspect`` on annotation tables: the summary of
+    :meth:`earmark.data.annotations.Annotations.summary`; exit code 3 when some recordings
+    cannot be read."""
+    from earmark.data.annotations import check_format, read_annotations
+
+    with _options():
+        check_format(table_format)
+    ann = read_annotations(
+        path, recordings=recordings, format=table_format, label_column=label_column
+    )
+    summary = ann.summary()
+    bad = summary["unreadable"]
+    _list_unreadable([f"{b['recording']}: {b['error']}" for b in bad])
+    readable = summary["recordings"] - len(bad)
+    if as_json:
+        _emit_json(summary)
+        _partial(len(bad), readable)
+        return
+    console.print(
+        f"[bold]{path}[/]: {summary['tables']} annotation tables, {summary['recordings']} "
+        f"recordings ({_fmt_seconds(summary['recorded_s'])}), {summary['annotations']} "
+        f"annotations, {len(summary['classes'])} classes",
+        soft_wrap=True,
+    )
+    table = Table("class", "count", "recordings", "total", "mean", "min", "max", title="per class")
+    for label, c in summary["classes"].items():
+        table.add_row(
+            label,
+            str(c["count"]),
+            str(c["recordings"]),
+            _fmt_seconds(c["total_s"]),
+            f"{c['mean_s']:.2f}",
+            f"{c['min_s']:.2f}",
+            f"{c['max_s']:.2f}",
+        )
+    if not quiet:
+        console.print(table)
+    o = summary["overlaps"]
+    console.print(
+        f"overlapping annotations: {o['same_class']} pairs of the same class, "
+        f"{o['different_classes']} of different classes"
+    )
+    console.print(f"annotations outside their file: {len(summary['outside'])}")
+    for row in summary["outside"][: 0 if quiet else 20]:
+        console.print(
+            f"  {row['table']}: line {row['line']}: {row['label']} {row['start_s']:g}-"
+            f"{row['end_s']:g} s, the recording lasts {row['duration_s']:g} s",
+            soft_wrap=True,
+            highlight=False,
+        )
+    console.print(f"recordings without annotations: {len(summary['without_annotations'])}")
+    if not quiet:
+        for rec in summary["without_annotations"][:20]:
+            console.print(f"  {rec}", soft_wrap=True, highlight=False)
+    if summary["skipped_files"]:
+        console.print(f"text files that are not tables: {len(summary['skipped_files'])}")
+    _partial(len(bad), readable)
 
 
 @app.command()

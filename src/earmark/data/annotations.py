@@ -75,6 +75,7 @@ __all__ = [
     "Annotations",
     "MinOverlap",
     "annotation_windows",
+    "check_format",
     "find_tables",
     "is_annotation_source",
     "read_annotations",
@@ -618,11 +619,7 @@ def _read(
     rec_dir = None if recordings is None else Path(recordings)
     if rec_dir is not None and not rec_dir.is_dir():
         raise ParameterError(f"{rec_dir}: the recordings folder does not exist")
-    if format not in ("auto", "raven", "audacity", "csv") and not format.startswith("crowsetta:"):
-        raise ParameterError(
-            f"unknown annotation format {format!r}; use auto, raven, audacity, csv or "
-            "crowsetta:<name>"
-        )
+    check_format(format)
     finder = _Finder(rec_dir)
     records, covered = [], {}
     for table in paths:
@@ -669,6 +666,19 @@ def _read(
         skipped,
         None if rec_dir is None else str(rec_dir),
     )
+
+
+def check_format(format: str) -> str:
+    """``format`` when it names a table format (``auto``, ``raven``, ``audacity``, ``csv``,
+    ``crowsetta:<name>``), else a one-line :class:`ParameterError`."""
+    if format not in ("auto", "raven", "audacity", "csv") and not (
+        format.startswith("crowsetta:") and len(format) > len("crowsetta:")
+    ):
+        raise ParameterError(
+            f"unknown annotation format {format!r}; use auto, raven, audacity, csv or "
+            "crowsetta:<name>"
+        )
+    return format
 
 
 def is_annotation_source(path: str | Path) -> bool:
