@@ -132,6 +132,14 @@ def test_folder_of_tables_next_to_recordings(tmp_path):
     assert [Path(p).name for p in ann.skipped] == ["README.txt"]
     summary = ann.summary()
     assert [Path(p).name for p in summary["without_annotations"]] == ["y.wav"]
+    w = annotation_windows(ann, window_s=1.0, min_overlap="50%", complete=True, last="drop")
+    assert [(Path(f).name, s, lab) for f, s, lab in w[["filepath", "start_s", "label"]].values] == [
+        ("x.wav", 0.0, "a"),
+        ("x.wav", 1.0, ""),
+        ("y.wav", 0.0, ""),  # the empty table: every window of y is a negative
+        ("y.wav", 1.0, ""),
+    ]
+    assert annotation_windows(ann, window_s=1.0, last="drop")["label"].tolist() == ["a"]
 
 
 def test_crowsetta_formats(tmp_path, rec):

@@ -19,6 +19,8 @@ from earmark.data.scan import ScanReport, scan
 
 _LAZY = {
     "AudioDataset": "dataset",
+    "annotation_windows": "annotations",
+    "read_annotations": "annotations",
     "Splits": "splits",
     "check_no_leak": "splits",
     "from_split_column": "splits",
