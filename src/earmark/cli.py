@@ -231,16 +231,41 @@ def demo_scenes(
     target: Annotated[str, typer.Option(help="The digit to detect.")] = "seven",
     recordings: Annotated[int, typer.Option(min=1, help="Number of recordings.")] = 4,
     seconds: Annotated[float, typer.Option(help="Length of each recording (s).")] = 120.0,
-    snr_db: Annotated[float, typer.Option(help="Digit level over the background (dB).")] = 6.0,
+    snr_db: Annotated[
+        float | None,
+        typer.Option(
+            help="Digit level over the background (dB); with --multi the middle of "
+            "a +-4 dB range drawn per word. Default 6 (8 with --multi)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for placement and noise.")] = 0,
+    multi: Annotated[
+        bool,
+        typer.Option(
+            "--multi",
+            help="Multi-label field scenes: train/valid/test recordings with several target "
+            "words, overlapping at times, distractors, and a Raven table per recording.",
+        ),
+    ] = False,
+    targets: Annotated[
+        str, typer.Option(help="With --multi: the target words, comma-separated.")
+    ] = "seven,three,nine",
+    splits: Annotated[
+        str, typer.Option(help="With --multi: train,valid,test recording counts.")
+    ] = "8,4,6",
     quiet: Quiet = False,
 ) -> None:
     """Long recordings with digits at known times over background noise, their truth table,
-    and a training set for a detector of one digit (target / other / noise)."""
+    and a training set for a detector of one digit (target / other / noise); with --multi,
+    field soundscapes with several target words annotated in Raven tables."""
     from earmark.artifact import check_out
     from earmark.data.scenes import make_demo_scenes
 
     check_out(out, into=True)
+    if multi:
+        _demo_field_scenes(out, digits, targets, splits, seconds, snr_db, seed, quiet)
+        return
+    snr_db = 6.0 if snr_db is None else snr_db
     with _progress("building recordings", recordings, quiet) as advance:
         scenes = make_demo_scenes(
             out,
@@ -255,6 +280,46 @@ def demo_scenes(
     console.print(
         f"wrote {recordings} recordings to {scenes.recordings}, truth {scenes.truth}, "
         f"training set {scenes.train} (classes {target}, other, noise)",
+        soft_wrap=True,
+    )
+
+
+def _demo_field_scenes(
+    out: Path,
+    digits: Path,
+    targets: str,
+    splits: str,
+    seconds: float,
+    snr_db: float | None,
+    seed: int,
+    quiet: bool,
+) -> None:
+    from earmark.data.field import make_field_scenes
+
+    words = tuple(w.strip() for w in targets.split(",") if w.strip())
+    try:
+        counts = tuple(int(v) for v in splits.split(","))
+    except ValueError:
+        raise OptionError(f"--splits takes three counts like 8,4,6, got {splits!r}") from None
+    if len(counts) != 3:
+        raise OptionError(f"--splits takes three counts like 8,4,6, got {splits!r}")
+    mid = 8.0 if snr_db is None else snr_db
+    with _progress("building field recordings", max(0, sum(counts)), quiet) as advance:
+        scenes = make_field_scenes(
+            out,
+            digits,
+            targets=words,
+            n_recordings=counts,  # type: ignore[arg-type]
+            seconds=seconds,
+            snr_db=(mid - 4.0, mid + 4.0),
+            seed=seed,
+            on_recording=advance,
+        )
+    per_split = ", ".join(f"{n} {s}" for s, n in zip(scenes.recordings, counts, strict=True))
+    console.print(
+        f"wrote {sum(counts)} recordings ({per_split}) "
+        f"with Raven tables under {out / 'recordings'}, truth per split under {out / 'truth'}, "
+        f"targets {', '.join(scenes.targets)}",
         soft_wrap=True,
     )
 
