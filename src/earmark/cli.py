@@ -1574,8 +1574,8 @@ def score_events_cmd(
         raise OptionError(f"--segment must be >= 0 seconds (0: no segment scores), got {segment}")
     if scores is not None and not psds:
         raise OptionError("--scores is for --psds; add --psds")
-    # refused before anything is read (a ParameterError: a one-line usage error)
-    settings = PsdsSettings(dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr) if psds else None
+    with _options():  # refused before anything is read
+        settings = PsdsSettings(dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr) if psds else None
     run = score_run(
         events,
         truth,
