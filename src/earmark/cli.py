@@ -1708,25 +1708,63 @@ def score_events_cmd(
     sweep: Annotated[
         bool, typer.Option(help="Precision / recall for a range of thresholds (from scores).")
     ] = False,
+    segment: Annotated[
+        float, typer.Option(help="Segment length (s) of the segment-based scores; 0: none.")
+    ] = 1.0,
+    psds: Annotated[
+        bool, typer.Option("--psds", help="Also PSDS (DCASE) from the run's window scores.")
+    ] = False,
+    scores: Annotated[
+        Path | None,
+        typer.Option(help="Window scores for --psds (default: scores.parquet beside EVENTS)."),
+    ] = None,
+    dtc: Annotated[float, typer.Option(help="PSDS detection tolerance criterion.")] = 0.7,
+    gtc: Annotated[float, typer.Option(help="PSDS ground-truth intersection criterion.")] = 0.7,
+    cttc: Annotated[float, typer.Option(help="PSDS cross-trigger tolerance criterion.")] = 0.3,
+    alpha_ct: Annotated[float, typer.Option(help="PSDS cross-trigger weight.")] = 0.0,
+    alpha_st: Annotated[float, typer.Option(help="PSDS weight of the class spread.")] = 1.0,
+    max_efpr: Annotated[
+        float, typer.Option(help="PSDS: false positives per hour the ROC goes up to.")
+    ] = 100.0,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Event-based precision, recall and F1 (onset within --tolerance), per class and
-    overall, and the count error per file."""
+    overall, the count error per file, segment-based F1 (--segment seconds) and, with
+    --psds, the polyphonic sound detection score from the window scores."""
+    from earmark.detection.psds import PsdsSettings
     from earmark.detection.scoring import score_run
 
     if tolerance < 0:
         raise OptionError(f"--tolerance must be >= 0 seconds, got {tolerance}")
-    run = score_run(events, truth, tolerance=tolerance, sweep=sweep)
+    if segment < 0:
+        raise OptionError(f"--segment must be >= 0 seconds (0: no segment scores), got {segment}")
+    if scores is not None and not psds:
+        raise OptionError("--scores is for --psds; add --psds")
+    with _options():  # refused before anything is read
+        settings = PsdsSettings(dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr) if psds else None
+    run = score_run(
+        events,
+        truth,
+        tolerance=tolerance,
+        sweep=sweep,
+        segment=segment or None,
+        psds=settings,
+        scores=scores,
+    )
     result = run.scores
-    if as_json:  # one document, the sweep inside it
+    if as_json:  # one document, the sweep, segment scores and PSDS inside it
         doc = result.to_dict()
         if sweep:
             doc["sweep"] = run.sweep
+        if run.segments is not None:
+            doc["segment"] = run.segments.to_dict()
+        if run.psds is not None:
+            doc["psds"] = run.psds.to_dict()
         _emit_json(doc)
         return
     else:
-        table = Table("label", "true", "detected", "precision", "recall", "F1")
+        table = Table("label", "true", "detected", "precision", "recall", "F1", title="events")
         for label, m in result.per_class.items():
             table.add_row(
                 label,
@@ -1758,8 +1796,65 @@ def score_events_cmd(
         if not quiet:
             console.print(counts)
         console.print(f"count error (mean absolute, per file and class): {o['count_mae']:.3f}")
+    if run.segments is not None:
+        _print_segments(run.segments)
     if sweep:
         _print_sweep(run.sweep, run.best)
+    if run.psds is not None:
+        _print_psds(run.psds)
+
+
+def _print_segments(seg: Any) -> None:
+    table = Table(
+        "label",
+        "true",
+        "detected",
+        "precision",
+        "recall",
+        "F1",
+        title=f"segments ({seg.segment:g} s, {seg.segments} per class)",
+    )
+    for label, m in seg.per_class.items():
+        table.add_row(
+            label,
+            str(m["tp"] + m["fn"]),
+            str(m["tp"] + m["fp"]),
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['f1']:.3f}",
+        )
+    mi, ma = seg.micro, seg.macro
+    table.add_row(
+        "[bold]micro",
+        str(mi["tp"] + mi["fn"]),
+        str(mi["tp"] + mi["fp"]),
+        f"{mi['precision']:.3f}",
+        f"{mi['recall']:.3f}",
+        f"[bold]{mi['f1']:.3f}",
+    )
+    table.add_row(
+        "[bold]macro", "", "", f"{ma['precision']:.3f}", f"{ma['recall']:.3f}", f"{ma['f1']:.3f}"
+    )
+    console.print(table)
+
+
+def _print_psds(result: Any) -> None:
+    s = result.settings
+    table = Table("class", "PSDS", title="PSDS (per class: its own ROC)")
+    for label, value in result.per_class.items():
+        table.add_row(label, f"{value:.3f}")
+    table.add_row("[bold]all", f"[bold]{result.psds:.3f}")
+    console.print(table)
+    console.print(
+        f"PSDS {result.psds:.4f} over {len(result.classes)} classes, {result.files} recordings "
+        f"({result.hours:.2f} h): dtc {s.dtc:g}, gtc {s.gtc:g}, cttc {s.cttc:g}, "
+        f"alpha_ct {s.alpha_ct:g}, alpha_st {s.alpha_st:g}, max eFPR {s.max_efpr:g}/h",
+        soft_wrap=True,
+    )
+    if result.no_reference:
+        err_console.print(
+            f"[yellow]not in PSDS:[/] {', '.join(result.no_reference)} (no reference events)"
+        )
 
 
 def _print_sweep(rows: list[dict[str, float]], best: dict[str, float] | None) -> None:

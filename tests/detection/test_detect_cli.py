@@ -119,6 +119,17 @@ def test_detect_finds_tone_bursts_at_their_known_times(
         "rec.2024-05-01": 5,
         "rec.2024-05-02": 3,
     }
+    # PSDS from the run's window scores (the background class left out), segment F1 beside
+    res = runner.invoke(
+        app,
+        ["score-events", str(det / "events.csv"), str(tone_scene.truth), "--psds", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["psds"]["classes"] == ["tone"] and doc["psds"]["no_reference"] == []
+    assert doc["psds"]["hours"] == pytest.approx(2 / 60, abs=1e-3)
+    assert doc["psds"]["psds"] > 0.8, doc["psds"]
+    assert doc["segment"]["micro"]["f1"] > 0.8, doc["segment"]
 
 
 def test_detect_score_cut_and_plot(tone_scene: ToneScene, broken_dir: Path, tmp_path: Path) -> None:

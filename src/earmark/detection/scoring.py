@@ -3,7 +3,9 @@
 The run's own record (``detection.json``) says which classes it reported (background
 classes left out) and which recordings it analysed (so a recording with no detections still
 counts its misses); the threshold sweep recomputes the events from the run's stored window
-scores (``scores.parquet``) with the run's own rules at each threshold.
+scores (``scores.parquet``) with the run's own rules at each threshold. Beside the event
+scores: segment-based scores of the same events (:func:`earmark.detection.truth.
+score_segments`) and, when asked, PSDS from the window scores (:mod:`earmark.detection.psds`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from typing import Any
 import numpy as np
 
 from earmark.detection.events import Event, EventRules, find_events
+from earmark.detection.psds import PsdsResult, PsdsSettings, psds_of_run
 from earmark.detection.run import read_record
 from earmark.detection.tables import read_events, read_tracks
-from earmark.detection.truth import EventScores, read_truth, score_events
+from earmark.detection.truth import (
+    EventScores,
+    SegmentScores,
+    read_truth,
+    score_events,
+    score_segments,
+)
 from earmark.errors import EarmarkError
 
 __all__ = ["RunScores", "score_run", "sweep_thresholds"]
@@ -29,11 +38,14 @@ SWEEP = tuple(float(t) for t in np.round(np.arange(0.05, 1.0, 0.05), 2))
 
 @dataclass
 class RunScores:
-    """Event scores of a run (:class:`EventScores`) and, when asked, the sweep: one row per
-    threshold with precision, recall and F1 over all classes."""
+    """Event scores of a run (:class:`EventScores`), its segment scores
+    (:class:`SegmentScores`, unless turned off) and, when asked, the sweep (one row per
+    threshold with precision, recall and F1 over all classes) and PSDS."""
 
     scores: EventScores
     sweep: list[dict[str, float]] = field(default_factory=list)
+    segments: SegmentScores | None = None
+    psds: PsdsResult | None = None
 
     @property
     def best(self) -> dict[str, float] | None:
@@ -42,18 +54,47 @@ class RunScores:
 
 
 def score_run(
-    events: str | Path, truth: str | Path, *, tolerance: float = 0.5, sweep: bool = False
+    events: str | Path,
+    truth: str | Path,
+    *,
+    tolerance: float = 0.5,
+    sweep: bool = False,
+    segment: float | None = 1.0,
+    psds: PsdsSettings | bool | None = None,
+    scores: str | Path | None = None,
 ) -> RunScores:
     """Score ``events`` (the ``events.csv`` of a run) against ``truth`` (CSV, a Raven table
-    or a folder of them); ``sweep``: also for every threshold of :data:`SWEEP`."""
+    or a folder of them); ``sweep``: also for every threshold of :data:`SWEEP`;
+    ``segment``: the segment length of the segment-based scores (None: none); ``psds``:
+    also PSDS (``True``: DCASE's settings) from the window scores ``scores`` (default: the
+    run's ``scores.parquet`` beside ``events``)."""
     events = Path(events)
+    if psds is True:
+        psds = PsdsSettings()
+    if psds:  # before the events are read: a missing score table is the first error
+        scores = Path(scores) if scores is not None else events.parent / "scores.parquet"
+        if not scores.is_file():
+            raise EarmarkError(
+                f"{scores}: no such score table; PSDS needs the window scores "
+                "(earmark detect writes scores.parquet beside events.csv)"
+            )
     detected, reference = read_events(events), read_truth(truth)
     record = read_record(events.parent)
-    labels = files = None
+    labels = files = durations = None
     if record is not None:
         labels = [c for c in record["classes"] if c not in record["rules"]["background"]]
         files = list(record.get("durations", {})) or None
+        durations = record.get("durations") or None
     result = score_events(detected, reference, tolerance=tolerance, labels=labels, files=files)
+    by_segment = None
+    if segment is not None:
+        by_segment = score_segments(
+            detected, reference, segment=segment, labels=labels, files=files, durations=durations
+        )
+    by_psds = None
+    if psds:
+        assert isinstance(psds, PsdsSettings) and scores is not None
+        by_psds = psds_of_run(scores, reference, settings=psds)
     rows = []
     if sweep:
         if record is None:
@@ -61,7 +102,7 @@ def score_run(
         rows = sweep_thresholds(
             events.parent, record, reference, tolerance=tolerance, labels=labels, files=files
         )
-    return RunScores(result, rows)
+    return RunScores(result, rows, by_segment, by_psds)
 
 
 def sweep_thresholds(

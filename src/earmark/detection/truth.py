@@ -1,19 +1,29 @@
 """Compare detected events with reference ("truth") events.
 
-Event-based scoring as in sed_eval / DCASE: a detection is a true positive when a reference
-event of the same file and label starts within ``tolerance`` seconds of it; each reference
-event matches at most one detection and the pairing is a maximum matching (so the counts
-do not depend on the order of events). Files are matched by name, without folders and
-without the audio extension, so ``recordings/a.wav`` in the events and ``a.wav`` in the truth are
-one file, and ``rec.2024-05-01.wav`` and ``rec.2024-05-02.wav`` are two.
+Event-based scoring (:func:`score_events`) as in sed_eval / DCASE: a detection is a true
+positive when a reference event of the same file and label starts within ``tolerance``
+seconds of it; each reference event matches at most one detection and the pairing is a
+maximum matching (so the counts do not depend on the order of events). Files are matched by
+name, without folders and without the audio extension, so ``recordings/a.wav`` in the
+events and ``a.wav`` in the truth are one file, and ``rec.2024-05-01.wav`` and
+``rec.2024-05-02.wav`` are two.
+
+Segment-based scoring (:func:`score_segments`) as sed_eval's ``SegmentBasedMetrics``: each
+recording is cut into fixed segments (1 s by default) and a class is active in a segment
+when an event of it overlaps the segment (an event from ``onset`` to ``offset`` covers the
+segments ``floor(onset / s)`` to ``ceil(offset / s)``, end excluded); every (segment, class)
+pair is then a true positive, a false positive or a miss. It judges where sound is, not how
+many events: a long call found as three pieces is one event miss and two false events, but
+no segment error.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +32,15 @@ import numpy as np
 from earmark.detection.events import Event, file_key, recording_stem
 from earmark.errors import ParameterError
 
-__all__ = ["EventScores", "file_key", "read_truth", "recording_stem", "score_events"]
+__all__ = [
+    "EventScores",
+    "SegmentScores",
+    "file_key",
+    "read_truth",
+    "recording_stem",
+    "score_events",
+    "score_segments",
+]
 
 _ALIASES = {
     "file": ("file", "filename", "filepath", "path", "recording", "audio"),
@@ -163,4 +181,89 @@ def score_events(
     result.overall = _prf(*totals)
     errors = [abs(int(c["error"])) for c in result.counts]  # type: ignore[call-overload]
     result.overall["count_mae"] = float(np.mean(errors)) if errors else 0.0
+    return result
+
+
+@dataclass
+class SegmentScores:
+    """Segment-based precision, recall and F1 per class, micro-averaged (the counts of all
+    classes summed) and macro-averaged (the mean of the classes' values), over
+    ``segment``-second segments."""
+
+    segment: float
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    micro: dict[str, float] = field(default_factory=dict)
+    macro: dict[str, float] = field(default_factory=dict)
+    segments: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "segment_s": self.segment,
+            "segments": self.segments,
+            "micro": self.micro,
+            "macro": self.macro,
+            "per_class": self.per_class,
+        }
+
+
+def _activity(events: Sequence[tuple[float, float]], n: int, segment: float) -> np.ndarray:
+    """Which of ``n`` segments the ``(onset, offset)`` spans touch (sed_eval's event roll:
+    ``floor(onset / segment)`` to ``ceil(offset / segment)``; 1e-9 absorbs float noise, so
+    an event ending on a segment edge does not spill into the next segment)."""
+    active = np.zeros(n, dtype=bool)
+    for onset, offset in events:
+        first = max(0, math.floor(onset / segment + 1e-9))
+        last = min(n, math.ceil(offset / segment - 1e-9))
+        active[first:last] = True
+    return active
+
+
+def score_segments(
+    detected: Iterable[Event],
+    truth: Iterable[Event],
+    *,
+    segment: float = 1.0,
+    labels: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
+    durations: Mapping[str, float] | None = None,
+) -> SegmentScores:
+    """Segment-based scores of ``detected`` against ``truth`` (see the module docstring).
+    ``labels`` and ``files`` as in :func:`score_events`; ``durations``: each recording's
+    length in seconds (keyed by path or file name), which fixes its number of segments
+    (default: the latest event end in either table, as sed_eval does).
+
+    Written here rather than calling sed_eval: it is a few lines of numpy, and sed_eval
+    needs dcase_util (slow to import, and it imports setuptools' deprecated
+    pkg_resources); tests/detection/test_segment_f1.py checks both agree."""
+    if not (isinstance(segment, (int, float)) and math.isfinite(segment) and segment > 0):
+        raise ParameterError(f"segment length must be > 0 seconds, got {segment}")
+    det: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    ref: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    ends: dict[str, float] = defaultdict(float)
+    for table, events in ((det, detected), (ref, truth)):
+        for ev in events:
+            key = file_key(ev.file)
+            table[(key, ev.label)].append((ev.start, ev.end))
+            ends[key] = max(ends[key], ev.end)
+    lengths = {file_key(str(k)): float(v) for k, v in (durations or {}).items()}
+    labels = sorted({k[1] for k in det} | {k[1] for k in ref}) if labels is None else list(labels)
+    keys = sorted(ends) if files is None else sorted({file_key(f) for f in files})
+    sizes = {f: math.ceil(lengths.get(f, ends.get(f, 0.0)) / segment - 1e-9) for f in keys}
+    result = SegmentScores(float(segment), segments=sum(sizes.values()))
+    totals = [0, 0, 0]
+    for label in labels:
+        tp = fp = fn = 0
+        for f in keys:
+            d = _activity(det.get((f, label), []), sizes[f], segment)
+            r = _activity(ref.get((f, label), []), sizes[f], segment)
+            tp += int((d & r).sum())
+            fp += int((d & ~r).sum())
+            fn += int((~d & r).sum())
+        result.per_class[label] = _prf(tp, fp, fn)
+        totals = [totals[0] + tp, totals[1] + fp, totals[2] + fn]
+    result.micro = _prf(*totals)
+    result.macro = {
+        k: float(np.mean([m[k] for m in result.per_class.values()])) if labels else 0.0
+        for k in ("precision", "recall", "f1")
+    }
     return result
