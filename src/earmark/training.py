@@ -165,7 +165,8 @@ class WaveBank:
         :class:`earmark.data.AudioDataset` (``audio`` with its length untouched; waveforms
         cached under ``cache_dir`` by file content). Returns the bank (``None`` if nothing
         could be read), the class ids of its clips, and the unreadable files with their
-        errors."""
+        errors. Class ids are a long tensor ``[n]``; a multi-label manifest's multi-hot
+        targets a float tensor ``[n, classes]``."""
         from earmark.data.dataset import AudioDataset
         from earmark.errors import AudioError
 
@@ -188,7 +189,9 @@ class WaveBank:
         kept = [i for i, (y, _) in enumerate(decoded) if y is not None]
         skipped = [(dataset.paths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
         bank = cls([decoded[i][0] for i in kept], pad=audio.pad) if kept else None
-        return bank, torch.as_tensor(dataset.targets[kept], dtype=torch.long), skipped
+        targets = dataset.targets[kept]
+        dtype = torch.float32 if targets.ndim == 2 else torch.long
+        return bank, torch.as_tensor(targets, dtype=dtype), skipped
 
     @classmethod
     def concat(cls, banks: list[WaveBank]) -> WaveBank:
