@@ -122,3 +122,119 @@ def test_single_label_data_stays_single_label(tmp_path) -> None:
     assert np.allclose(clf.predict_proba(m).sum(axis=1), 1.0)
     assert clf.predict_file(files[0]).present is None
     assert "multi_label" not in clf.evaluate(m).to_dict()
+
+
+def test_metrics_match_sklearn() -> None:
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((40, 3)) < 0.4).astype(int)
+    y[:, 2] = 0  # a class never present: no AP, no ROC-AUC, left out of the means
+    p = np.clip(y * 0.5 + rng.random((40, 3)) * 0.6, 0, 1)
+    ev = evaluate_multilabel(y, p, ["a", "b", "c"], thresholds={"b": 0.7})
+    ap = [average_precision_score(y[:, k], p[:, k]) for k in range(2)]
+    assert ev.metrics["map"] == pytest.approx(np.mean(ap))
+    np.testing.assert_allclose(ev.per_class["ap"][:2], ap)
+    assert np.isnan(ev.per_class["ap"][2]) and np.isnan(ev.per_class["roc_auc"][2])
+    assert ev.metrics["roc_auc_macro"] == pytest.approx(
+        roc_auc_score(y[:, :2], p[:, :2], average="macro")
+    )
+    cut = p >= np.array([0.5, 0.7, 0.5])
+    assert ev.metrics["f1_macro"] == pytest.approx(
+        f1_score(y, cut, average="macro", zero_division=0)
+    )
+    assert ev.to_dict()["per_class"][2]["ap"] is None  # JSON-safe
+    assert ev.to_dict()["thresholds"] == {"a": 0.5, "b": 0.7, "c": 0.5}
+    assert ev.confusion.shape == (3, 2, 2)
+
+
+def test_focal_loss_and_pos_weight() -> None:
+    import torch
+
+    from earmark.training import focal_loss
+
+    logits = torch.tensor([[3.0, -3.0], [0.0, 0.0]])
+    y = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+    assert float(focal_loss(logits, y, 0.0, multi_label=True)) == pytest.approx(float(bce))
+    # well-classified examples (the first row) count less than under plain BCE
+    per = focal_loss(logits[:1], y[:1], 2.0, multi_label=True)
+    assert float(per) < 0.01 * float(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits[:1], y[:1])
+    )
+    assert float(focal_loss(logits, torch.eye(2), 0.0, multi_label=False)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, torch.arange(2)))
+    )
+    with pytest.raises(earmark.errors.ParameterError, match="loss"):
+        TrainConfig(loss="hinge")
+
+
+def test_detect_fires_several_classes_at_once(logreg: Classifier, tmp_path) -> None:
+    from earmark.detection.events import find_events
+    from earmark.detection.run import resolve_settings
+
+    rng = np.random.default_rng(5)
+    y = 0.02 * rng.standard_normal(4 * SR).astype(np.float32)
+    y[: 2 * SR] += tone(LOW, 2.0, amp=0.3)
+    y[SR : 3 * SR] += tone(HIGH, 2.0, amp=0.3)
+    sf.write(tmp_path / "rec.wav", y, SR)
+    track = logreg.score_track(tmp_path / "rec.wav")
+    events = find_events(track)
+    spans = {lab: [(e.start, e.end) for e in events if e.label == lab] for lab in ("low", "high")}
+    assert spans["low"] and spans["high"], events
+    low, high = spans["low"][0], spans["high"][0]
+    assert low[0] < 0.5 and high[1] > 2.5
+    assert max(low[0], high[0]) < min(low[1], high[1])  # overlapping events of two classes
+    logreg.thresholds_ = {"low": 0.9}
+    try:  # a run's calibrated thresholds are detect's default
+        _, rules = resolve_settings(logreg, tmp_path / "out")
+        assert rules.thresholds == {"low": 0.9}
+        _, rules = resolve_settings(logreg, tmp_path / "out", settings={"threshold": 0.3})
+        assert rules.thresholds == {} and rules.threshold == 0.3
+    finally:
+        logreg.thresholds_ = None
+
+
+def test_cli_evaluate_predict_cv(logreg: Classifier, two_tones, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from earmark.cli import app
+
+    runner = CliRunner()
+    run = logreg.save(tmp_path / "run")
+    both = str(two_tones.parent / "both_1.wav")
+    res = runner.invoke(app, ["predict", str(run), both, "--json"])
+    assert res.exit_code == 0, res.output
+    pred = json.loads(res.output)["predictions"][0]
+    assert sorted(pred["present"]) == ["high", "low"]
+    res = runner.invoke(app, ["predict", str(run), both, "--csv"])
+    assert res.output.splitlines()[0] == "path,rank,label,score,present,duration_s,error"
+    res = runner.invoke(app, ["predict", str(run), both])
+    assert res.exit_code == 0 and "present" in res.output
+    out = tmp_path / "ev"
+    res = runner.invoke(
+        app, ["evaluate", str(run), str(two_tones), "--split", "all", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "map" in res.output and (out / "confusion.png").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["multi_label"] and metrics["metrics"]["map"] > 0.9
+    res = runner.invoke(
+        app,
+        [
+            "cv",
+            str(two_tones),
+            "--model",
+            "logreg",
+            "--features",
+            "handcrafted",
+            "--folds",
+            "2",
+            "--json",
+            "--no-cache",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["mean"]["map"] > 0.9

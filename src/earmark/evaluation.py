@@ -338,10 +338,23 @@ def cross_validate(
 ) -> CVResult:
     """Fit a fresh ``make_model()`` on each fold's training rows of ``X`` and evaluate it on
     the fold's test rows. ``y`` holds class indices into ``classes``; rows with ``y < 0``
-    (unlabelled) are never used by classical learners. ``on_fold(i, metrics)`` reports progress.
+    (unlabelled) are never used by classical learners. A multi-hot ``y`` (``[n, classes]``)
+    is multi-label: the model fits the matrix (one-vs-rest) and each fold is scored by
+    :func:`evaluate_multilabel`. ``on_fold(i, metrics)`` reports progress.
     """
     labels = np.asarray(classes, dtype=object)
     results, sizes = [], []
+    if np.ndim(y) == 2:  # multi-label: every row labelled, the model's columns are classes
+        for i, (train, test) in enumerate(folds):
+            model = make_model().fit(X[train], y[train])
+            metrics = evaluate_multilabel(y[test], model.predict_proba(X[test]), classes).metrics
+            results.append(metrics)
+            sizes.append(len(test))
+            if on_fold is not None:
+                on_fold(i, metrics)
+        if not results:
+            raise ParameterError("no folds to cross-validate")
+        return CVResult(folds=results, kind=kind, fold_sizes=sizes)
     for i, (train, test) in enumerate(folds):
         train = train[y[train] >= 0]
         model = make_model().fit(X[train], labels[y[train]])
