@@ -105,6 +105,12 @@ def test_bce_network_learns_both_labels(two_tones, tmp_path) -> None:
     loaded = earmark.load(clf.save(tmp_path / "net"))
     assert loaded.multi_label_
     np.testing.assert_allclose(loaded.predict_proba(two_tones), proba, atol=1e-5)
+    pytest.importorskip("onnxruntime")
+    from earmark.onnx_export import export_onnx
+
+    onnx = earmark.load(export_onnx(clf, tmp_path / "net.onnx"))
+    assert onnx.multi_label_ and onnx.pooling == "max"
+    np.testing.assert_allclose(onnx.predict_proba(two_tones), proba, atol=1e-4)  # sigmoids
 
 
 def test_single_label_data_stays_single_label(tmp_path) -> None:
