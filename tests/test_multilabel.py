@@ -244,3 +244,51 @@ def test_cli_evaluate_predict_cv(logreg: Classifier, two_tones, tmp_path) -> Non
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["mean"]["map"] > 0.9
+
+
+def test_trainer_multi_hot_resumes_exactly(tmp_path) -> None:
+    import torch
+    from torch import nn
+
+    from earmark.training import MultiLabelObjective, Trainer, WaveBank
+
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal((1, 64)).astype(np.float32) for _ in range(24)]
+    y = torch.as_tensor(rng.random((24, 3)) < 0.4, dtype=torch.float32)
+
+    def run(epochs: int, resume: bool = False) -> tuple[dict, Trainer]:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+        cfg = TrainConfig(
+            epochs=epochs,
+            batch_size=8,
+            device="cpu",
+            augment={"mixup": {"alpha": 0.4, "p": 1.0}},  # mixup on multi-hot rows
+            class_weights=True,
+            keep="last",
+            patience=0,
+            monitor="map",
+            schedule="constant",  # two epochs of three are a run of two
+        )
+        trainer = Trainer(cfg, checkpoint_dir=tmp_path / "ck")
+        bank = WaveBank(waves)
+        res = trainer.fit(
+            net, nn.Identity(), bank, y, bank, y, n_classes=3, n_samples=64, sample_rate=SR,
+            resume=resume,
+        )  # fmt: skip
+        return res.best_state, trainer
+
+    full, trainer = run(3)
+    assert isinstance(trainer.objective, MultiLabelObjective)  # chosen by the multi-hot targets
+    assert "valid_map" in json_keys(tmp_path / "ck")
+    run(2)
+    resumed, _ = run(3, resume=True)
+    for k in full:
+        torch.testing.assert_close(full[k], resumed[k])
+
+
+def json_keys(checkpoint: Path) -> set[str]:
+    import json
+
+    state = json.loads((checkpoint / "earmark.json").read_text())["state"]
+    return set(state["history"][-1])
