@@ -79,12 +79,15 @@ SKOPS_ALLOWED = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.multiclass.OneVsRestClassifier",  # multi-label: one learner per class
+        "sklearn.multiclass._ConstantPredictor",  # a class present in every clip, or none
         "sklearn.naive_bayes.GaussianNB",
         "sklearn.neighbors._ball_tree.BallTree",
         "sklearn.neighbors._classification.KNeighborsClassifier",
         "sklearn.neighbors._kd_tree.KDTree",
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._label.LabelBinarizer",
         "sklearn.preprocessing._label.LabelEncoder",
         "sklearn.svm._classes.LinearSVC",
         "sklearn.svm._classes.SVC",
@@ -471,13 +474,21 @@ def _line(exc: BaseException) -> str:
 
 
 def check_estimator(
-    obj: Any, path: Path, *, expected: Any, classes: list[str], n_features: int
+    obj: Any,
+    path: Path,
+    *,
+    expected: Any,
+    classes: list[str],
+    n_features: int,
+    multi_label: bool = False,
 ) -> Any:
     """``obj`` (loaded from the skops file ``path``) checked to be what earmark saves for the
     artifact: a fitted scikit-learn ``Pipeline`` of an optional ``StandardScaler`` and a
     learner of the same type as ``expected`` (the registered model's unfitted learner; for
     a calibrated SVM the SVM inside too), with ``predict_proba``, ``classes`` in the same
-    order and ``n_features`` inputs. Every tree it holds is checked before any of them runs
+    order and ``n_features`` inputs (``multi_label``: a one-vs-rest learner over
+    ``0..len(classes)-1``, each of its fitted learners of the expected type or a constant).
+    Every tree it holds is checked before any of them runs
     (:func:`check_trees`), then one probe row of zeros must give one probability per class.
     Returns ``obj``; raises :class:`ArtifactError` (one line)."""
     import warnings
@@ -513,7 +524,8 @@ def check_estimator(
         if not hasattr(obj, "predict_proba"):
             raise refuse(f"a {_type_name(final)} gives no probabilities (predict_proba)")
         held = [str(c) for c in obj.classes_]
-        if held != list(classes):
+        want = [str(i) for i in range(len(classes))] if multi_label else list(classes)
+        if held != want:
             raise refuse(f"the model's classes {_short(held)} differ from its labels")
         if getattr(obj, "n_features_in_", None) != n_features:
             raise refuse(
@@ -536,8 +548,16 @@ def check_estimator(
 def _learner_types(expected: Any, final: Any) -> list[tuple[Any, Any]]:
     """Pairs (what earmark builds, what the file holds) to compare by type: the learner,
     and the estimator inside a calibrated one (each fitted calibration's too)."""
+    from sklearn.multiclass import OneVsRestClassifier, _ConstantPredictor
+
     pairs = [(expected, final)]
     inner = getattr(expected, "estimator", None)
+    if isinstance(expected, OneVsRestClassifier) and type(final) is type(expected):
+        pairs.append((inner, final.estimator))
+        for fitted in getattr(final, "estimators_", None) or []:
+            if not isinstance(fitted, _ConstantPredictor):
+                pairs += _learner_types(inner, fitted)
+        return pairs
     if inner is not None and type(final) is type(expected):
         pairs.append((inner, final.estimator))
         for calibrated in getattr(final, "calibrated_classifiers_", None) or []:

@@ -267,6 +267,10 @@ class _Meta(_Open):
     files: dict[str, FileEntry] = Field(max_length=64)
     metrics: dict[str, Any] = Field(default_factory=dict)
     data: DataRecord | None = None
+    # multi-label: sigmoid scores, each class on its own (absent: single-label, softmax)
+    multi_label: bool = False
+    # per-class decision thresholds on the scores (``earmark calibrate`` writes them)
+    thresholds: dict[_Label, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
 
 
 class ModelMeta(_Meta):
@@ -304,6 +308,8 @@ class OnnxMeta(_Open):
     clip_seconds: _Seconds
     pooling: Literal["mean", "max"] = "mean"
     metrics: dict[str, Any] = Field(default_factory=dict)
+    multi_label: bool = False
+    thresholds: dict[_Label, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
     export_version: int = Field(1, ge=1, le=100)
     frontend: FrontendSection | None = None
 
@@ -628,6 +634,7 @@ def validate_meta(meta: Any, *, newest: int) -> _Meta:
     model = _validate(_FAMILIES[family], meta)
     _check_classes(model.classes)
     _check_files(model.files, family)
+    _check_thresholds(model.thresholds, model.classes)
     seconds = [("audio.duration", model.audio.duration)]
     if isinstance(model, ModelMeta):
         seconds.append(("clip_seconds", model.clip_seconds))
@@ -642,12 +649,20 @@ def validate_meta(meta: Any, *, newest: int) -> _Meta:
     return model
 
 
+def _check_thresholds(thresholds: dict[str, float] | None, classes: list[str]) -> None:
+    """Per-class thresholds name classes of the model (each at most once, by construction)."""
+    unknown = sorted(set(thresholds or {}) - set(classes))
+    if unknown:
+        raise SchemaError("thresholds", f"{_short(unknown[0])} is not one of the classes")
+
+
 def validate_onnx_meta(meta: Any) -> OnnxMeta:
     """Check the earmark settings of an exported ONNX model. Raises :class:`SchemaError`."""
     if not isinstance(meta, dict):
         raise SchemaError("", f"expected a JSON object, got {type(meta).__name__}")
     model = _validate(OnnxMeta, meta)
     _check_classes(model.classes)
+    _check_thresholds(model.thresholds, model.classes)
     seconds = [("audio.duration", model.audio.duration), ("clip_seconds", model.clip_seconds)]
     _check_audio_features(model.audio, model.features, seconds)
     _check_frontend(model.audio, model.features, model.frontend)

@@ -66,7 +66,10 @@ class Classifier(UsesPredictor):
         seed: seeds everything random in training.
         cache_dir: per-file feature cache (``None``: no cache).
         workers: processes / threads for feature extraction (default: all cores).
-        pooling: how window scores of long audio are combined, ``mean`` or ``max``.
+        pooling: how window scores of long audio are combined, ``mean`` or ``max``;
+            default (``None``): ``mean`` for single-label data, ``max`` for multi-label
+            data (a class present in any window is present in the file: the mean would
+            dilute a short call in a long file below its threshold).
         train: :class:`earmark.training.TrainConfig` for neural models (epochs, learning
             rate, augmentation, device...); ignored by classical ones.
     """
@@ -81,7 +84,7 @@ class Classifier(UsesPredictor):
         seed: int = 0,
         cache_dir: str | Path | None = None,
         workers: int | None = None,
-        pooling: Pooling = "mean",
+        pooling: Pooling | None = None,
         train: TrainConfig | None = None,
     ) -> None:
         spec = registry.get(model)
@@ -89,7 +92,7 @@ class Classifier(UsesPredictor):
             features = FeatureConfig(**spec.default_features)
         elif isinstance(features, str):
             features = FeatureConfig(**{**spec.default_features, "kind": features})
-        if pooling not in ("mean", "max"):
+        if pooling not in ("mean", "max", None):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
         registry.check_features(model, features.kind)
         self.model = model
@@ -104,7 +107,8 @@ class Classifier(UsesPredictor):
         self.seed = seed
         self.cache_dir = cache_dir
         self.workers = workers
-        self.pooling: Pooling = pooling
+        self.pooling: Pooling = pooling or "mean"
+        self._pooling_given = pooling is not None  # else set by fit: max for multi-label
         self.train = train
         self.estimator_: Any = None
         self.history_: list[dict[str, float]] = []
@@ -114,6 +118,10 @@ class Classifier(UsesPredictor):
         self.metrics_: dict[str, Any] = {}
         self.skipped_: list[tuple[str, str]] = []
         self.generator_: Any = None  # sgan: the generator trained beside the classifier
+        # multi-label: sigmoid scores, each class on its own; its per-class thresholds
+        # (``earmark calibrate`` writes them into the run; absent: 0.5)
+        self.multi_label_ = False
+        self.thresholds_: dict[str, float] | None = None
 
     def __repr__(self) -> str:
         state = f"{len(self.classes_)} classes" if self.estimator_ is not None else "unfitted"
@@ -195,6 +203,15 @@ class Classifier(UsesPredictor):
                 f"{self.model} learns from labelled audio only; unlabelled audio needs a "
                 f"semi-supervised model ({', '.join(_semi_supervised())})"
             )
+        if manifest.multi_label and semi:
+            raise ParameterError(
+                f"{self.model} learns single-label classes; multi-label data needs a "
+                "supervised model"
+            )
+        self.multi_label_ = manifest.multi_label
+        self.thresholds_ = None  # a new model: thresholds calibrated for an old one do not hold
+        if self.multi_label_ and not self._pooling_given:
+            self.pooling = "max"
         if self.family == "neural":
             self._fit_neural(manifest, valid, on_file=on_file, unlabeled=unlabeled, **neural)
         else:
@@ -211,16 +228,24 @@ class Classifier(UsesPredictor):
         from earmark.models.classical import ClassicalModel
 
         table = self.features_of(manifest, on_file=on_file)
-        if len(set(table.y.tolist())) < 2:
-            raise EarmarkError("training needs at least two classes with readable files")
-        labels = np.asarray(table.classes, dtype=object)[table.y]
+        multi = table.y.ndim == 2
+        if multi:
+            _check_multi_hot(table.y, table.classes)
+            labels = table.y  # one-vs-rest on the multi-hot matrix
+        else:
+            if len(set(table.y.tolist())) < 2:
+                raise EarmarkError("training needs at least two classes with readable files")
+            labels = np.asarray(table.classes, dtype=object)[table.y]
         self.estimator_ = ClassicalModel(self.model, self.params, random_state=self.seed)
         self.estimator_.fit(self._matrix(table), labels)
-        self.classes_ = [str(c) for c in self.estimator_.classes_]
+        if multi:
+            self.classes_ = list(table.classes)
+        else:
+            self.classes_ = [str(c) for c in self.estimator_.classes_]
         self.skipped_ = table.skipped
         durations = [audio_io.info(p).duration for p in table.filepaths]
         self.clip_seconds_ = self.audio.duration or float(max(durations))
-        counts = np.bincount(table.y, minlength=len(table.classes))
+        counts = _class_counts(table.y, len(table.classes))
         self.training_ = {
             "files": len(table.filepaths),
             "skipped": len(table.skipped),
@@ -230,6 +255,8 @@ class Classifier(UsesPredictor):
             "duration_s": float(sum(durations)),
             "clip_seconds": {"min": float(min(durations)), "max": float(max(durations))},
         }
+        if multi:
+            self.training_["negatives"] = int((table.y.sum(axis=1) == 0).sum())
         return self
 
     def _fit_neural(
@@ -272,7 +299,12 @@ class Classifier(UsesPredictor):
         # package is said before any audio is decoded
         torch.manual_seed(config.seed)  # the initial weights
         model = NeuralModel(
-            self.model, self.params, len(classes), self.audio.channels, n_bins=self.features.n_bins
+            self.model,
+            self.params,
+            len(classes),
+            self.audio.channels,
+            n_bins=self.features.n_bins,
+            multi_label=labelled.multi_label,
         )
         parts = [train_m, valid_m]
         if spec.semi_supervised:
@@ -286,7 +318,9 @@ class Classifier(UsesPredictor):
             skipped += bad
         (train_bank, train_y), (valid_bank, valid_y) = banks[:2]
         unlabelled_bank = banks[2][0] if spec.semi_supervised else None
-        if train_bank is None or len(set(train_y.tolist())) < 2:
+        if train_bank is not None and train_y.ndim == 2:
+            _check_multi_hot(train_y.numpy(), classes)
+        elif train_bank is None or len(set(train_y.tolist())) < 2:
             raise EarmarkError("training needs at least two classes with readable files")
         lengths = train_bank.lengths.float() / self.audio.sample_rate
         if self.audio.duration is None:  # train on clips as long as the longest (max 10 s)
@@ -294,7 +328,7 @@ class Classifier(UsesPredictor):
             self.audio = dataclasses.replace(self.audio, duration=seconds)
         n_samples = self.audio.n_samples
         hooks = {"checkpoint_dir": checkpoint_dir, "on_step": on_step, "on_epoch": on_epoch}
-        objective = None  # the Trainer's default: supervised, single-label
+        objective = None  # the Trainer's default: supervised (multi-hot targets: multi-label)
         if spec.semi_supervised:
             from earmark.models.sgan import GanSettings, SGANObjective
 
@@ -325,7 +359,7 @@ class Classifier(UsesPredictor):
         self.clip_seconds_ = self.audio.duration
         self.history_ = result.history
         self.skipped_ = skipped
-        counts = torch.bincount(train_y, minlength=len(classes)).tolist()
+        counts = _class_counts(train_y.numpy(), len(classes)).tolist()
         self.training_ = {
             "files": len(train_bank),
             "valid_files": len(valid_bank) if valid_bank else 0,
@@ -341,6 +375,8 @@ class Classifier(UsesPredictor):
             "train_seconds": result.seconds,
             "train_config": config.to_dict(),
         }
+        if train_y.ndim == 2:
+            self.training_["negatives"] = int((train_y.sum(dim=1) == 0).sum())
         if "embedding_seconds" in result.extra:  # clips embedded once by a frozen frontend
             self.training_["embedding_seconds"] = result.extra["embedding_seconds"]
         if spec.semi_supervised:
@@ -394,6 +430,8 @@ class Classifier(UsesPredictor):
             self.estimator_.predict_proba,
             pooling=self.pooling,
             flat=self.family != "neural",
+            multi_label=self.multi_label_,
+            thresholds=self.thresholds_,
         )
 
     def to(self, device: str) -> Classifier:
@@ -439,6 +477,10 @@ class Classifier(UsesPredictor):
             "metrics": self.metrics_,
             **(extra or {}),
         }
+        if self.multi_label_:
+            meta["multi_label"] = True
+        if self.thresholds_:
+            meta["thresholds"] = dict(self.thresholds_)
         if self.features.pretrained:  # what the model is built on: license, attribution
             from earmark.features.pretrained import info
 
@@ -502,6 +544,8 @@ class Classifier(UsesPredictor):
             ) from None
         _check_frontend(directory, clf.features, meta)
         clf.classes_ = list(meta["classes"])
+        clf.multi_label_ = bool(meta.get("multi_label", False))
+        clf.thresholds_ = dict(meta["thresholds"]) if meta.get("thresholds") else None
         clf.clip_seconds_ = float(meta["clip_seconds"])
         clf.training_ = meta.get("training", {})
         clf.metrics_ = meta.get("metrics", {})
@@ -522,10 +566,20 @@ class Classifier(UsesPredictor):
         pipeline = artifact.load_skops(path)
         est = ClassicalModel(clf.model, clf.params, random_state=clf.seed)
         artifact.check_estimator(
-            pipeline, path, expected=_learner(clf), classes=clf.classes_, n_features=n_features
+            pipeline,
+            path,
+            expected=_learner(clf),
+            classes=clf.classes_,
+            n_features=n_features,
+            multi_label=clf.multi_label_,
         )
         est.pipeline_ = pipeline
-        est.classes_ = np.asarray(pipeline.classes_, dtype=object)
+        est.multi_label_ = clf.multi_label_
+        est.classes_ = (
+            np.asarray(pipeline.classes_)
+            if clf.multi_label_
+            else np.asarray(pipeline.classes_, dtype=object)
+        )
         est.n_features_in_ = n_features
         clf.estimator_ = est
         return clf
@@ -593,6 +647,21 @@ def _check_frontend(directory: Path, features: FeatureConfig, meta: dict[str, An
         )
 
 
+def _check_multi_hot(y: np.ndarray, classes: list[str]) -> None:
+    """Multi-label training data must have some class present in some readable clip (one
+    class is enough: present or not is a yes / no of its own)."""
+    if not len(classes) or not np.asarray(y).sum():
+        raise EarmarkError("multi-label training needs a class present in some readable file")
+
+
+def _class_counts(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Clips per class: of each class id, or (multi-hot ``y``) where the class is present."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return y.sum(axis=0).astype(np.int64)
+    return np.bincount(y, minlength=n_classes)
+
+
 def _semi_supervised() -> list[str]:
     return [n for n in registry.names("neural") if registry.get(n).semi_supervised]
 
@@ -634,9 +703,14 @@ def _learner(clf: Classifier) -> Any:
     if spec.seeded:
         params.setdefault("random_state", clf.seed)
     try:
-        return spec.build(**params)
+        learner = spec.build(**params)
     except (TypeError, ValueError) as exc:
         raise artifact.ArtifactError(f"cannot build {clf.model} with {params} ({exc})") from None
+    if clf.multi_label_:
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return OneVsRestClassifier(learner)
+    return learner
 
 
 def _feature_width(clf: Classifier, directory: Path) -> int:
@@ -677,6 +751,7 @@ def _load_network(clf: Classifier, path: Path) -> Any:
             clf.audio.channels,
             n_bins=clf.features.n_bins,
             pretrained=False,
+            multi_label=clf.multi_label_,
         )
 
     try:

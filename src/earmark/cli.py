@@ -743,6 +743,8 @@ OPTION_NAMES = {
     "train.augment": "--augment",
     "train.background": "--background",
     "train.patience": "--patience",
+    "train.loss": "--loss",
+    "train.focal_gamma": "--focal-gamma",
     "train.device": "--device",
     "split.test_size": "--test-size",
     "split.group": "--group",
@@ -825,6 +827,16 @@ def train(
         int | None, typer.Option(help="Early-stopping patience in epochs; 0: off.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (cross-entropy; binary cross-entropy for multi-label data) or focal "
+            "(networks)."
+        ),
+    ] = None,
+    focal_gamma: Annotated[
+        float | None, typer.Option(help="Focal loss exponent (--loss focal; default 2).")
+    ] = None,
     unlabeled: Annotated[
         Path | None,
         typer.Option(help="Folder of unlabelled audio (semi-supervised models: sgan)."),
@@ -874,6 +886,8 @@ def train(
             "background": str(background) if background else None,
             "patience": patience,
             "device": device,
+            "loss": loss,
+            "focal_gamma": focal_gamma,
         },
         "split": {"test_size": test_size, "group": group},
         "seed": seed,
@@ -1025,9 +1039,10 @@ def evaluate(
         _partial(len(ev.skipped), len(ev.y_true))
         return
     console.print(_metrics_table(ev.metrics, f"{split} split: {len(ev.y_true)} files"))
-    table = Table("class", "precision", "recall", "f1", "support", title="per class")
+    ranked = ("ap", "roc_auc", "threshold") if ev.multi_label else ()  # multi-label: + AP...
+    table = Table("class", *ranked, "precision", "recall", "f1", "support", title="per class")
     for row in ev.per_class.itertuples():
-        scores = [f"{v:.3f}" for v in (row.precision, row.recall, row.f1)]
+        scores = [f"{getattr(row, k):.3f}" for k in (*ranked, "precision", "recall", "f1")]
         table.add_row(str(row._1), *scores, str(row.support))
     if not quiet:
         console.print(table)
@@ -1077,7 +1092,10 @@ def _fold_hooks(
         lines.append((i, m))
         if not quiet:
             acc, f1 = m["accuracy"], m["f1_macro"]
-            err_console.print(f"fold {i + 1}/{n_folds}: accuracy {acc:.4f}, macro F1 {f1:.4f}")
+            ranked = f"mAP {m['map']:.4f}, " if "map" in m else ""  # multi-label
+            err_console.print(
+                f"fold {i + 1}/{n_folds}: {ranked}accuracy {acc:.4f}, macro F1 {f1:.4f}"
+            )
 
     def epoch_line(i: int, r: dict[str, float]) -> None:
         acc = r.get("valid_accuracy")
@@ -1175,20 +1193,18 @@ def cv(
         _emit_json({**record, "unreadable": len(skipped)})
         _partial(len(skipped), record["files"])
         return
-    per_fold = Table(
-        "fold",
-        "n",
-        "accuracy",
-        "balanced acc.",
-        "macro F1",
-        title=f"{settings.model}: {result.kind}",
-    )
+    # multi-label folds report ranking metrics (mAP, ROC-AUC) and F1 at the thresholds
+    multi = "map" in result.mean
+    keys = ("map", "roc_auc_macro", "f1_macro") if multi else ("accuracy", "balanced_accuracy")
+    keys = keys if multi else (*keys, "f1_macro")
+    heads = ("mAP", "ROC-AUC", "macro F1") if multi else ("accuracy", "balanced acc.", "macro F1")
+    per_fold = Table("fold", "n", *heads, title=f"{settings.model}: {result.kind}")
     for (i, m), n in zip(lines, result.fold_sizes, strict=True):
-        cells = [f"{m[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "f1_macro")]
+        cells = [f"{m[k]:.4f}" for k in keys]
         per_fold.add_row(str(i + 1), str(n), *cells)
     console.print(per_fold)
     mean, std = result.mean, result.std
-    for key in ("accuracy", "balanced_accuracy", "f1_macro"):
+    for key in keys:
         console.print(f"{key}: {mean[key]:.4f} ± {std[key]:.4f}")
     if out is not None:
         console.print(f"wrote {out}")
@@ -1399,8 +1415,10 @@ def predict(
     pooling: Annotated[str | None, typer.Option(help="Pool window scores by mean or max.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Top-k labels with scores for each file; long audio is windowed and pooled. Unreadable
-    files are listed on stderr (exit code 3; 1 when none could be read)."""
+    """Top-k labels with scores for each file; long audio is windowed and pooled. A
+    multi-label model also lists every class at or above its threshold (``present``; the
+    run's calibrated thresholds, else 0.5). Unreadable files are listed on stderr (exit code
+    3; 1 when none could be read)."""
     from earmark.loading import load
     from earmark.predict import input_files
 
@@ -1416,6 +1434,7 @@ def predict(
             member.pooling = pooling
     top_k = min(top_k, len(clf.classes_))
     machine = as_json or as_jsonl or as_csv
+    multi = bool(getattr(clf, "multi_label_", False))
     with _progress("predicting", len(paths), quiet or machine) as advance:
         preds = clf.predict_files(paths, top_k=top_k, on_file=advance)
     failed = [p for p in preds if p.error is not None]
@@ -1437,12 +1456,27 @@ def predict(
         import sys
 
         writer = csv.writer(sys.stdout)
-        writer.writerow(["path", "rank", "label", "score", "duration_s", "error"])
+        present = ["present"] if multi else []  # multi-label: 1 where the label is present
+        writer.writerow(["path", "rank", "label", "score", *present, "duration_s", "error"])
         for p in preds:
             if p.error is not None:
-                writer.writerow([p.path, "", "", "", "", p.error])
+                writer.writerow([p.path, "", "", "", *([""] if multi else []), "", p.error])
             for rank, (label, score) in enumerate(zip(p.labels, p.scores, strict=True), 1):
-                writer.writerow([p.path, rank, label, f"{score:.6f}", f"{p.duration:.3f}", ""])
+                flag = [int(label in (p.present or []))] if multi else []
+                writer.writerow(
+                    [p.path, rank, label, f"{score:.6f}", *flag, f"{p.duration:.3f}", ""]
+                )
+    elif len(failed) < len(preds) and multi:
+        table = Table("file", "present", *(f"#{k}" for k in range(1, top_k + 1)), "s")
+        for p in preds:
+            if p.error is not None:
+                continue
+            top = [f"{lab} {sc:.2f}" for lab, sc in zip(p.labels, p.scores, strict=True)]
+            top += [""] * (top_k - len(top))
+            table.add_row(
+                Path(p.path).name, ", ".join(p.present or []) or "-", *top, f"{p.duration:.2f}"
+            )
+        console.print(table)
     elif len(failed) < len(preds):  # an empty table says nothing
         table = Table("file", "label", "score", *(f"#{k}" for k in range(2, top_k + 1)), "s")
         for p in preds:

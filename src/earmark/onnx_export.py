@@ -159,14 +159,17 @@ def _export_frontend(features: Any, sr: int) -> nn.Module:
 
 
 class _Exported(nn.Module):
-    """Waveform to probabilities: DFT frontend, network (batch norms folded), softmax."""
+    """Waveform to probabilities: DFT frontend, network (batch norms folded), softmax (or,
+    ``multi_label``, a sigmoid per class)."""
 
-    def __init__(self, frontend: nn.Module, network: nn.Module) -> None:
+    def __init__(self, frontend: nn.Module, network: nn.Module, multi_label: bool = False) -> None:
         super().__init__()
         self.frontend, self.network = frontend, network
+        self.multi_label = multi_label
 
     def forward(self, waveform: Tensor) -> Tensor:
-        return torch.softmax(self.network(self.frontend(waveform)), dim=-1)
+        logits = self.network(self.frontend(waveform))
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
 
 def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -175,7 +178,9 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
     when it is an earlier earmark export and ``overwrite`` is set.
 
     The graph's inputs: ``waveform`` float32 ``[batch, channels, samples]`` (batch and
-    samples dynamic); output ``probabilities`` ``[batch, classes]``."""
+    samples dynamic); output ``probabilities`` ``[batch, classes]`` (a multi-label model's:
+    per-class sigmoids; ``multi_label`` and any calibrated ``thresholds`` travel in the
+    settings)."""
     from earmark.models.neural import fold_batch_norms
 
     if getattr(model, "family", None) != "neural":
@@ -198,7 +203,8 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         if not overwrite:
             raise EarmarkError(f"{out} exists: pass overwrite (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = _Exported(frontend, fold_batch_norms(network)).eval()
+    multi = bool(getattr(model, "multi_label_", False))
+    wrapper = _Exported(frontend, fold_batch_norms(network), multi).eval()
     n = model.audio.n_samples or sr
     example = torch.zeros(2, model.audio.channels, n)
     meta = {
@@ -214,6 +220,10 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         "outputs": {"probabilities": ["batch", len(model.classes_)]},
         "export_version": EXPORT_VERSION,
     }
+    if multi:
+        meta["multi_label"] = True
+    if getattr(model, "thresholds_", None):
+        meta["thresholds"] = dict(model.thresholds_)
     if model.features.pretrained:  # the embedding network is in the graph: its license too
         from earmark.features.pretrained import info
 

@@ -187,6 +187,9 @@ class OnnxClassifier(UsesPredictor):
             self.features = FeatureConfig.from_dict(meta["features"])
             self.clip_seconds_ = float(meta["clip_seconds"])
             self.pooling = meta.get("pooling", "mean")
+            # multi-label: the graph gives per-class sigmoids; thresholds: calibrated ones
+            self.multi_label_ = bool(meta.get("multi_label", False))
+            self.thresholds_ = dict(meta["thresholds"]) if meta.get("thresholds") else None
             self.preprocessing = Preprocessing(
                 self.audio, self.features, self.clip_seconds_, featurize=False
             )
@@ -242,7 +245,14 @@ class OnnxClassifier(UsesPredictor):
     @property
     def predictor(self) -> Predictor:
         """Windows -> scores -> pooling with this graph (``pooling`` may be changed)."""
-        return Predictor(self.preprocessing, self.classes_, self.run, pooling=self.pooling)
+        return Predictor(
+            self.preprocessing,
+            self.classes_,
+            self.run,
+            pooling=self.pooling,
+            multi_label=self.multi_label_,
+            thresholds=self.thresholds_,
+        )
 
     def run(self, waveforms: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Probabilities ``[n, classes]`` of standardized windows ``[n, channels, samples]``."""

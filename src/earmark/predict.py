@@ -58,6 +58,7 @@ __all__ = [
     "evaluate_files",
     "input_files",
     "pooled_scores",
+    "present_labels",
     "top_labels",
 ]
 
@@ -102,6 +103,9 @@ class Prediction:
     ``mean`` pooling, probabilities). ``window_scores``: ``[windows, classes]`` in the model's
     class order, with ``window_starts`` in seconds. ``error`` is set (and the rest empty)
     when the file could not be read.
+
+    Multi-label models also fill ``present``: every class whose pooled score reaches its
+    threshold, best first (possibly none, possibly several); ``None`` for single-label.
     """
 
     path: str
@@ -111,6 +115,7 @@ class Prediction:
     window_starts: list[float] = field(default_factory=list)
     window_scores: np.ndarray | None = None
     error: str | None = None
+    present: list[str] | None = None
 
     def to_dict(self, *, windows: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path}
@@ -122,6 +127,8 @@ class Prediction:
             "duration_s": round(self.duration, 3),
             "windows": len(self.window_starts),
         }
+        if self.present is not None:
+            d["present"] = self.present
         if windows and self.window_scores is not None:
             d["window_starts_s"] = [round(s, 3) for s in self.window_starts]
             d["window_scores"] = np.round(self.window_scores, 6).tolist()
@@ -206,11 +213,23 @@ def top_labels(
     )
 
 
+def present_labels(classes: Sequence[str], pooled: np.ndarray, thresholds: np.ndarray) -> list[str]:
+    """The classes whose score in ``pooled`` (``[classes]``) reaches their threshold, best
+    first: a multi-label prediction."""
+    order = np.argsort(-np.asarray(pooled), kind="stable")
+    return [classes[i] for i in order if pooled[i] >= thresholds[i]]
+
+
 class Predictor:
     """Scores audio with a model: ``preprocessing`` turns audio into model input and
     ``score`` (model input ``[n, ...]`` -> ``[n, classes]`` probabilities in ``classes``
     order) runs the model. ``flat``: the model takes one vector per window (classical
-    learners); ``pooling``: how the window scores of a long file combine (``mean``, ``max``)."""
+    learners); ``pooling``: how the window scores of a long file combine (``mean``, ``max``).
+
+    ``multi_label``: ``score`` gives per-class probabilities (sigmoids, one-vs-rest), each
+    class judged on its own: a prediction lists every class whose pooled score reaches its
+    threshold (``thresholds``: a class -> threshold mapping, a run's calibrated ones;
+    classes it leaves out, and every class without it, use 0.5)."""
 
     def __init__(
         self,
@@ -220,7 +239,11 @@ class Predictor:
         *,
         pooling: Pooling = "mean",
         flat: bool = False,
+        multi_label: bool = False,
+        thresholds: dict[str, float] | None = None,
     ) -> None:
+        from earmark.evaluation import resolve_thresholds
+
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
         self.preprocessing = preprocessing
@@ -228,6 +251,8 @@ class Predictor:
         self.score = score
         self.pooling: Pooling = pooling
         self.flat = flat
+        self.multi_label = multi_label
+        self.thresholds = resolve_thresholds(self.classes, thresholds)  # [classes]
 
     # -- windows --------------------------------------------------------------------------
 
@@ -257,7 +282,7 @@ class Predictor:
     ) -> Prediction:
         """The prediction of one file from its window scores (``[windows, classes]``)."""
         pooled = scores.mean(axis=0) if self.pooling == "mean" else scores.max(axis=0)
-        return top_labels(
+        pred = top_labels(
             path,
             self.classes,
             pooled,
@@ -266,6 +291,9 @@ class Predictor:
             starts=starts,
             window_scores=scores,
         )
+        if self.multi_label:
+            pred.present = present_labels(self.classes, pooled, self.thresholds)
+        return pred
 
     def predict_signal(self, signal: np.ndarray, *, path: str = "", top_k: int = 3) -> Prediction:
         """The prediction of one decoded signal (``Preprocessing.read``'s output)."""
@@ -537,10 +565,28 @@ def evaluate_files(
     manifest = as_manifest(data)
     manifest = manifest.subset(manifest.labelled)
     classes = list(model.classes_)
-    unseen = sorted(set(manifest.frame["label"].astype(str)) - set(classes))
+    multi = bool(getattr(model, "multi_label_", False))
+    if manifest.multi_label and not multi:
+        raise EarmarkError(
+            "multi-label data (several classes per file) needs a multi-label model; "
+            "this one is single-label"
+        )
+    seen = manifest.classes if manifest.multi_label else manifest.frame["label"].astype(str)
+    unseen = sorted(set(seen) - set(classes))
     if unseen:
         raise EarmarkError(f"labels never seen in training: {', '.join(unseen)}")
     preds = model.predict_files(manifest, top_k=len(classes), on_file=on_file)
+    if multi:  # every row labelled: an empty label is a file where no class is present
+        from earmark.evaluation import evaluate_multilabel
+
+        truth = Manifest(manifest.frame, multi_label=True).targets(classes)
+        kept = [k for k, p in enumerate(preds) if p.error is None]
+        scores = pooled_scores([preds[k] for k in kept], classes)
+        result = evaluate_multilabel(
+            truth[kept], scores, classes, thresholds=getattr(model, "thresholds_", None)
+        )
+        result.skipped = [(p.path, p.error) for p in preds if p.error is not None]
+        return result
     index = {c: i for i, c in enumerate(classes)}
     labels = manifest.frame["label"].astype(str).tolist()
     kept = [k for k, p in enumerate(preds) if p.error is None]

@@ -165,7 +165,11 @@ def plot_detection(
 
 def plot_confusion(evaluation: Evaluation, out: str | Path, *, title: str | None = None) -> Path:
     """The confusion matrix: colours are row-normalized (recall per true class), cells show
-    counts, and labels are rotated so long class names stay readable."""
+    counts, and labels are rotated so long class names stay readable. Multi-label: one row
+    per class, its 2 x 2 matrix laid out as absent -> (absent, present), present ->
+    (absent, present), each half normalized (:func:`_plot_confusion_multilabel`)."""
+    if evaluation.multi_label:
+        return _plot_confusion_multilabel(evaluation, out, title=title)
     classes = evaluation.classes
     n = len(classes)
     size = max(4.5, 0.55 * n + 2.5)
@@ -187,6 +191,32 @@ def plot_confusion(evaluation: Evaluation, out: str | Path, *, title: str | None
     acc = evaluation.metrics["accuracy"]
     ax.set_title(title or f"accuracy {acc:.1%} on {len(evaluation.y_true)} clips")
     fig.colorbar(img, ax=ax, label="fraction of the true class", shrink=0.8)
+    return save_figure(fig, out)
+
+
+def _plot_confusion_multilabel(
+    evaluation: Evaluation, out: str | Path, *, title: str | None = None
+) -> Path:
+    """Per-class confusion of a multi-label evaluation at its thresholds: rows are classes,
+    columns true negative, false positive, false negative, true positive; colours are the
+    fraction of the clips without the class (first two) or with it (last two)."""
+    classes = evaluation.classes
+    n = len(classes)
+    counts = evaluation.confusion.reshape(n, 4)
+    norm = evaluation.confusion_normalized.reshape(n, 4)
+    fig = Figure(figsize=(6.5, max(2.5, 0.45 * n + 1.5)), layout="constrained")
+    ax = fig.subplots()
+    img = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(4), ["TN", "FP", "FN", "TP"])
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("absent: predicted absent / present      present: predicted absent / present")
+    for i in range(n):
+        for j in range(4):
+            colour = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color=colour)
+    m = evaluation.metrics["map"]
+    ax.set_title(title or f"mAP {m:.3f} on {len(evaluation.y_true)} clips")
+    fig.colorbar(img, ax=ax, label="fraction of the true side", shrink=0.8)
     return save_figure(fig, out)
 
 
@@ -221,6 +251,20 @@ def write_evaluation(
         lines.append(f"- **unreadable files skipped**: {len(evaluation.skipped)}")
     lines += ["", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in m.items()]
+    if evaluation.multi_label:
+        lines += [
+            "",
+            "| class | AP | ROC-AUC | threshold | precision | recall | f1 | support |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in evaluation.per_class.itertuples():
+            lines.append(
+                f"| {row._1} | {row.ap:.3f} | {row.roc_auc:.3f} | {row.threshold:.3f} | "
+                f"{row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | {row.support} |"
+            )
+        lines += ["", "![per-class confusion](confusion.png)", ""]
+        atomic_text(paths["report"], "\n".join(lines))
+        return paths
     lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for row in evaluation.per_class.itertuples():
         lines.append(

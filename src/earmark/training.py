@@ -1,7 +1,8 @@
 """The Trainer for neural networks: epochs, schedule, early stopping, checkpoints, resume.
 
 One loop for every training objective: an :class:`Objective` (:class:`SupervisedObjective`,
-single-label cross-entropy, by default; the semi-supervised GAN in
+single-label cross-entropy, by default; :class:`MultiLabelObjective`, binary cross-entropy
+on sigmoid outputs, for multi-hot targets; the semi-supervised GAN in
 :mod:`earmark.models.sgan.objective`) says what the loss is and which optimizers it needs;
 the :class:`Trainer` owns the data path, the learning-rate schedule, autocast, gradient
 clipping, the optimizer steps, early stopping and checkpoints.
@@ -49,6 +50,7 @@ __all__ = [
     "Batch",
     "EmbeddingBank",
     "FitContext",
+    "MultiLabelObjective",
     "Objective",
     "OptimizerSpec",
     "ParamGroup",
@@ -58,6 +60,7 @@ __all__ = [
     "Trainer",
     "WaveBank",
     "augmented_features",
+    "focal_loss",
     "load_optimizer",
     "optimizer_tensors",
     "parameter_groups",
@@ -86,7 +89,15 @@ def resolve_device(name: str) -> torch.device:
 @dataclass(frozen=True)
 class TrainConfig(JsonConfig):
     """Training settings. ``lr`` is the peak learning rate; ``patience`` epochs without a
-    better validation ``monitor`` value stop training (0: never stop early)."""
+    better validation ``monitor`` value stop training (0: never stop early); ``map`` (mean
+    average precision) is reported by multi-label runs only.
+
+    ``loss``: ``auto`` is cross-entropy on softmax outputs for single-label data and binary
+    cross-entropy on sigmoid outputs for multi-label data; ``focal`` down-weights the
+    examples the network already gets right by ``(1 - p_t) ** focal_gamma`` (Lin et al.
+    2017), on either. ``class_weights``: single-label, the cross-entropy's class weights
+    (inverse frequency); multi-label, binary cross-entropy's ``pos_weight`` per class
+    (negatives / positives)."""
 
     epochs: int = 40
     batch_size: int = 64
@@ -95,12 +106,14 @@ class TrainConfig(JsonConfig):
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     warmup: float = 0.1  # fraction of all steps spent warming up (onecycle)
     patience: int = 10
-    monitor: Literal["accuracy", "f1_macro", "loss"] = "loss"
+    monitor: Literal["accuracy", "f1_macro", "map", "loss"] = "loss"
     keep: Literal["best", "last"] = "best"  # weights returned: best by the monitor, or last
     class_weights: bool = False
     balanced_sampling: bool = False
     grad_clip: float | None = 5.0
     label_smoothing: float = 0.0
+    loss: Literal["auto", "focal"] = "auto"
+    focal_gamma: float = 2.0
     mixed_precision: bool = True  # bfloat16 autocast on CUDA; ignored on the CPU
     device: str = "auto"
     augment: str | dict[str, Any] = "default"  # a preset name or a full spec (augment.from_spec)
@@ -114,8 +127,12 @@ class TrainConfig(JsonConfig):
             )
         if self.schedule not in ("onecycle", "cosine", "constant"):
             raise ParameterError(f"unknown schedule {self.schedule!r}")
-        if self.monitor not in ("accuracy", "f1_macro", "loss"):
+        if self.monitor not in ("accuracy", "f1_macro", "map", "loss"):
             raise ParameterError(f"unknown monitor {self.monitor!r}")
+        if self.loss not in ("auto", "focal"):
+            raise ParameterError(f"loss must be auto or focal, got {self.loss!r}")
+        if not 0 <= self.focal_gamma <= 10:
+            raise ParameterError(f"focal_gamma must be in [0, 10], got {self.focal_gamma}")
         if self.keep not in ("best", "last"):
             raise ParameterError(f"keep must be best or last, got {self.keep!r}")
         from earmark.augment import check_spec
@@ -165,7 +182,8 @@ class WaveBank:
         :class:`earmark.data.AudioDataset` (``audio`` with its length untouched; waveforms
         cached under ``cache_dir`` by file content). Returns the bank (``None`` if nothing
         could be read), the class ids of its clips, and the unreadable files with their
-        errors."""
+        errors. Class ids are a long tensor ``[n]``; a multi-label manifest's multi-hot
+        targets a float tensor ``[n, classes]``."""
         from earmark.data.dataset import AudioDataset
         from earmark.errors import AudioError
 
@@ -188,7 +206,9 @@ class WaveBank:
         kept = [i for i, (y, _) in enumerate(decoded) if y is not None]
         skipped = [(dataset.paths[i], e) for i, (_, e) in enumerate(decoded) if e is not None]
         bank = cls([decoded[i][0] for i in kept], pad=audio.pad) if kept else None
-        return bank, torch.as_tensor(dataset.targets[kept], dtype=torch.long), skipped
+        targets = dataset.targets[kept]
+        dtype = torch.float32 if targets.ndim == 2 else torch.long
+        return bank, torch.as_tensor(targets, dtype=dtype), skipped
 
     @classmethod
     def concat(cls, banks: list[WaveBank]) -> WaveBank:
@@ -307,6 +327,35 @@ def soft_cross_entropy(logits: Tensor, targets: Tensor, weight: Tensor | None = 
     probabilities: one-hot, smoothed or mixed up), ``weight`` per class."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     per = -(targets * logp)
+    if weight is not None:
+        per = per * weight[None, :]
+    return per.sum(dim=-1).mean()
+
+
+def focal_loss(
+    logits: Tensor,
+    targets: Tensor,
+    gamma: float,
+    *,
+    multi_label: bool,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Focal loss (Lin et al. 2017): each term of the cross-entropy times ``(1 - p_t) **
+    gamma``, so examples already well classified count less. ``multi_label``: per class on
+    sigmoid outputs (``weight``: binary cross-entropy's ``pos_weight``), the mean over
+    clips and classes; else on the softmax (``weight`` per class), the mean over clips.
+    Written here: torch has no focal loss (torchvision's sigmoid one is not available on
+    the CPU build), and it is a few lines over the losses torch has."""
+    logits = logits.float()
+    if multi_label:
+        ce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=weight, reduction="none"
+        )
+        p = torch.sigmoid(logits)
+        p_t = p * targets + (1 - p) * (1 - targets)
+        return (ce * (1 - p_t).pow(gamma)).mean()
+    logp = torch.log_softmax(logits, dim=-1)
+    per = -(targets * logp) * (1 - logp.exp()).pow(gamma)
     if weight is not None:
         per = per * weight[None, :]
     return per.sum(dim=-1).mean()
@@ -465,6 +514,10 @@ class SupervisedObjective:
         return self.context
 
     def prepare(self, model: nn.Module, context: FitContext) -> None:
+        if context.y_train.ndim != 1:
+            raise ParameterError(
+                "multi-hot targets are multi-label: train them with MultiLabelObjective"
+            )
         self.context, n_classes = context, context.n_classes
         self.counts = torch.bincount(context.y_train, minlength=n_classes).float()
         self.class_weight = None
@@ -501,6 +554,15 @@ class SupervisedObjective:
         return targets
 
     def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
+        cfg = self._ctx().config
+        if cfg.loss == "focal":
+            return focal_loss(
+                model(batch.features),
+                batch.targets,
+                cfg.focal_gamma,
+                multi_label=False,
+                weight=self.class_weight,
+            )
         return soft_cross_entropy(model(batch.features), batch.targets, self.class_weight)
 
     def end_epoch(self, model: nn.Module, record: dict[str, float], epoch: int) -> None:
@@ -525,6 +587,79 @@ class SupervisedObjective:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         pass
+
+
+class MultiLabelObjective(SupervisedObjective):
+    """Multi-label classification: each class its own yes / no, so sigmoid outputs and binary
+    cross-entropy on multi-hot targets (``y_train`` a float ``[n, classes]`` tensor; a row
+    of zeros is a negative clip). Everything else is :class:`SupervisedObjective`'s: the
+    optimizer, the epoch order, mixup (mixed multi-hot rows are soft targets, which binary
+    cross-entropy takes as they are), checkpoints and resume.
+
+    ``class_weights`` gives binary cross-entropy's ``pos_weight`` per class (negatives over
+    positives in the training set); ``loss="focal"`` the focal loss on the sigmoid;
+    ``label_smoothing`` pulls each target towards 0.5; ``balanced_sampling`` draws a clip
+    with the weight of its rarest class (negative clips: as one more class). Validated by
+    mean average precision (``valid_map``), macro F1 at 0.5 (``valid_f1_macro``), exact-match
+    accuracy (``valid_accuracy``) and the binary cross-entropy (``valid_loss``)."""
+
+    def prepare(self, model: nn.Module, context: FitContext) -> None:
+        y = context.y_train
+        if y.ndim != 2 or y.shape[1] != context.n_classes:
+            raise ParameterError(
+                f"multi-label training needs multi-hot targets [clips, {context.n_classes}], "
+                f"got {list(y.shape)}"
+            )
+        self.context = context
+        self.counts = y.float().sum(dim=0)
+        self.class_weight = None
+        if context.config.class_weights:
+            negatives = len(y) - self.counts
+            self.class_weight = (negatives / self.counts.clamp_min(1)).to(context.device)
+
+    def epoch_order(self, y_train: Tensor, generator: torch.Generator, epoch: int) -> Tensor:
+        if not self._ctx().config.balanced_sampling:
+            return torch.randperm(len(y_train), generator=generator)
+        if self.counts is None:
+            raise ParameterError("balanced_sampling needs the class counts of prepare()")
+        present = y_train > 0
+        negatives = ~present.any(dim=1)
+        w = (present.float() / self.counts.clamp_min(1)).max(dim=1).values
+        w[negatives] = 1.0 / max(int(negatives.sum()), 1)
+        return torch.multinomial(w, len(y_train), replacement=True, generator=generator)
+
+    def targets(self, y: Tensor) -> Tensor:
+        targets = y.float()
+        smoothing = self._ctx().config.label_smoothing
+        if smoothing:
+            targets = targets * (1 - smoothing) + smoothing / 2
+        return targets
+
+    def loss(self, model: nn.Module, batch: Batch, optimizer: str) -> Tensor:
+        cfg = self._ctx().config
+        logits = model(batch.features).float()
+        if cfg.loss == "focal":
+            return focal_loss(
+                logits, batch.targets, cfg.focal_gamma, multi_label=True, weight=self.class_weight
+            )
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, batch.targets, pos_weight=self.class_weight
+        )
+
+    def validate(self, model: nn.Module, bank: WaveBank, y: Tensor) -> dict[str, float]:
+        from earmark.evaluation import evaluate_multilabel
+
+        ctx = self._ctx()
+        proba, loss = predict_bank(
+            model, ctx.frontend, bank, y, ctx.n_samples, ctx.device, amp=ctx.amp, multi_label=True
+        )
+        ev = evaluate_multilabel(y.numpy(), proba, [str(i) for i in range(ctx.n_classes)])
+        return {
+            "valid_loss": loss,
+            "valid_accuracy": ev.metrics["accuracy"],
+            "valid_f1_macro": ev.metrics["f1_macro"],
+            "valid_map": ev.metrics["map"],
+        }
 
 
 class _Optimizers:
@@ -589,6 +724,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.objective: Objective = objective if objective is not None else SupervisedObjective()
+        self._default_objective = objective is None  # multi-hot targets switch it at fit
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.on_step = on_step
         self.on_epoch = on_epoch
@@ -703,6 +839,8 @@ class Trainer:
         """Train and return the best weights and the history (see :class:`TrainResult`)."""
         from earmark.augment import from_spec
 
+        if self._default_objective and y_train.ndim == 2:
+            self.objective = MultiLabelObjective()  # multi-hot targets: the multi-label default
         cfg, objective = self.config, self.objective
         device = resolve_device(cfg.device)
         model.to(device)
@@ -714,7 +852,7 @@ class Trainer:
             frontend.requires_grad_(False).eval()
             aug = _embedding_augmentation(aug, cfg.augment, frontend)
             fixed = not len(aug.waveform) and bool((train.lengths <= n_samples).all())
-            if fixed and type(objective) is SupervisedObjective:
+            if fixed and type(objective) in (SupervisedObjective, MultiLabelObjective):
                 # the same vector for a clip every epoch: embed each clip once
                 t0 = time.perf_counter()
                 train = EmbeddingBank(train, frontend, n_samples, device)
@@ -791,11 +929,13 @@ class Trainer:
                 objective.end_epoch(model, record, epoch)
                 if valid is not None and y_valid is not None and len(valid):
                     record |= objective.validate(model, valid, y_valid)
-                    value = (
-                        -record["valid_loss"]
-                        if cfg.monitor == "loss"
-                        else record[f"valid_{cfg.monitor}"]
-                    )
+                    key = f"valid_{cfg.monitor}"
+                    if key not in record:
+                        raise ParameterError(
+                            f"monitor {cfg.monitor}: this run reports "
+                            f"{', '.join(sorted(k for k in record if k.startswith('valid_')))}"
+                        )
+                    value = -record["valid_loss"] if cfg.monitor == "loss" else record[key]
                 else:
                     value = -record["train_loss"]
                 if value > best_value:
@@ -955,9 +1095,11 @@ def predict_bank(
     *,
     batch_size: int = 256,
     amp: bool = False,
+    multi_label: bool = False,
 ) -> tuple[np.ndarray, float]:
     """Class probabilities ``[n, classes]`` for every clip of ``bank`` (centre windows) and,
-    when ``y`` is given, the mean cross-entropy."""
+    when ``y`` is given, the mean cross-entropy. ``multi_label``: sigmoid scores, and the
+    binary cross-entropy against multi-hot ``y`` (mean over clips and classes)."""
     model.eval()
     out, loss, n = [], 0.0, len(bank)
     with torch.inference_mode():
@@ -966,11 +1108,18 @@ def predict_bank(
             feats = frontend(bank.batch(idx, n_samples).to(device))
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 logits = model(feats).float()
-            if y is not None:
+            if y is not None and multi_label:
+                loss += float(
+                    torch.nn.functional.binary_cross_entropy_with_logits(
+                        logits, y[idx].to(device).float(), reduction="sum"
+                    )
+                ) / max(logits.shape[1], 1)
+            elif y is not None:
                 loss += float(
                     torch.nn.functional.cross_entropy(logits, y[idx].to(device), reduction="sum")
                 )
-            out.append(torch.softmax(logits, dim=-1).cpu().numpy())
+            activation = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+            out.append(activation.cpu().numpy())
     return np.concatenate(out), loss / max(n, 1)
 
 

@@ -25,6 +25,7 @@ __all__ = ["AudioDataset"]
 
 class AudioDataset(Dataset):
     """Items are ``(waveform [channels, samples] float32 tensor, class id)``; -1 if unlabelled.
+    For a multi-label manifest the target is its multi-hot row (float32 tensor ``[classes]``).
 
     Args:
         manifest: the files and labels.
@@ -51,7 +52,7 @@ class AudioDataset(Dataset):
         self.manifest = manifest
         self.audio = audio
         self.classes = list(manifest.classes if classes is None else classes)
-        self.targets = manifest.label_ids(self.classes)
+        self.targets = manifest.targets(self.classes)  # ids, or multi-hot rows
         self.paths = manifest.filepaths
         self.disk = ArrayCache(cache_dir) if cache_dir is not None else None
         self.memory: dict[int, np.ndarray] | None = {} if memory_cache else None
@@ -82,10 +83,13 @@ class AudioDataset(Dataset):
             self.memory[index] = y
         return y
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         y = self.waveform(index)
         n = self.audio.n_samples
         if n is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             y = fix_length(y, n, crop=self.audio.crop, pad=self.audio.pad, rng=rng)
-        return torch.from_numpy(np.ascontiguousarray(y)), int(self.targets[index])
+        target = self.targets[index]
+        if target.ndim:  # multi-hot
+            return torch.from_numpy(np.ascontiguousarray(y)), torch.from_numpy(target.copy())
+        return torch.from_numpy(np.ascontiguousarray(y)), int(target)

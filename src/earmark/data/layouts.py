@@ -96,11 +96,15 @@ def unlabelled_folder(root: str | Path) -> Manifest:
     return Manifest.from_records(paths, [None] * len(paths), root=root, layout="unlabelled")
 
 
-def from_csv(path: str | Path, *, root: str | Path | None = None) -> Manifest:
+def from_csv(
+    path: str | Path, *, root: str | Path | None = None, multi_label: bool | None = None
+) -> Manifest:
     """A manifest CSV: a path column and a label column, optional group, fold and split.
 
     Column names are matched case-insensitively against common aliases (``path``, ``file``,
     ``class``, ``speaker``...). Relative paths are taken from ``root``, default the CSV's folder.
+    Label cells with ``;`` (``bird;frog``), or ``multi_label=True``, make it multi-label
+    (:class:`Manifest`).
     """
     path = Path(path)
     try:
@@ -121,7 +125,7 @@ def from_csv(path: str | Path, *, root: str | Path | None = None) -> Manifest:
     base = Path(root) if root is not None else path.parent
     picked["filepath"] = [str((base / p).resolve()) for p in picked["filepath"]]
     frame = pd.DataFrame(picked)
-    return Manifest(frame, root=base, layout="csv")
+    return Manifest(frame, root=base, layout="csv", multi_label=multi_label)
 
 
 # -- known data sets --------------------------------------------------------------------------

@@ -4,6 +4,15 @@ Columns: ``filepath`` (absolute), ``label`` (text; empty for unlabelled audio), 
 (speaker, recording, kit...: never on both sides of a split), ``fold`` (a predefined
 cross-validation fold) and ``split`` (``train`` / ``valid`` / ``test`` when the data set
 defines one). Only ``filepath`` and ``label`` are required.
+
+Multi-label: a manifest whose label cells hold several classes joined by ``;``
+(``bird;frog``), or one built with ``multi_label=True``, is multi-label. Its classes are the
+union of the names in its cells, its targets (:meth:`Manifest.targets`) a float multi-hot
+matrix, and every row is labelled: an empty cell is a *negative* (none of the classes is
+present: background, silence), all zeros in the targets. That differs from a single-label
+manifest, where an empty cell means *unlabelled* (audio whose class is unknown, which only a
+semi-supervised model such as ``sgan`` learns from). A multi-label manifest has no
+unlabelled rows.
 """
 
 from __future__ import annotations
@@ -25,15 +34,29 @@ __all__ = ["COLUMNS", "Manifest"]
 
 COLUMNS = ("filepath", "label", "group", "fold", "split")
 SPLIT_NAMES = ("train", "valid", "test")
+#: What joins the classes of one multi-label cell (``bird;frog``).
+LABEL_SEP = ";"
+
+
+def split_label(cell: object) -> list[str]:
+    """The class names of a multi-label cell: split on ``;``, stripped, empty parts dropped,
+    each once, sorted (``None`` / NA: no class)."""
+    if cell is None or pd.isna(cell):
+        return []
+    return sorted({part.strip() for part in str(cell).split(LABEL_SEP) if part.strip()})
 
 
 @dataclass
 class Manifest:
-    """A table of audio files (``frame``) and where it came from (``root``, ``layout``)."""
+    """A table of audio files (``frame``) and where it came from (``root``, ``layout``).
+
+    ``multi_label``: ``None`` (default) makes the manifest multi-label when a label cell
+    holds ``;``; ``True`` / ``False`` say so explicitly (see the module doc)."""
 
     frame: pd.DataFrame
     root: Path | None = None
     layout: str = "custom"
+    multi_label: bool | None = None
     _splits: Splits | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +74,17 @@ class Manifest:
         bad = set(df["split"].dropna().unique()) - set(SPLIT_NAMES)
         if bad:
             raise LayoutError(f"unknown split names {sorted(bad)}; use {SPLIT_NAMES}")
+        has_sep = bool(df["label"].dropna().str.contains(LABEL_SEP, regex=False).any())
+        if self.multi_label is None:
+            self.multi_label = has_sep
+        elif not self.multi_label and has_sep:
+            raise LayoutError(
+                f"label cells hold {LABEL_SEP!r} (several classes) but multi_label=False"
+            )
+        self.multi_label = bool(self.multi_label)
+        if self.multi_label:  # one spelling per set of classes: sorted, each once
+            canon = [LABEL_SEP.join(split_label(v)) for v in df["label"]]
+            df["label"] = pd.Series(canon, index=df.index, dtype="string").replace("", pd.NA)
         extra = [c for c in df.columns if c not in COLUMNS]
         self.frame = df[list(COLUMNS) + extra]
         if self.root is not None:
@@ -69,13 +103,14 @@ class Manifest:
         splits: Sequence[str | None] | None = None,
         root: Path | None = None,
         layout: str = "custom",
+        multi_label: bool | None = None,
     ) -> Manifest:
         """Build a manifest from parallel lists (``None`` for a missing value)."""
         data: dict[str, Sequence] = {"filepath": [str(p) for p in filepaths], "label": labels}
         for name, values in (("group", groups), ("fold", folds), ("split", splits)):
             if values is not None:
                 data[name] = values
-        return cls(pd.DataFrame(data), root=root, layout=layout)
+        return cls(pd.DataFrame(data), root=root, layout=layout, multi_label=multi_label)
 
     # -- views ------------------------------------------------------------------------------
 
@@ -85,6 +120,7 @@ class Manifest:
     def __repr__(self) -> str:
         return (
             f"Manifest(layout={self.layout!r}, files={len(self)}, classes={len(self.classes)}, "
+            f"{'multi-label, ' if self.multi_label else ''}"
             f"groups={self.frame['group'].nunique() if self.has_groups else 0})"
         )
 
@@ -105,7 +141,9 @@ class Manifest:
 
     @property
     def classes(self) -> list[str]:
-        """The distinct labels, sorted."""
+        """The distinct labels, sorted (multi-label: every class named in a cell)."""
+        if self.multi_label:
+            return sorted({c for v in self.frame["label"].dropna() for c in split_label(v)})
         return sorted(str(v) for v in self.frame["label"].dropna().unique())
 
     @property
@@ -122,14 +160,20 @@ class Manifest:
 
     @property
     def labelled(self) -> np.ndarray:
-        """Boolean mask of the rows that have a label."""
+        """Boolean mask of the rows that have a label (multi-label: every row; an empty cell
+        is a negative)."""
+        if self.multi_label:
+            return np.ones(len(self), dtype=bool)
         return self.frame["label"].notna().to_numpy()
 
     def label_ids(self, classes: Sequence[str] | None = None) -> np.ndarray:
         """Integer class ids (index into ``classes``, default :attr:`classes`); -1 if unlabelled.
 
-        A label missing from ``classes`` raises :class:`LayoutError`.
+        A label missing from ``classes`` raises :class:`LayoutError`; so does a multi-label
+        manifest (its rows have no one class: use :meth:`targets`).
         """
+        if self.multi_label:
+            raise LayoutError("a multi-label manifest has no class ids; use targets()")
         classes = list(self.classes if classes is None else classes)
         index = {c: i for i, c in enumerate(classes)}
         out = np.full(len(self), -1, dtype=np.int64)
@@ -141,15 +185,35 @@ class Manifest:
             out[i] = index[lab]
         return out
 
+    def targets(self, classes: Sequence[str] | None = None) -> np.ndarray:
+        """What a model learns from each row: class ids (:meth:`label_ids`) for a
+        single-label manifest; for a multi-label one a float32 multi-hot matrix
+        ``[rows, classes]`` (an empty cell: all zeros). A class missing from ``classes``
+        raises :class:`LayoutError`."""
+        if not self.multi_label:
+            return self.label_ids(classes)
+        classes = list(self.classes if classes is None else classes)
+        index = {c: i for i, c in enumerate(classes)}
+        out = np.zeros((len(self), len(classes)), dtype=np.float32)
+        for i, cell in enumerate(self.frame["label"]):
+            for c in split_label(cell):
+                if c not in index:
+                    raise LayoutError(f"label {c!r} of {self.filepaths[i]} is not among {classes}")
+                out[i, index[c]] = 1.0
+        return out
+
     def counts(self) -> dict[str, int]:
-        """Files per class."""
+        """Files per class (multi-label: files where the class is present)."""
+        if self.multi_label:
+            totals = self.targets().sum(axis=0)
+            return {c: int(n) for c, n in zip(self.classes, totals, strict=True)}
         return {str(k): int(v) for k, v in self.frame["label"].value_counts().sort_index().items()}
 
     def subset(self, rows: np.ndarray | Sequence[int] | Sequence[bool]) -> Manifest:
         """The manifest restricted to ``rows`` (positions or a boolean mask), same root."""
         rows = np.asarray(rows)
         picked = self.frame[rows] if rows.dtype == bool else self.frame.iloc[rows]
-        return Manifest(picked, root=self.root, layout=self.layout)
+        return Manifest(picked, root=self.root, layout=self.layout, multi_label=self.multi_label)
 
     # -- splits -------------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ __all__ = ["FeatureTable", "compute_features"]
 
 @dataclass
 class FeatureTable:
-    """Features ``X`` (first axis: files), class ids ``y`` (-1: unlabelled) and provenance."""
+    """Features ``X`` (first axis: files), class ids ``y`` (-1: unlabelled; for a
+    multi-label manifest a float multi-hot matrix ``[files, classes]``) and provenance."""
 
     X: np.ndarray
     y: np.ndarray
@@ -230,7 +231,7 @@ def compute_features(
     names = features.handcrafted(audio.sample_rate).names if features.kind == "handcrafted" else []
     return FeatureTable(
         X=np.stack([found[i] for i in kept]).astype(np.float32),
-        y=manifest.label_ids(manifest.classes)[kept],
+        y=manifest.targets(manifest.classes)[kept],
         classes=manifest.classes,
         filepaths=[paths[i] for i in kept],
         groups=[str(groups[i]) for i in kept] if groups is not None else [],

@@ -20,7 +20,8 @@ class NeuralModel:
     """Network ``name`` with ``params`` for ``n_classes`` classes, scoring features
     ``[n, channels, n_bins, frames]`` (or waveforms, for a network that takes them) in
     batches on ``device``. ``pretrained=False`` builds a network on pretrained weights
-    without reading them (its own weights are loaded next, or its size is all that counts)."""
+    without reading them (its own weights are loaded next, or its size is all that counts).
+    ``multi_label``: the outputs are per-class sigmoids, not a softmax over the classes."""
 
     def __init__(
         self,
@@ -32,6 +33,7 @@ class NeuralModel:
         n_bins: int = 40,
         device: str | torch.device = "cpu",
         pretrained: bool = True,
+        multi_label: bool = False,
     ) -> None:
         spec = registry.get(name)
         params = {**spec.defaults, **params}
@@ -41,6 +43,7 @@ class NeuralModel:
             params["pretrained"] = pretrained
         self.network: nn.Module = spec.build(n_classes, in_channels=in_channels, **params)
         self.device = torch.device(device)
+        self.multi_label = multi_label
         self._fused: tuple[tuple, nn.Module] | None = None
 
     def inference_network(self) -> nn.Module:
@@ -56,14 +59,16 @@ class NeuralModel:
         return self._fused[1]
 
     def predict_proba(self, X: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Softmax probabilities ``[n, classes]``, ``batch_size`` examples at a time (the
-        activations of a batch bound the memory: ~100 MB for ``cnn`` at 256)."""
+        """Softmax probabilities ``[n, classes]`` (multi-label: per-class sigmoids),
+        ``batch_size`` examples at a time (the activations of a batch bound the memory:
+        ~100 MB for ``cnn`` at 256)."""
         net = self.inference_network()
+        activate = torch.sigmoid if self.multi_label else lambda z: torch.softmax(z, dim=-1)
         out = []
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
                 x = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32)
-                out.append(torch.softmax(net(x.to(self.device)), dim=-1).float().cpu().numpy())
+                out.append(activate(net(x.to(self.device))).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

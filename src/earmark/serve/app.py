@@ -217,6 +217,8 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             "audio": audio.to_dict() if audio is not None else None,
             "features": features.to_dict() if features is not None else None,
             "metrics": getattr(model, "metrics_", {}),
+            "multi_label": bool(getattr(model, "multi_label_", False)),
+            "thresholds": getattr(model, "thresholds_", None),
             "limits": settings.limits(),
         }
 
@@ -404,7 +406,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         request: Request,
         window: float | None = Query(None, gt=0, le=longest, allow_inf_nan=False),
         hop: float | None = Query(None, gt=0, le=longest, allow_inf_nan=False),
-        threshold: float = Query(0.5, ge=0, le=1, allow_inf_nan=False),
+        threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
         background: list[str] | None = Query(default=None),
         merge_gap: float = Query(0.0, ge=0, le=longest, allow_inf_nan=False),
         min_duration: float = Query(0.0, ge=0, le=longest, allow_inf_nan=False),
@@ -412,15 +414,18 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
         """Events in an uploaded recording (as ``earmark detect``): ``events`` (start_s,
         end_s, label, score), ``counts`` per label, and the score track (window starts and
         scores per class). ``window`` and ``hop`` (s) must be finite, > 0 and at most
-        ``max_detect_duration``; ``threshold`` in [0, 1]; ``merge_gap`` and
+        ``max_detect_duration``; ``threshold`` in [0, 1] (default: the model's calibrated
+        per-class thresholds when its run has them, else 0.5); ``merge_gap`` and
         ``min_duration`` finite and >= 0 (else 422)."""
         from earmark.detection import Windowing, score_file
         from earmark.detection.events import EventRules, count_events, find_events
 
         try:
             windowing = Windowing(window=window, hop=hop)
+            calibrated = getattr(model, "thresholds_", None)
             rules = EventRules(
-                threshold=threshold,
+                threshold=0.5 if threshold is None else threshold,
+                thresholds=dict(calibrated) if calibrated and threshold is None else {},
                 background=tuple(background or ()),
                 merge_gap=merge_gap,
                 min_duration=min_duration,
