@@ -132,7 +132,7 @@ def test_cache_keys_differ_per_segment(tmp_path):
 # -- training from annotation tables ---------------------------------------------------------
 
 
-def annotated_recordings(folder: Path, n: int = 5, seconds: float = 12.0) -> Path:
+def annotated_recordings(folder: Path, n: int = 5, seconds: float = 8.0) -> Path:
     """``n`` recordings of noise with 1.5-s tones every 2 s (``low`` 500 Hz, ``high`` 2500 Hz,
     alternating) and a Raven table each."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +167,7 @@ def test_load_windows_gives_segment_rows_grouped_by_recording(tmp_path):
         load_windows(data, window_s=1.0, complete=True, negative_label="low")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["logreg", "seed-cnn"])
 def test_train_from_raven_tables_without_writing_clips(tmp_path, model):
     from earmark.training import TrainConfig
@@ -196,6 +197,7 @@ def test_train_from_raven_tables_without_writing_clips(tmp_path, model):
     assert np.mean([p == t for p, t in zip(predicted, truth, strict=True)]) >= 0.8
 
 
+@pytest.mark.slow
 def test_cli_train_from_annotation_tables(tmp_path):
     data = annotated_recordings(tmp_path / "data")
     out = tmp_path / "run"
@@ -221,8 +223,11 @@ def test_cli_train_from_annotation_tables(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "earmark.json").is_file()
     assert not audio_files(out)
-    bad = CliRunner().invoke(
-        app, ["train", str(data), "--annotations", "--min-overlap", "lots", "--out", str(out)]
-    )
+    args = ["train", str(data), "--out", str(tmp_path / "other")]
+    no_window = CliRunner().invoke(app, [*args, "--annotations"])  # tables detected: a window
+    assert no_window.exit_code == 2 and "--window" in no_window.output
+    auto = CliRunner().invoke(app, args)  # a folder of Raven tables is detected as such
+    assert auto.exit_code == 2 and "--window" in auto.output
+    bad = CliRunner().invoke(app, [*args, "--window", "1", "--min-overlap", "lots"])
     assert bad.exit_code != 0
     assert "min_overlap" in bad.output and "Traceback" not in bad.output
