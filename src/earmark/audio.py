@@ -978,24 +978,50 @@ def load_clip(
     *,
     rng: np.random.Generator | None = None,
     max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
+    offset: float = 0.0,
+    duration: float | None = None,
 ) -> np.ndarray:
     """Decode ``path`` and standardize it with ``config``: float32 ``[channels, samples]``.
 
     The same as :func:`standardize` of :func:`load`, but the channels are set and the rate
     changed block by block as the file is decoded (see :func:`load`): memory follows the
     config's rate, not the file's. ``max_decoded_bytes`` is :func:`load`'s decoding budget
-    (a server may want a smaller one: decoding time follows the file's own rate)."""
+    (a server may want a smaller one: decoding time follows the file's own rate).
+
+    ``offset`` / ``duration`` (seconds) read one segment of a longer recording, as a clip of
+    its own (a window of an annotated recording): soundfile seeks to it, PyAV seeks to a
+    little before it, and only the segment is decoded, so memory and the ``max_duration`` /
+    budget checks follow the segment, not the recording. A segment that runs past the end of
+    the file is zero-padded to ``duration`` (as detection pads its last window); one that
+    starts at or after the end raises :class:`AudioError` naming the file and the span."""
 
     def mix(y: np.ndarray) -> np.ndarray:
         return set_channels(
             y, config.channels, policy=config.channel_policy, channel=config.channel
         )
 
-    y, _ = _decode(
-        Path(path),
-        sr=config.sample_rate,
-        mix=mix,
-        max_duration=config.max_duration,
-        max_decoded_bytes=max_decoded_bytes,
-    )
+    segment = offset != 0 or duration is not None
+    try:
+        y, _ = _decode(
+            Path(path),
+            sr=config.sample_rate,
+            mix=mix,
+            offset=offset,
+            duration=duration,
+            max_duration=config.max_duration,
+            max_decoded_bytes=max_decoded_bytes,
+        )
+    except ParameterError as exc:
+        if not segment or "past the end" not in str(exc):
+            raise
+        end = "" if duration is None else f"-{offset + duration:.3f}"
+        raise AudioError(
+            path, f"segment {offset:.3f}{end} s starts at or past the end of the audio"
+        ) from None
+    if duration is not None:
+        want = round(duration * config.sample_rate)
+        if y.shape[1] < want:  # the segment runs past the end of the file: zeros
+            y = np.pad(y, ((0, 0), (0, want - y.shape[1])))
+        elif y.shape[1] > want:  # resampling rounding
+            y = y[:, :want]
     return _fit(y, config, rng)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ArrayCache", "default_cache_dir", "file_digest"]
+__all__ = ["ArrayCache", "default_cache_dir", "file_digest", "segment_key"]
 
 _HASH_CHUNK = 1 << 20
 
@@ -27,6 +27,15 @@ def file_digest(path: str | Path) -> str:
         while chunk := fh.read(_HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def segment_key(settings: str, span: tuple[float, float] | None) -> str:
+    """The cache key of ``settings`` for a segment ``(offset, duration)`` of a file (a whole
+    file, ``None``, keeps ``settings`` as it is): each window of a recording is its own entry.
+    Times to the microsecond, so float noise in a window table does not split one entry."""
+    if span is None:
+        return settings
+    return f"{settings}|segment={span[0]:.6f}+{span[1]:.6f}"
 
 
 def default_cache_dir() -> Path:

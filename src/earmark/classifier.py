@@ -138,7 +138,8 @@ class Classifier(UsesPredictor):
         either way, but a batch of clips is one tensor."""
         manifest = as_manifest(data)
         if self.features.pretrained and self.audio.duration is None:
-            seconds = _longest(manifest.subset(manifest.labelled).filepaths)
+            labelled = manifest.subset(manifest.labelled)
+            seconds = _longest(labelled.filepaths, labelled.spans)
             self.audio = dataclasses.replace(self.audio, duration=seconds)
         return compute_features(
             manifest.subset(manifest.labelled),
@@ -243,7 +244,7 @@ class Classifier(UsesPredictor):
         else:
             self.classes_ = [str(c) for c in self.estimator_.classes_]
         self.skipped_ = table.skipped
-        durations = [audio_io.info(p).duration for p in table.filepaths]
+        durations = table.clip_seconds() or [audio_io.info(p).duration for p in table.filepaths]
         self.clip_seconds_ = self.audio.duration or float(max(durations))
         counts = _class_counts(table.y, len(table.classes))
         self.training_ = {
@@ -614,11 +615,15 @@ def _required_rate(
     return audio
 
 
-def _longest(paths: list[str]) -> float:
+def _longest(paths: list[str], spans: list[tuple[float, float] | None] | None = None) -> float:
     """The clip length for clips of ``paths``: the longest readable one, in tenths of a
-    second up, at most 10 s (from the headers; unreadable files are left to decoding)."""
+    second up, at most 10 s (from the headers, or a segment row's own length; unreadable
+    files are left to decoding)."""
     longest = 0.0
-    for path in paths:
+    for path, span in zip(paths, spans or [None] * len(paths), strict=True):
+        if span is not None:
+            longest = max(longest, span[1])
+            continue
         try:
             longest = max(longest, audio_io.info(path).duration)
         except (EarmarkError, OSError):

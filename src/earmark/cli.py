@@ -24,7 +24,7 @@ from rich.table import Table
 import earmark
 from earmark import audio as audio_io
 from earmark import data
-from earmark.data.manifest import SPLIT_NAMES
+from earmark.data.manifest import SPLIT_NAMES, Manifest
 from earmark.errors import EarmarkError, Interrupted, ParameterError
 from earmark.features import FEATURE_KINDS, FeatureConfig, compute_features
 from earmark.settings import SettingsError
@@ -858,6 +858,12 @@ def train(
         bool | None,
         typer.Option("--group/--no-group", help="Keep groups on one side (default: if any)."),
     ] = None,
+    annotations: AnnotationsFlag = False,
+    recordings: Recordings = None,
+    window: Window = None,
+    hop: Hop = None,
+    min_overlap: MinOverlapOption = None,
+    complete: Complete = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     workers: Workers = None,
@@ -898,7 +904,15 @@ def train(
     settings = train_settings(recipe, options, resume=resume, names=OPTION_NAMES)
     out = out or resume
     clf = _classifier(settings, cache_dir=_cache(cache_dir, no_cache), workers=workers)
-    manifest = data.load(path)
+    manifest = _load_data(
+        path,
+        annotations=annotations,
+        recordings=recordings,
+        window=window,
+        hop=hop,
+        min_overlap=min_overlap,
+        complete=complete,
+    )
     with _training_progress(len(manifest), clf.family, quiet or as_json) as hooks:
         result = train_run(
             manifest,
@@ -938,6 +952,85 @@ def train(
         console.print(_metrics_table(ev.metrics, f"test split: {len(ev.y_true)} files"))
         console.print(f"model and report in {result.out}")
     _partial(n_skipped, clf.training_["files"])
+
+
+AnnotationsFlag = Annotated[
+    bool,
+    typer.Option(
+        "--annotations",
+        help="PATH is annotation tables (Raven, Audacity, CSV; a table or a folder of them "
+        "beside their recordings): train on their windows, read from the recordings.",
+    ),
+]
+Recordings = Annotated[
+    Path | None,
+    typer.Option(help="Folder of the recordings the annotation tables name (default: theirs)."),
+]
+Window = Annotated[
+    float | None,
+    typer.Option("--window", help="Annotation windows: length in seconds (required for tables)."),
+]
+Hop = Annotated[
+    float | None,
+    typer.Option("--hop", help="Annotation windows: step in seconds (default: the window)."),
+]
+MinOverlapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--min-overlap",
+        help="Annotation windows: overlap that makes a window positive, seconds (0.2) or a "
+        "fraction of the shorter of window and call ('50%', the default).",
+    ),
+]
+Complete = Annotated[
+    bool,
+    typer.Option(
+        "--complete",
+        help="The tables list every call: unannotated windows are negatives (class 'background').",
+    ),
+]
+
+
+def _load_data(
+    path: Path,
+    *,
+    annotations: bool = False,
+    recordings: Path | None = None,
+    window: float | None = None,
+    hop: float | None = None,
+    min_overlap: str | None = None,
+    complete: bool = False,
+) -> Manifest:
+    """The data set at ``path``, or, for annotation tables, the manifest of their windows
+    (segment rows read from the recordings: :func:`earmark.data.load_windows`). Tables are
+    taken as tables with ``--annotations``, any window option, or when ``path`` is a Raven or
+    Audacity table or a folder of them (a CSV of ``file,start_s,end_s,label`` without these
+    options is read as a manifest of segments)."""
+    given = window is not None or hop is not None or min_overlap is not None or complete
+    if not (annotations or given or recordings is not None):
+        from earmark.data.annotations import is_annotation_source
+
+        auto = is_annotation_source(path) and not (path.is_file() and path.suffix == ".csv")
+        if not auto:
+            return data.load(path)
+    if window is None:
+        raise typer.BadParameter(
+            "annotation tables are cut into windows: give their length in seconds",
+            param_hint="--window",
+        )
+    from earmark.data.segments import load_windows
+
+    manifest = load_windows(
+        path,
+        window_s=window,
+        hop_s=hop,
+        min_overlap=min_overlap if min_overlap is not None else "50%",
+        complete=complete,
+        recordings=recordings,
+    )
+    unreadable = manifest.frame.attrs.get("unreadable") or {}
+    _list_unreadable([f"{p}: {e}" for p, e in unreadable.items()])
+    return manifest
 
 
 def _classifier(settings: Any, **kw: Any) -> Any:
@@ -1005,6 +1098,12 @@ def evaluate(
         Path | None,
         typer.Option("--out", "-o", help="Folder for the report (default: in the model)."),
     ] = None,
+    annotations: AnnotationsFlag = False,
+    recordings: Recordings = None,
+    window: Window = None,
+    hop: Hop = None,
+    min_overlap: MinOverlapOption = None,
+    complete: Complete = False,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -1018,7 +1117,15 @@ def evaluate(
         raise typer.BadParameter(f"use one of {SPLITS}", param_hint="--split")
     if out is not None:
         check_out(out, overwrite=overwrite)
-    manifest = data.load(path)
+    manifest = _load_data(
+        path,
+        annotations=annotations,
+        recordings=recordings,
+        window=window,
+        hop=hop,
+        min_overlap=min_overlap,
+        complete=complete,
+    )
     with _progress("evaluating", len(manifest), quiet or as_json) as advance:
         result = evaluate_run(run, manifest, split=split, out=out, on_file=advance)
     for warning in result.warnings:
@@ -1143,6 +1250,12 @@ def cv(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the results as JSON.")
     ] = None,
+    annotations: AnnotationsFlag = False,
+    recordings: Recordings = None,
+    window: Window = None,
+    hop: Hop = None,
+    min_overlap: MinOverlapOption = None,
+    complete: Complete = False,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     workers: Workers = None,
@@ -1178,7 +1291,15 @@ def cv(
         check_out(out, overwrite=overwrite, file=True)
     clf = _classifier(settings, cache_dir=_cache(cache_dir, no_cache), workers=workers)
     quiet = quiet or as_json
-    manifest = data.load(path)
+    manifest = _load_data(
+        path,
+        annotations=annotations,
+        recordings=recordings,
+        window=window,
+        hop=hop,
+        min_overlap=min_overlap,
+        complete=complete,
+    )
     n_folds = folds or (manifest.frame["fold"].nunique() if manifest.has_folds else 5)
     hooks, lines = _fold_hooks(clf.family, n_folds, quiet)
     with _progress("features", len(manifest), quiet or clf.family == "neural") as advance:

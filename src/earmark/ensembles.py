@@ -123,8 +123,10 @@ class Ensemble(FileScores):
         """As :meth:`Classifier.predict_files` (each member predicts in batches, then the
         scores are combined per file); a file any member cannot read gives an ``error``."""
         paths = input_files(inputs)
+        # a manifest goes to the members as it is: its segment rows stay segments
+        given = inputs if isinstance(inputs, Manifest) else paths
         runs = [
-            m.predict_files(paths, top_k=len(m.classes_), batch_size=batch_size, workers=workers)
+            m.predict_files(given, top_k=len(m.classes_), batch_size=batch_size, workers=workers)
             for m in self.members
         ]
         out = []

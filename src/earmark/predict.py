@@ -309,6 +309,21 @@ class Predictor:
         pred.raise_error()
         return pred
 
+    def _decode_item(
+        self, item: tuple[str, tuple[float, float] | None]
+    ) -> tuple[str, np.ndarray | None, str | None]:
+        """A file (``span`` ``None``: :meth:`_decode`) or a segment of one: the segment is
+        read alone, never streamed (its memory follows its own length, under the decoding
+        budget), and scored as the clip it is."""
+        path, span = item
+        if span is None:
+            return self._decode(path)
+        try:
+            y = self.preprocessing.read(path, offset=span[0], duration=span[1])
+            return path, y, None
+        except AudioError as exc:
+            return path, None, str(exc)
+
     def _decode(self, path: str) -> tuple[str, np.ndarray | None, str | None]:
         """``path`` decoded whole; ``None`` with no error for a file to stream; or the
         reason it cannot be read."""
@@ -339,8 +354,11 @@ class Predictor:
 
         ``workers`` threads decode ahead of the model (default: half the cores, at most 8)
         and the windows of consecutive files are scored in batches of about ``batch_size``.
-        Files longer than :data:`STREAM_SECONDS` are streamed in blocks."""
+        Files longer than :data:`STREAM_SECONDS` are streamed in blocks. A manifest's segment
+        rows (``start_s`` / ``end_s``) are scored as clips of their own: only the segment is
+        decoded, and its prediction's ``duration`` is the segment's."""
         paths = input_files(inputs)
+        spans = inputs.spans if isinstance(inputs, Manifest) else [None] * len(paths)
         out: list[Prediction | None] = [None] * len(paths)
         group: list[tuple[int, str, float, list[np.ndarray], list[float]]] = []
         n_windows = 0
@@ -361,7 +379,8 @@ class Predictor:
                 at += len(segs)
             group, n_windows = [], 0
 
-        decoded = prefetch_map(self._decode, paths, workers=workers, ahead=2 * batch_size)
+        items = list(zip(paths, spans, strict=True))
+        decoded = prefetch_map(self._decode_item, items, workers=workers, ahead=2 * batch_size)
         for i, (path, y, error) in enumerate(decoded):
             check_cancelled()
             if error is not None:

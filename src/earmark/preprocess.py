@@ -88,15 +88,21 @@ class Preprocessing:
         *,
         max_duration: float | None = None,
         max_decoded_bytes: int | None = audio_io.DEFAULT_MAX_DECODED_BYTES,
+        offset: float = 0.0,
+        duration: float | None = None,
     ) -> np.ndarray:
         """``path`` decoded at the model's rate and channels, at its own length: float32
         ``[channels, samples]``, not yet normalized. ``max_duration`` overrides the audio
         settings' longest accepted file; ``max_decoded_bytes`` is the decoding budget of
-        :func:`earmark.audio.load` (memory follows the model's rate whatever the file's)."""
+        :func:`earmark.audio.load` (memory follows the model's rate whatever the file's).
+        ``offset`` / ``duration``: only that segment of the file (seconds; zero-padded where
+        it runs past the end), as :func:`earmark.audio.load_clip` reads one."""
         cfg = dataclasses.replace(self.audio, duration=None, normalize=None)
         if max_duration is not None:
             cfg = dataclasses.replace(cfg, max_duration=max_duration)
-        return audio_io.load_clip(path, cfg, max_decoded_bytes=max_decoded_bytes)
+        return audio_io.load_clip(
+            path, cfg, max_decoded_bytes=max_decoded_bytes, offset=offset, duration=duration
+        )
 
     def blocks(self, path: str | Path, block_seconds: float) -> Iterator[np.ndarray]:
         """``path`` as consecutive ``[channels, samples]`` blocks of about ``block_seconds``
@@ -108,10 +114,18 @@ class Preprocessing:
                 block, cfg.channels, policy=cfg.channel_policy, channel=cfg.channel
             )
 
-    def clip(self, path: str | Path, *, rng: np.random.Generator | None = None) -> np.ndarray:
+    def clip(
+        self,
+        path: str | Path,
+        *,
+        rng: np.random.Generator | None = None,
+        offset: float = 0.0,
+        duration: float | None = None,
+    ) -> np.ndarray:
         """A training clip: decoded and standardized by the audio settings (cropped and
-        padded to ``audio.duration`` when set), exactly as :meth:`prepare` treats a window."""
-        return audio_io.load_clip(path, self.audio, rng=rng)
+        padded to ``audio.duration`` when set), exactly as :meth:`prepare` treats a window.
+        ``offset`` / ``duration``: a segment of the file as the clip."""
+        return audio_io.load_clip(path, self.audio, rng=rng, offset=offset, duration=duration)
 
     # -- windows ----------------------------------------------------------------------------
 

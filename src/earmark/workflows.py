@@ -287,8 +287,12 @@ def run_cv(
 
     if table is None:
         table = classifier.features_of(manifest, on_file=on_file)
-    rows = {p: i for i, p in enumerate(manifest.filepaths)}
-    kept = manifest.subset([rows[p] for p in table.filepaths])
+    # the manifest's rows the table kept: by file, and by span for the segments of a file
+    rows = {
+        (p, s): i for i, (p, s) in enumerate(zip(manifest.filepaths, manifest.spans, strict=True))
+    }
+    spans = table.spans or [None] * len(table.filepaths)
+    kept = manifest.subset([rows[p, s] for p, s in zip(table.filepaths, spans, strict=True)])
     splits, kind = cv_folds(kept, folds, group=group, seed=seed)
     X = table.X.reshape(len(table.X), -1)  # classical learners: one vector per clip
     result = cross_validate(

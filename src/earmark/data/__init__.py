@@ -20,6 +20,8 @@ from earmark.data.scan import ScanReport, scan
 _LAZY = {
     "AudioDataset": "dataset",
     "annotation_windows": "annotations",
+    "load_windows": "segments",
+    "windows_manifest": "segments",
     "read_annotations": "annotations",
     "Splits": "splits",
     "check_no_leak": "splits",

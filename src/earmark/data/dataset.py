@@ -5,6 +5,9 @@ rate and normalization applied; length not yet fixed) is kept in memory and, opt
 disk under a key made of the file's content hash and the audio settings: a renamed file hits
 the cache, an edited one misses it. Cropping to the training length happens per item, so a
 random crop differs between epochs but is repeatable for a given seed and epoch.
+
+A segment row (``start_s`` / ``end_s``) is decoded alone (the file is seeked, not read
+whole), and cached under its span too: each window of a recording is its own entry.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from earmark.audio import AudioConfig, fix_length, load_clip
-from earmark.cache import ArrayCache, file_digest
+from earmark.cache import ArrayCache, file_digest, segment_key
 from earmark.data.manifest import Manifest
 
 __all__ = ["AudioDataset"]
@@ -54,6 +57,8 @@ class AudioDataset(Dataset):
         self.classes = list(manifest.classes if classes is None else classes)
         self.targets = manifest.targets(self.classes)  # ids, or multi-hot rows
         self.paths = manifest.filepaths
+        self.spans = manifest.spans
+        self._digests: dict[str, str] = {}  # one hash per recording, however many segments
         self.disk = ArrayCache(cache_dir) if cache_dir is not None else None
         self.memory: dict[int, np.ndarray] | None = {} if memory_cache else None
         self.seed = seed
@@ -72,13 +77,19 @@ class AudioDataset(Dataset):
         """The standardized waveform of item ``index`` at its natural length (cached)."""
         if self.memory is not None and index in self.memory:
             return self.memory[index]
-        path = self.paths[index]
-        digest = file_digest(path) if self.disk is not None else None
-        y = self.disk.get(digest, self._base.key()) if self.disk is not None else None
+        path, span = self.paths[index], self.spans[index]
+        key = segment_key(self._base.key(), span)
+        digest = None
+        if self.disk is not None:
+            digest = self._digests.get(path)
+            if digest is None:
+                digest = self._digests[path] = file_digest(path)
+        y = self.disk.get(digest, key) if self.disk is not None else None
         if y is None:
-            y = load_clip(path, self._base)
+            offset, duration = span if span is not None else (0.0, None)
+            y = load_clip(path, self._base, offset=offset, duration=duration)
             if self.disk is not None:
-                self.disk.put(digest, self._base.key(), y)
+                self.disk.put(digest, key, y)
         if self.memory is not None:
             self.memory[index] = y
         return y

@@ -52,6 +52,8 @@ _CSV_ALIASES = {
     "group": ("group", "speaker", "speaker_id", "fsid", "src_file", "recording", "session", "kit"),
     "fold": ("fold",),
     "split": ("split", "set", "subset"),
+    "start_s": ("start_s",),  # a segment of the file (earmark.data.manifest)
+    "end_s": ("end_s",),
 }
 
 

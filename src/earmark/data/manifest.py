@@ -13,6 +13,11 @@ present: background, silence), all zeros in the targets. That differs from a sin
 manifest, where an empty cell means *unlabelled* (audio whose class is unknown, which only a
 semi-supervised model such as ``sgan`` learns from). A multi-label manifest has no
 unlabelled rows.
+
+A row may be a *segment* of its file: ``start_s`` and ``end_s`` (seconds into the file; both
+or neither) make every loader read only that span, as a clip of its own (the windows of an
+annotated recording, :func:`earmark.data.annotations.windows_manifest`). Rows without them
+(or with them empty) are whole files.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class Manifest:
         for col in ("label", "group", "split"):
             df[col] = df[col].astype("string").str.strip().replace("", pd.NA)
         df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
+        if "start_s" in df.columns or "end_s" in df.columns:
+            _check_segments(df)
         bad = set(df["split"].dropna().unique()) - set(SPLIT_NAMES)
         if bad:
             raise LayoutError(f"unknown split names {sorted(bad)}; use {SPLIT_NAMES}")
@@ -127,6 +134,30 @@ class Manifest:
     @property
     def filepaths(self) -> list[str]:
         return self.frame["filepath"].tolist()
+
+    @property
+    def has_segments(self) -> bool:
+        """Whether some rows are segments of their files (``start_s`` / ``end_s``)."""
+        return "start_s" in self.frame.columns and bool(self.frame["start_s"].notna().any())
+
+    @property
+    def spans(self) -> list[tuple[float, float] | None]:
+        """Per row: ``(offset, duration)`` in seconds of its segment, or ``None`` for a whole
+        file (what :func:`earmark.audio.load_clip` takes as ``offset`` / ``duration``)."""
+        if not self.has_segments:
+            return [None] * len(self)
+        starts = self.frame["start_s"].to_numpy(dtype=np.float64, na_value=np.nan)
+        ends = self.frame["end_s"].to_numpy(dtype=np.float64, na_value=np.nan)
+        return [
+            None if np.isnan(a) else (float(a), float(b) - float(a))
+            for a, b in zip(starts, ends, strict=True)
+        ]
+
+    def describe(self, row: int) -> str:
+        """Row ``row`` in words for messages: its file, and its span when it is a segment."""
+        span = self.spans[row]
+        path = self.filepaths[row]
+        return path if span is None else f"{path} [{span[0]:g}-{span[0] + span[1]:g} s]"
 
     @property
     def labels(self) -> np.ndarray:
@@ -263,3 +294,30 @@ class Manifest:
         df[used].to_csv(tmp, index=False)
         tmp.replace(path)
         return path
+
+
+def _check_segments(df: pd.DataFrame) -> None:
+    """Coerce ``start_s`` / ``end_s`` to seconds and check each segment (both or neither,
+    ``0 <= start < end``); raises :class:`LayoutError` naming the first bad row."""
+    for col in ("start_s", "end_s"):
+        if col not in df.columns:
+            raise LayoutError("segment rows need both start_s and end_s columns")
+        raw = df[col]
+        num = pd.to_numeric(raw.replace("", pd.NA), errors="coerce").astype("float64")
+        bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise LayoutError(
+                f"row {i} ({df['filepath'].iloc[i]}): {col} {raw.iloc[i]!r} is not a number"
+            )
+        df[col] = num
+    start, end = df["start_s"], df["end_s"]
+    wrong = (
+        (start.isna() != end.isna()) | (start < 0) | (end <= start) | ~np.isfinite(end.fillna(0))
+    )
+    if wrong.any():
+        i = int(np.flatnonzero(wrong.to_numpy())[0])
+        raise LayoutError(
+            f"row {i} ({df['filepath'].iloc[i]}): a segment needs 0 <= start_s < end_s, "
+            f"got start_s={start.iloc[i]} end_s={end.iloc[i]}"
+        )

@@ -7,6 +7,7 @@ decoded in a thread pool: libsndfile and ffmpeg release the GIL while they decod
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,14 +84,20 @@ def scan(
     workers = workers or min(8, os.cpu_count() or 1)
     paths = manifest.filepaths
 
+    # each file once: the segment rows of one recording share its checks
+    rows_of = Counter(paths)
+    unique = list(rows_of)
+
     def one(path: str) -> dict[str, Any]:
         out = _check(path, decode)
         if on_file is not None:
-            on_file()
+            for _ in range(rows_of[path]):  # progress counts rows
+                on_file()
         return out
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        rows = list(pool.map(one, paths))
+        checked = dict(zip(unique, pool.map(one, unique), strict=True))
+    rows = [checked[p] for p in paths]
     cols = ["sample_rate", "channels", "duration", "format", "codec", "peak", "error"]
     facts = pd.DataFrame(rows, columns=cols)
     table = pd.concat([manifest.frame.reset_index(drop=True), facts], axis=1)

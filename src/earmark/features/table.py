@@ -19,7 +19,7 @@ import numpy as np
 
 from earmark.atomic import atomic_write
 from earmark.audio import AudioConfig, load_clip
-from earmark.cache import ArrayCache, file_digest
+from earmark.cache import ArrayCache, file_digest, segment_key
 from earmark.data.manifest import Manifest
 from earmark.errors import AudioError, EarmarkError
 from earmark.features.config import FeatureConfig
@@ -42,6 +42,16 @@ class FeatureTable:
     features: FeatureConfig
     names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: per row, the segment ``(offset, duration)`` in seconds, or ``None`` for a whole file;
+    #: empty when every row is a whole file
+    spans: list[tuple[float, float] | None] = field(default_factory=list)
+
+    def clip_seconds(self) -> list[float] | None:
+        """Each row's segment length in seconds, or ``None`` when the rows are whole files
+        (their lengths come from the files' headers)."""
+        if not self.spans or any(s is None for s in self.spans):
+            return None
+        return [s[1] for s in self.spans]
 
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` atomically (temporary name, then rename)."""
@@ -57,6 +67,10 @@ class FeatureTable:
             "names": np.array(self.names, dtype=str),
             "settings": np.array(json.dumps(settings)),
         }
+        if self.spans:  # segments: offset and duration, NaN for a whole file
+            arrays["spans"] = np.array(
+                [s if s is not None else (np.nan, np.nan) for s in self.spans], dtype=np.float64
+            ).reshape(-1, 2)
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as fh:  # a file object: np.savez adds no ".npz" to the name
@@ -79,6 +93,10 @@ class FeatureTable:
                     audio=AudioConfig.from_dict(settings["audio"]),
                     features=FeatureConfig.from_dict(settings["features"]),
                     names=z["names"].tolist(),
+                    spans=[
+                        None if np.isnan(a) else (float(a), float(b))
+                        for a, b in (z["spans"] if "spans" in z.files else [])
+                    ],
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise EarmarkError(f"{path}: not a feature table written by earmark ({exc})") from None
@@ -103,26 +121,38 @@ def _settings_key(audio: AudioConfig, features: FeatureConfig) -> str:
     return key
 
 
+def _clip(path: str, audio: AudioConfig, span: tuple[float, float] | None) -> np.ndarray:
+    """A row's clip: the whole file, or its segment ``span`` (offset, duration)."""
+    offset, duration = span if span is not None else (0.0, None)
+    return load_clip(path, audio, offset=offset, duration=duration)
+
+
 def _handcrafted_file(
-    path: str, audio: dict, features: dict
+    path: str, audio: dict, features: dict, span: tuple[float, float] | None = None
 ) -> tuple[np.ndarray | None, str | None]:
-    """Worker: one file's hand-crafted vector, or its error (runs in a worker process)."""
+    """Worker: one file's (or segment's) hand-crafted vector, or its error (runs in a worker
+    process)."""
     a, f = AudioConfig.from_dict(audio), FeatureConfig.from_dict(features)
     try:
-        return f.handcrafted(a.sample_rate)(load_clip(path, a)), None
+        return f.handcrafted(a.sample_rate)(_clip(path, a, span)), None
     except AudioError as exc:
         return None, str(exc)
 
 
 def _digests(paths: list[str], workers: int) -> list[str | None]:
+    """Content digests of ``paths``, each distinct file hashed once (the windows of one
+    recording share it)."""
+
     def one(path: str) -> str | None:
         try:
             return file_digest(path)
         except OSError:
             return None  # reported when the file is decoded
 
+    unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, paths))
+        digest = dict(zip(unique, pool.map(one, unique), strict=True))
+    return [digest[p] for p in paths]
 
 
 def compute_features(
@@ -154,14 +184,16 @@ def compute_features(
         )
     workers = workers or os.cpu_count() or 1
     paths = manifest.filepaths
+    spans = manifest.spans
     cache = ArrayCache(cache_dir) if cache_dir is not None else None
-    key = _settings_key(audio, features)
+    base_key = _settings_key(audio, features)
+    keys = [segment_key(base_key, span) for span in spans]  # a segment's key has its span
     digests = _digests(paths, workers) if cache is not None else [None] * len(paths)
     found: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     if cache is not None:
         for i, digest in enumerate(digests):
-            if digest is not None and (hit := cache.get(digest, key)) is not None:
+            if digest is not None and (hit := cache.get(digest, keys[i])) is not None:
                 found[i] = hit
                 if on_file is not None:
                     on_file()
@@ -173,7 +205,7 @@ def compute_features(
         else:
             found[i] = value
             if cache is not None and digests[i] is not None:
-                cache.put(digests[i], key, value)
+                cache.put(digests[i], keys[i], value)
         if on_file is not None:
             on_file()
 
@@ -184,13 +216,17 @@ def compute_features(
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 jobs = [paths[i] for i in todo]
                 results = pool.map(
-                    _handcrafted_file, jobs, *([a] * len(jobs) for a in args), chunksize=32
+                    _handcrafted_file,
+                    jobs,
+                    *([a] * len(jobs) for a in args),
+                    [spans[i] for i in todo],
+                    chunksize=32,
                 )
                 for i, (value, error) in zip(todo, results, strict=True):
                     keep(i, value, error)
         else:
             for i in todo:
-                keep(i, *_handcrafted_file(paths[i], *args))
+                keep(i, *_handcrafted_file(paths[i], *args, spans[i]))
     else:
         import torch  # only for these kinds
 
@@ -198,7 +234,7 @@ def compute_features(
 
         def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
             try:
-                return i, load_clip(paths[i], audio), None
+                return i, _clip(paths[i], audio, spans[i]), None
             except AudioError as exc:
                 return i, None, str(exc)
 
@@ -238,5 +274,6 @@ def compute_features(
         audio=audio,
         features=features,
         names=names,
-        skipped=[(paths[i], errors[i]) for i in sorted(errors)],
+        skipped=[(manifest.describe(i), errors[i]) for i in sorted(errors)],
+        spans=[spans[i] for i in kept] if manifest.has_segments else [],
     )
