@@ -43,6 +43,7 @@ __all__ = [
     "CALIBRATION_FILE",
     "METHODS",
     "Calibration",
+    "Fitted",
     "ThresholdChoice",
     "calibrate_model",
     "expected_calibration_error",
@@ -487,6 +488,21 @@ def fit_calibration(
 # -- a model on data -----------------------------------------------------------------------
 
 
+@dataclass
+class Fitted:
+    """A calibration and what it was fitted on: the raw validation scores ``proba``
+    (``[n, classes]``), the multi-hot ``targets`` and the files skipped as unreadable."""
+
+    calibration: Calibration
+    proba: np.ndarray
+    targets: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.calibration.thresholds
+
+
 def calibrate_model(
     model: Any,
     data: Any,
@@ -496,13 +512,12 @@ def calibrate_model(
     best_f1: bool = False,
     min_support: int = 5,
     on_file: Callable[[], None] | None = None,
-) -> tuple[Calibration, list[tuple[str, str]]]:
+) -> Fitted:
     """Fit a :class:`Calibration` for ``model`` (an :class:`earmark.Classifier`) on the
     labelled files of ``data`` (a manifest, folder or CSV): each file scored by
     ``model.evaluate`` (the predictor ``predict`` uses: windows, pooling), with any
-    calibration the model already has set aside, then :func:`fit_calibration`. Returns the
-    calibration and the files skipped as unreadable. The model itself is not changed
-    (attach the result as ``model.calibration_``)."""
+    calibration the model already has set aside, then :func:`fit_calibration`. The model
+    itself is not changed (attach the result: ``model.calibration_ = fitted.calibration``)."""
     import copy
 
     if not hasattr(model, "calibration_"):
@@ -526,7 +541,7 @@ def calibrate_model(
         min_support=min_support,
     )
     cal.validation["skipped"] = len(ev.skipped)
-    return cal, list(ev.skipped)
+    return Fitted(cal, np.asarray(ev.proba, dtype=np.float64), targets, list(ev.skipped))
 
 
 # -- reading it back ------------------------------------------------------------------------

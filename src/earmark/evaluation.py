@@ -100,7 +100,7 @@ def calibrate(model: Any, data: Any, **options: Any) -> Any:
     calibrated scores, so attach it, ``model.calibration_ = result``, to score with them)."""
     from earmark.calibration import calibrate_model
 
-    return calibrate_model(model, data, **options)[0]
+    return calibrate_model(model, data, **options).calibration
 
 
 def evaluate(

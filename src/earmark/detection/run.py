@@ -243,7 +243,9 @@ def resolve_settings(
     """The windowing and event rules a run uses (see :func:`detect`).
 
     Not resuming, or resuming in a folder without a record: ``windowing`` and ``rules``
-    (defaults for ``None``) with the single ``settings`` on top. Resuming a recorded run:
+    (defaults for ``None``) with the single ``settings`` on top; a model holding calibrated
+    per-class thresholds (``thresholds_``, from its run) gives them unless ``rules`` or a
+    ``threshold`` / ``thresholds`` setting is given. Resuming a recorded run:
     the record's, after checking that the model is the one the run was made with and that
     everything given (``windowing``, ``rules``, ``settings``) equals the record; a
     difference raises :class:`SettingConflict` naming the setting.
@@ -259,6 +261,9 @@ def resolve_settings(
     if record is None:
         w = (windowing or Windowing()).to_dict()
         r = (rules or EventRules()).to_dict()
+        calibrated = getattr(model, "thresholds_", None)
+        if rules is None and calibrated and not {"threshold", "thresholds"} & set(given):
+            r["thresholds"] = dict(calibrated)  # the run's calibrated per-class thresholds
         w.update({k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
         r.update({k: v for k, v in given.items() if k in RULES_SETTINGS})
         return Windowing.from_dict(w), EventRules.from_dict(r)
