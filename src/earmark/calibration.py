@@ -65,8 +65,12 @@ METHODS = ("temperature", "platt")
 #: Scores are clipped this far from 0 and 1 before taking log-odds (a probability of exactly
 #: 0 or 1 has none).
 EPS = 1e-7
-#: Temperatures are searched in [1/LIMIT, LIMIT] (and refused outside it when read).
+#: Temperatures are refused outside [1/LIMIT, LIMIT] when read, and searched in
+#: [MIN_TEMPERATURE, LIMIT]: a validation set the model separates perfectly has its log loss
+#: falling all the way to T -> 0 (scores saturated at 0 and 1, thresholds on ties), and
+#: sharpening a model more than tenfold only ever fits such a set.
 TEMPERATURE_LIMIT = 1e3
+MIN_TEMPERATURE = 0.1
 #: Platt slopes and intercepts beyond this are refused when read.
 PLATT_LIMIT = 1e4
 
@@ -100,14 +104,15 @@ def fit_temperature(proba: np.ndarray, targets: np.ndarray, *, multi_label: bool
     against multi-hot ``targets``: one per class for sigmoid outputs (``multi_label``: each
     class's log-odds divided by its own), one for softmax outputs (the log-probabilities
     divided by it, then the softmax). A class without both a positive and a negative example
-    keeps 1 (nothing to fit). Searched on log T over [1/1000, 1000]."""
+    keeps 1 (nothing to fit). Searched on log T over [0.1, 1000]
+    (:data:`MIN_TEMPERATURE`)."""
     from scipy.optimize import minimize_scalar
 
     proba, targets = _check_scores(proba, targets)
-    bound = math.log(TEMPERATURE_LIMIT)
+    bounds = (math.log(MIN_TEMPERATURE), math.log(TEMPERATURE_LIMIT))
 
     def best(loss: Callable[[float], float]) -> float:
-        res = minimize_scalar(loss, bounds=(-bound, bound), method="bounded")
+        res = minimize_scalar(loss, bounds=bounds, method="bounded")
         return float(math.exp(res.x))
 
     if not multi_label:
