@@ -230,8 +230,13 @@ def main() -> None:
             valid = Manifest(sc["_windows"]["valid"][cols], multi_label=True)
             got = calibrate_run(clf, valid, target_precision=args.target_precision)
             thresholds = dict(getattr(got, "thresholds", got))
+            # the thresholds are on calibrated scores: the model scores the test windows
+            # again with its calibration attached (as a calibrated run's predict / detect do)
+            clf.calibration_ = got
+            cols_test = sc["_windows"]["test"][cols]
+            calibrated = clf.evaluate(Manifest(cols_test, multi_label=True))
             test = evaluate_multilabel(
-                evaluation.y_true, evaluation.proba, evaluation.classes, thresholds=thresholds
+                calibrated.y_true, calibrated.proba, calibrated.classes, thresholds=thresholds
             )
             per = test.per_class.set_index("class")
             reached = {c: float(per.loc[c, "precision"]) for c in targets}

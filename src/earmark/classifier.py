@@ -37,6 +37,7 @@ from earmark.predict import Predictor, UsesPredictor
 from earmark.preprocess import Preprocessing
 
 if TYPE_CHECKING:
+    from earmark.calibration import Calibration
     from earmark.evaluation import Evaluation
     from earmark.training import TrainConfig
 
@@ -121,7 +122,27 @@ class Classifier(UsesPredictor):
         # multi-label: sigmoid scores, each class on its own; its per-class thresholds
         # (``earmark calibrate`` writes them into the run; absent: 0.5)
         self.multi_label_ = False
-        self.thresholds_: dict[str, float] | None = None
+        self.thresholds_ = None
+        # fitted by ``earmark calibrate`` (:mod:`earmark.calibration`): applied to every
+        # window scored, its thresholds the default ones
+        self.calibration_: Calibration | None = None
+
+    # Per-class decision thresholds: a calibration's when one is attached (they are thresholds
+    # on its calibrated scores), else those set by hand (None: the defaults).
+    _thresholds: dict[str, float] | None = None
+
+    @property
+    def thresholds_(self) -> dict[str, float] | None:
+        """Per-class decision thresholds: the attached calibration's (on the calibrated
+        scores), else those set by hand, else ``None`` (the defaults)."""
+        cal = getattr(self, "calibration_", None)
+        if cal is not None and cal.thresholds:
+            return dict(cal.thresholds)
+        return self._thresholds
+
+    @thresholds_.setter
+    def thresholds_(self, value: dict[str, float] | None) -> None:
+        self._thresholds = dict(value) if value else None
 
     def __repr__(self) -> str:
         state = f"{len(self.classes_)} classes" if self.estimator_ is not None else "unfitted"
@@ -188,6 +209,7 @@ class Classifier(UsesPredictor):
         ``data`` (seeded) and treats the rest as unlabelled: for experiments; supervised
         models then simply train on fewer labels. ``samples_dir`` (sgan) receives generated
         samples during training."""
+        self.calibration_ = None  # a new model: a calibration fitted on an old one does not hold
         if self.features.pretrained:  # before any audio is read
             from earmark.features.pretrained import available, load
 
@@ -425,10 +447,13 @@ class Classifier(UsesPredictor):
     @property
     def predictor(self) -> Predictor:
         """Windows -> scores -> pooling with this model (:class:`earmark.predict.Predictor`)."""
+        score = self.estimator_.predict_proba
+        if self.calibration_ is not None:  # calibrated scores for every window
+            score = self.calibration_.wrap(score)
         return Predictor(
             self.preprocessing,
             self.classes_,
-            self.estimator_.predict_proba,
+            score,
             pooling=self.pooling,
             flat=self.family != "neural",
             multi_label=self.multi_label_,
@@ -480,8 +505,8 @@ class Classifier(UsesPredictor):
         }
         if self.multi_label_:
             meta["multi_label"] = True
-        if self.thresholds_:
-            meta["thresholds"] = dict(self.thresholds_)
+        if self._thresholds:  # set by hand (a calibration's travel in calibration.json)
+            meta["thresholds"] = dict(self._thresholds)
         if self.features.pretrained:  # what the model is built on: license, attribution
             from earmark.features.pretrained import info
 
@@ -506,6 +531,12 @@ class Classifier(UsesPredictor):
             meta["n_features"] = int(self.estimator_.n_features_in_)
             pipeline = self.estimator_.pipeline_
             writers = {MODEL_FILE: lambda p: artifact.save_skops(pipeline, p)}
+        if self.calibration_ is not None:
+            from earmark.atomic import atomic_text
+            from earmark.calibration import CALIBRATION_FILE
+
+            text = self.calibration_.to_json()
+            writers[CALIBRATION_FILE] = lambda p: atomic_text(p, text)
         path = artifact.write_artifact(directory, meta, writers, keep=(CHECKPOINT_DIR, SAMPLES_DIR))
         if self.history_:
             from earmark.report import write_history
@@ -514,13 +545,15 @@ class Classifier(UsesPredictor):
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> Classifier:
+    def load(cls, directory: str | Path, *, calibration: bool = True) -> Classifier:
         """Load an artifact directory written by :meth:`save`, validated before it is used:
         ``earmark.json`` against its schema and the checksums of its files
         (:func:`earmark.artifact.read_meta`); the feature vector its settings give against
         the model's inputs; a network's size against its weight file before it is built; a
         scikit-learn model against what ``earmark.json`` says it is
-        (:func:`earmark.artifact.check_estimator`). Raises
+        (:func:`earmark.artifact.check_estimator`); its ``calibration.json``, if it lists one
+        (:func:`earmark.calibration.read_calibration`), attached unless ``calibration`` is
+        false (raw scores, default thresholds). Raises
         :class:`~earmark.artifact.ArtifactError` (one line) for anything else."""
         directory = Path(directory)
         meta = artifact.read_meta(directory)
@@ -551,6 +584,10 @@ class Classifier(UsesPredictor):
         clf.training_ = meta.get("training", {})
         clf.metrics_ = meta.get("metrics", {})
         clf.history_ = meta.get("history", [])
+        if calibration:
+            from earmark.calibration import read_calibration
+
+            clf.calibration_ = read_calibration(directory, meta)
         if clf.family == "neural":
             clf.estimator_ = _load_network(clf, directory / WEIGHTS_FILE)
             return clf

@@ -54,6 +54,13 @@ EXIT_CODES = {
 PARTIAL_EXIT = EXIT_PARTIAL  # the older name
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+NoCalibration = Annotated[
+    bool,
+    typer.Option(
+        "--no-calibration",
+        help="Raw model scores and default thresholds, not the run's `earmark calibrate` ones.",
+    ),
+]
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print the result as one JSON document (only that).")
 ]
@@ -1534,6 +1541,7 @@ def predict(
         bool, typer.Option(help="Include window scores (--json / --jsonl).")
     ] = False,
     pooling: Annotated[str | None, typer.Option(help="Pool window scores by mean or max.")] = None,
+    no_calibration: NoCalibration = False,
     quiet: Quiet = False,
 ) -> None:
     """Top-k labels with scores for each file; long audio is windowed and pooled. A
@@ -1549,7 +1557,7 @@ def predict(
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
-    clf = load(run)
+    clf = load(run, calibration=not no_calibration)
     if pooling is not None:
         for member in getattr(clf, "members", [clf]):
             member.pooling = pooling
@@ -1699,6 +1707,7 @@ def detect(
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
     device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
+    no_calibration: NoCalibration = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -1743,7 +1752,7 @@ def detect(
                 given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
         Windowing(**{k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
         EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
-    model = load(run)
+    model = load(run, calibration=not no_calibration)
     for member in getattr(model, "members", [model]):
         family = getattr(member, "family", None)
         pretrained = getattr(getattr(member, "features", None), "pretrained", False)
@@ -2114,6 +2123,7 @@ def serve(
             "variable: a command line is visible to other users of the machine.",
         ),
     ] = None,
+    no_calibration: NoCalibration = False,
     quiet: Quiet = False,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
@@ -2128,8 +2138,13 @@ def serve(
         torch.set_num_threads(threads)
     if runtime not in ("torch", "onnx"):
         raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
-    model = load(run)
+    model = load(run, calibration=not no_calibration)
     if runtime == "onnx" or run.suffix == ".onnx":
+        if getattr(model, "calibration_", None) is not None:
+            raise EarmarkError(
+                f"{run} is calibrated; the ONNX runtime serves raw scores: use --runtime torch, "
+                "or --no-calibration"
+            )
         import tempfile
 
         from earmark.onnx_export import export_onnx
@@ -2328,6 +2343,109 @@ def _network_size(name: str) -> dict[str, Any]:
     else:
         example = torch.zeros(1, 1, spec.default_features["n_mels"], 51)
     return {"parameters": count_parameters(net), "macs_per_s": count_macs(net, example)}
+
+
+# -- calibration ---------------------------------------------------------------------------------
+
+
+@app.command()
+@_friendly
+def calibrate(
+    run: Annotated[Path, typer.Argument(help="A classifier's directory (`earmark train`).")],
+    path: Annotated[Path, typer.Argument(help="Data set folder or manifest CSV.")],
+    split: Annotated[
+        str, typer.Option(help="Which files: valid (default), test, train or all.")
+    ] = "valid",
+    method: Annotated[str, typer.Option(help="temperature or platt.")] = "temperature",
+    target_precision: Annotated[
+        float | None,
+        typer.Option(help="Per-class thresholds reaching this precision (default 0.9)."),
+    ] = None,
+    best_f1: Annotated[
+        bool, typer.Option("--best-f1", help="Per-class thresholds of the best F1 instead.")
+    ] = False,
+    min_support: Annotated[
+        int, typer.Option(min=1, help="Examples a threshold must keep to count (precision).")
+    ] = 5,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fit per-class calibration (temperature or Platt scaling) and thresholds on a split of
+    DATA and write them into the run (calibration.json; a report in calibration/): predict,
+    detect and serve then use them unless given --no-calibration or a --threshold."""
+    from earmark.calibration import METHODS
+    from earmark.workflows import SPLITS, calibrate_run
+
+    if split not in SPLITS:
+        raise typer.BadParameter(f"use one of {', '.join(SPLITS)}", param_hint="--split")
+    if method not in METHODS:
+        raise typer.BadParameter(f"use one of {', '.join(METHODS)}", param_hint="--method")
+    if best_f1 and target_precision is not None:
+        raise typer.BadParameter("give --target-precision or --best-f1, not both")
+    if target_precision is not None and not 0 < target_precision <= 1:
+        raise typer.BadParameter("a precision in (0, 1]", param_hint="--target-precision")
+    manifest = data.load(path)
+    with _progress("scoring", len(manifest), quiet or as_json) as advance:
+        result = calibrate_run(
+            run,
+            manifest,
+            split=split,
+            method=method,
+            target_precision=0.9 if target_precision is None else target_precision,
+            best_f1=best_f1,
+            min_support=min_support,
+            on_file=advance,
+        )
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(str(warning))}")
+    cal = result.calibration
+    _report_skipped(result.skipped, quiet or as_json)
+    missed = {c: row["note"] for c, row in cal.per_class.items() if not row["reached"]}
+    for name, note in missed.items():
+        err_console.print(f"[yellow]{escape(name)}:[/] {escape(note)}", soft_wrap=True)
+    if as_json:
+        _emit_json(
+            {
+                "split": split,
+                **cal.to_dict(),
+                "written": str(result.path),
+                "report": {k: str(v) for k, v in result.files.items()},
+                "skipped": [{"path": p, "error": e} for p, e in result.skipped],
+                "warnings": result.warnings,
+            }
+        )
+        _partial(len(result.skipped), cal.validation["examples"])
+        return
+    goal = "best F1" if cal.criterion == "f1" else f"precision >= {cal.target_precision:g}"
+    table = Table(
+        "class", "threshold", "precision", "recall", "positives", "reached",
+        title=f"{cal.method} scaling; thresholds for {goal} on {cal.validation['examples']} "
+        f"{split} files",
+    )  # fmt: skip
+    for name in cal.classes:
+        row = cal.per_class[name]
+        table.add_row(
+            name,
+            f"{row['threshold']:.4g}",
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            str(row["positives"]),
+            "yes" if row["reached"] else "[yellow]no[/]",
+        )
+    if not quiet:
+        console.print(table)
+    v = cal.validation
+    console.print(
+        f"calibration error (ECE) {v['ece_before']:.4f} -> {v['ece_after']:.4f}; wrote "
+        f"{result.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not quiet:
+        console.print(f"report: {result.path.parent / 'calibration'}", highlight=False)
+        for name in sorted(str(p) for p in result.files.values()):
+            console.print(f"  {name}", highlight=False, soft_wrap=True)
+    _partial(len(result.skipped), v["examples"])
 
 
 def main() -> None:

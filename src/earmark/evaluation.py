@@ -33,6 +33,7 @@ __all__ = [
     "CVResult",
     "Evaluation",
     "cross_validate",
+    "calibrate",
     "evaluate",
     "evaluate_multilabel",
     "resolve_thresholds",
@@ -139,6 +140,17 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
         return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def calibrate(model: Any, data: Any, **options: Any) -> Any:
+    """Per-class calibration and thresholds of ``model`` fitted on the labelled files of
+    ``data`` (``method``, ``target_precision`` / ``best_f1``, ``min_support``: see
+    :func:`earmark.calibration.calibrate_model`); returns the
+    :class:`~earmark.calibration.Calibration` (its ``thresholds``: class -> threshold on the
+    calibrated scores, so attach it, ``model.calibration_ = result``, to score with them)."""
+    from earmark.calibration import calibrate_model
+
+    return calibrate_model(model, data, **options).calibration
 
 
 def evaluate(

@@ -16,10 +16,12 @@ from earmark import artifact
 __all__ = ["load"]
 
 
-def load(path: str | Path, **options: Any) -> Any:
+def load(path: str | Path, *, calibration: bool = True, **options: Any) -> Any:
     """Load a trained model: an artifact directory written by ``save`` / ``earmark train`` /
     ``earmark ensemble``, or an ``.onnx`` file written by ``earmark export``. ``options`` go
-    to the ONNX runner (``threads``, ``spin``)."""
+    to the ONNX runner (``threads``, ``spin``). A classifier's run calibrated by
+    ``earmark calibrate`` scores with its calibration and thresholds unless
+    ``calibration`` is false."""
     if Path(path).suffix.lower() == ".onnx":
         from earmark.onnx_model import OnnxClassifier
 
@@ -34,5 +36,5 @@ def load(path: str | Path, **options: Any) -> Any:
     if family in ("classical", "neural"):
         from earmark.classifier import Classifier
 
-        return Classifier.load(path)
+        return Classifier.load(path, calibration=calibration)
     raise artifact.ArtifactError(f"{path}: unknown model family {family!r}")

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from earmark.evaluation import Evaluation
 
 __all__ = [
+    "plot_calibration",
     "plot_clip",
     "plot_confusion",
     "plot_detection",
     "save_figure",
+    "write_calibration_report",
     "write_evaluation",
     "write_history",
 ]
@@ -309,4 +311,90 @@ def write_history(out_dir: str | Path, history: list[dict[str, float]]) -> dict[
     ax_acc.set_xlabel("epoch")
     ax_acc.set_title("validation")
     save_figure(fig, paths["curves"])
+    return paths
+
+
+def plot_calibration(
+    name: str,
+    raw: np.ndarray,
+    calibrated: np.ndarray,
+    truth: np.ndarray,
+    choice: dict[str, Any],
+    out: str | Path,
+    *,
+    target: float | None = None,
+    bins: int = 10,
+) -> Path:
+    """One class's calibration on its validation data: the precision-recall curve of the
+    calibrated scores with the chosen threshold marked (and the target precision), and the
+    reliability diagram (fraction of positives against mean score per bin) before and after
+    calibration, the diagonal being perfect calibration."""
+    from sklearn.metrics import precision_recall_curve
+
+    from earmark.calibration import reliability
+
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    ax_pr, ax_rel = fig.subplots(1, 2)
+    if truth.any():
+        precision, recall, _ = precision_recall_curve(truth, calibrated)
+        ax_pr.plot(recall, precision, lw=1.2, label="calibrated scores")
+        ax_pr.plot(
+            [choice["recall"]],
+            [choice["precision"]],
+            "o",
+            color="C3",
+            label=f"threshold {choice['threshold']:.3g}",
+        )
+    if target is not None:
+        ax_pr.axhline(target, color="grey", ls="--", lw=0.8, label=f"target {target:g}")
+    ax_pr.set_xlim(0, 1.02)
+    ax_pr.set_ylim(0, 1.02)
+    ax_pr.set_xlabel("recall")
+    ax_pr.set_ylabel("precision")
+    ax_pr.set_title(f"{name}: precision-recall (validation)")
+    ax_pr.legend(loc="lower left", fontsize="small")
+    ax_rel.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+    for scores, label in ((raw, "raw"), (calibrated, "calibrated")):
+        conf, frac, counts = reliability(scores, truth, bins=bins)
+        used = counts > 0
+        ax_rel.plot(conf[used], frac[used], marker="o", ms=3, label=label)
+    ax_rel.set_xlim(0, 1)
+    ax_rel.set_ylim(0, 1)
+    ax_rel.set_xlabel("mean score")
+    ax_rel.set_ylabel("fraction positive")
+    ax_rel.set_title(f"{name}: reliability")
+    ax_rel.legend(loc="upper left", fontsize="small")
+    return save_figure(fig, out)
+
+
+def write_calibration_report(
+    out_dir: str | Path,
+    calibration: Any,
+    raw: np.ndarray,
+    targets: np.ndarray,
+) -> dict[str, Path]:
+    """A calibration's report in ``out_dir``: ``thresholds.csv`` (per class: threshold,
+    validation precision / recall / F1, reached or why not) and one figure per class
+    (:func:`plot_calibration`, named ``NN-<class>.png``); returns their paths by name."""
+    import re
+
+    import pandas as pd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    calibrated = calibration.apply(np.asarray(raw, dtype=np.float32)).astype(np.float64)
+    rows = [{"class": c, **calibration.per_class[c]} for c in calibration.classes]
+    paths = {"thresholds": out / "thresholds.csv"}
+    atomic_text(paths["thresholds"], pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"))
+    for i, name in enumerate(calibration.classes):
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60]
+        paths[name] = plot_calibration(
+            name,
+            raw[:, i],
+            calibrated[:, i],
+            targets[:, i],
+            calibration.per_class[name],
+            out / f"{i:02d}-{safe}.png",
+            target=calibration.target_precision,
+        )
     return paths

@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from earmark.features.table import FeatureTable
 
 __all__ = [
+    "CalibrateResult",
     "SplitSettings",
     "TrainResult",
+    "calibrate_run",
     "cv_folds",
     "evaluate_run",
     "parse_params",
     "run_cv",
+    "split_of",
     "train_run",
 ]
 
@@ -216,12 +219,27 @@ def evaluate_run(
     Writes the evaluation files to ``out`` (default ``<run>/evaluation-<split>``)."""
     if split not in SPLITS:
         raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
-    from earmark import artifact
     from earmark.loading import load
 
     classifier = load(run)
-    record = artifact.read_meta(run).get("data", {})
     manifest = as_manifest(data)
+    part, warnings = split_of(run, manifest, split)
+    evaluation = classifier.evaluate(part, on_file=on_file)
+    files = write_evaluation(
+        out or Path(run) / f"evaluation-{split}",
+        evaluation,
+        title=f"{classifier.model} on the {split} split",
+        details={"model": str(run), "data": str(manifest.root), "split": split},
+    )
+    return EvaluateResult(evaluation, split, files, warnings)
+
+
+def split_of(run: str | Path, manifest: Manifest, split: str) -> tuple[Manifest, list[str]]:
+    """The ``split`` of ``manifest`` the run at ``run`` recorded (its split settings applied
+    again), or ``all`` of it; with warnings when the data set changed since training."""
+    from earmark import artifact
+
+    record = artifact.read_meta(run).get("data", {})
     warnings = []
     if split == "all":
         part = manifest
@@ -241,14 +259,60 @@ def evaluate_run(
         part = getattr(splits, split)
         if part is None or len(part) == 0:
             raise EarmarkError(f"the {split} split of {manifest.root} is empty")
-    evaluation = classifier.evaluate(part, on_file=on_file)
-    files = write_evaluation(
-        out or Path(run) / f"evaluation-{split}",
-        evaluation,
-        title=f"{classifier.model} on the {split} split",
-        details={"model": str(run), "data": str(manifest.root), "split": split},
+    return part, warnings
+
+
+@dataclass
+class CalibrateResult:
+    calibration: Any  # earmark.calibration.Calibration
+    split: str
+    path: Path  # calibration.json in the run
+    files: dict[str, Path]  # the report
+    skipped: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def calibrate_run(
+    run: str | Path,
+    data: Manifest | str | Path,
+    *,
+    split: str = "valid",
+    method: str = "temperature",
+    target_precision: float | None = 0.9,
+    best_f1: bool = False,
+    min_support: int = 5,
+    on_file: Callable[[], None] | None = None,
+) -> CalibrateResult:
+    """Fit the calibration and per-class thresholds of the saved classifier ``run`` on one
+    split of ``data`` (``valid`` by default: the files training held out for validation,
+    recomputed with the recorded settings; or ``all`` of it) and write them into the run
+    (``calibration.json``, listed in ``earmark.json``) with a report in
+    ``<run>/calibration/``. The model is scored without any earlier calibration."""
+    if split not in SPLITS:
+        raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
+    from earmark.calibration import calibrate_model, write_calibration
+    from earmark.loading import load
+    from earmark.report import write_calibration_report
+
+    classifier = load(run, calibration=False)
+    if not isinstance(classifier, Classifier):
+        raise EarmarkError(f"{run}: an ensemble or ONNX model; calibrate a classifier's run")
+    manifest = as_manifest(data)
+    part, warnings = split_of(run, manifest, split)
+    fitted = calibrate_model(
+        classifier,
+        part,
+        method=method,
+        target_precision=target_precision,
+        best_f1=best_f1,
+        min_support=min_support,
+        on_file=on_file,
     )
-    return EvaluateResult(evaluation, split, files, warnings)
+    cal = fitted.calibration
+    cal.validation |= {"data": str(manifest.root), "split": split}
+    files = write_calibration_report(Path(run) / "calibration", cal, fitted.proba, fitted.targets)
+    path = write_calibration(run, cal)
+    return CalibrateResult(cal, split, path, files, fitted.skipped, warnings)
 
 
 def run_cv(
