@@ -285,7 +285,6 @@ def main() -> None:
 
         def psds() -> dict:
             from earmark.detection.psds import psds as psds_score
-
             from earmark.detection.truth import read_truth
 
             res = psds_score(

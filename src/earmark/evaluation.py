@@ -32,8 +32,8 @@ from earmark.errors import ParameterError
 __all__ = [
     "CVResult",
     "Evaluation",
-    "cross_validate",
     "calibrate",
+    "cross_validate",
     "evaluate",
     "evaluate_multilabel",
     "resolve_thresholds",
