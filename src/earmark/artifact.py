@@ -51,6 +51,7 @@ __all__ = [
     "check_out",
     "check_trees",
     "check_weight_size",
+    "file_record",
     "inside",
     "is_artifact",
     "load_skops",
@@ -200,6 +201,12 @@ def check_out(
     return path
 
 
+def file_record(path: Path) -> dict[str, Any]:
+    """What ``earmark.json`` lists of one of the artifact's files: its SHA-256 and size
+    (checked when the artifact is loaded)."""
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -245,7 +252,7 @@ def write_artifact(
             if (tmp / name).is_dir():  # nested artifacts (ensemble members) check themselves
                 files[name] = {"directory": True}
             else:
-                files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+                files[name] = file_record(tmp / name)
         full = {**meta, "files": files}
         (tmp / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
         for name in keep:

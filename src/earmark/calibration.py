@@ -695,9 +695,6 @@ def write_calibration(directory: str | Path, cal: Calibration) -> Path:
     if meta["files"].pop(CALIBRATION_FILE, None) is not None:
         write_meta()
     path = atomic_text(directory / CALIBRATION_FILE, cal.to_json())
-    meta["files"][CALIBRATION_FILE] = {
-        "sha256": artifact._sha256(path),
-        "bytes": path.stat().st_size,
-    }
+    meta["files"][CALIBRATION_FILE] = artifact.file_record(path)
     write_meta()
     return path

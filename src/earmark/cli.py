@@ -1225,6 +1225,29 @@ def _fold_hooks(
     return hooks, lines
 
 
+def _cv_options(
+    model: str | None,
+    params: list[str] | None,
+    features: str | None,
+    sr: int | None,
+    duration: float | None,
+    seed: int | None,
+    **train: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings and training options `cv` and `tune` take from their command line (the
+    options not given are None: a recipe's or the defaults apply)."""
+    from earmark.settings import parse_params
+
+    options = {
+        "model": model,
+        "params": parse_params(params or []),
+        "features": {"kind": features},
+        "audio": {"sample_rate": sr, "duration": duration},
+        "seed": seed,
+    }
+    return options, train
+
+
 @app.command()
 @_friendly
 def cv(
@@ -1275,24 +1298,13 @@ def cv(
     as `train` trains them, with early-stopping data from the fold's training part."""
     from earmark.artifact import check_out
     from earmark.atomic import atomic_text
-    from earmark.settings import parse_params
     from earmark.workflows import run_cv
 
-    options = {
-        "model": model,
-        "params": parse_params(params or []),
-        "features": {"kind": features},
-        "audio": {"sample_rate": sr, "duration": duration},
-        "seed": seed,
-    }
-    train = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "augment": augment,
-        "patience": patience,
-        "device": device,
-    }
+    options, train = _cv_options(
+        model, params, features, sr, duration, seed,
+        epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, patience=patience,
+        device=device,
+    )  # fmt: skip
     settings = _cv_settings(config, options, train)
     if out is not None:
         check_out(out, overwrite=overwrite, file=True)
@@ -1402,27 +1414,16 @@ def tune(
     `params: {C: {low: 0.01, high: 100, log: true}, kernel: [rbf, linear]}`
     `train: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}, epochs: {low: 10, high: 40}}`."""
     from earmark.evaluation import METRICS
-    from earmark.settings import parse_params
     from earmark.tuning import read_space
     from earmark.tuning import tune as run_tune
 
     if metric not in METRICS:
         raise typer.BadParameter(f"use one of {', '.join(METRICS)}", param_hint="--metric")
-    options = {
-        "model": model,
-        "params": parse_params(params or []),
-        "features": {"kind": features},
-        "audio": {"sample_rate": sr, "duration": duration},
-        "seed": seed,
-    }
-    train = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "augment": augment,
-        "patience": patience,
-        "device": device,
-    }
+    options, train = _cv_options(
+        model, params, features, sr, duration, seed,
+        epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, patience=patience,
+        device=device,
+    )  # fmt: skip
     if model is None and config is None:
         raise SettingsError("--model", "give the model to tune (or a --config recipe naming it)")
     settings = _cv_settings(config, options, train)
