@@ -447,6 +447,7 @@ class Classifier(UsesPredictor):
     @property
     def predictor(self) -> Predictor:
         """Windows -> scores -> pooling with this model (:class:`earmark.predict.Predictor`)."""
+        self._check_fitted()
         score = self.estimator_.predict_proba
         if self.calibration_ is not None:  # calibrated scores for every window
             score = self.calibration_.wrap(score)

@@ -30,7 +30,7 @@ from earmark.detection.truth import (
 )
 from earmark.errors import EarmarkError
 
-__all__ = ["RunScores", "score_run", "sweep_thresholds"]
+__all__ = ["RunScores", "best_event_thresholds", "score_run", "sweep_thresholds"]
 
 #: The thresholds a sweep tries.
 SWEEP = tuple(float(t) for t in np.round(np.arange(0.05, 1.0, 0.05), 2))
@@ -129,3 +129,42 @@ def sweep_thresholds(
         o = score_events(found, reference, tolerance=tolerance, labels=labels, files=files).overall
         rows.append({"threshold": threshold, **{k: o[k] for k in ("precision", "recall", "f1")}})
     return rows
+
+
+def best_event_thresholds(
+    folder: str | Path,
+    reference: list[Event],
+    *,
+    tolerance: float = 0.5,
+    labels: list[str] | None = None,
+    files: list[str] | None = None,
+    thresholds: tuple[float, ...] = SWEEP,
+) -> dict[str, dict[str, float]]:
+    """Per class, the threshold of the highest event F1 (the lowest among ties) on a
+    detection run over annotated recordings (validation recordings: the chosen thresholds
+    then go into :class:`EventRules` ``thresholds`` for the test or field recordings). Events
+    are recomputed from the run's window scores with its own rules; returns ``{class:
+    {"threshold", "precision", "recall", "f1"}}``."""
+    folder = Path(folder)
+    record = read_record(folder)
+    if record is None or not (folder / "scores.parquet").exists():
+        raise EarmarkError(f"{folder}: choosing thresholds needs a run's detection.json and scores")
+    tracks = read_tracks(folder)
+    base = EventRules.from_dict(record["rules"])
+    if labels is None:
+        labels = [c for c in record["classes"] if c not in base.background]
+    best: dict[str, dict[str, float]] = {}
+    for threshold in thresholds:
+        rules = dataclasses.replace(base, threshold=threshold, thresholds={})
+        found = [ev for t in tracks for ev in find_events(t, rules)]
+        per = score_events(
+            found, reference, tolerance=tolerance, labels=labels, files=files
+        ).per_class
+        for label in labels:
+            row = per.get(label)
+            if row is not None and (label not in best or row["f1"] > best[label]["f1"]):
+                best[label] = {
+                    "threshold": threshold,
+                    **{k: row[k] for k in ("precision", "recall", "f1")},
+                }
+    return best
