@@ -175,6 +175,14 @@ def test_detect_score_cut_and_plot(tone_scene: ToneScene, broken_dir: Path, tmp_
         app, ["score-events", str(det / "events.csv"), str(tone_scene.truth), "--sweep"]
     )
     assert res.exit_code == 0 and "threshold sweep" in res.output, res.output
+    # per class, the threshold of the best event F1 (what a validation run picks)
+    from earmark.detection.scoring import best_event_thresholds
+    from earmark.detection.truth import read_truth
+
+    chosen = best_event_thresholds(det, read_truth(tone_scene.truth))
+    assert set(chosen) == {"tone"} and chosen["tone"]["f1"] == 1.0
+    assert chosen["tone"]["threshold"] == 0.05  # the lowest of the ties
+    assert best_event_thresholds(det, read_truth(late))["tone"]["f1"] == 0.0
 
     # resume: the finished recordings are not scored again
     res = runner.invoke(app, [*args, "--resume"])
