@@ -2368,6 +2368,12 @@ def calibrate(
     min_support: Annotated[
         int, typer.Option(min=1, help="Examples a threshold must keep to count (precision).")
     ] = 5,
+    annotations: AnnotationsFlag = False,
+    recordings: Recordings = None,
+    window: Window = None,
+    hop: Hop = None,
+    min_overlap: MinOverlapOption = None,
+    complete: Complete = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -2385,7 +2391,15 @@ def calibrate(
         raise typer.BadParameter("give --target-precision or --best-f1, not both")
     if target_precision is not None and not 0 < target_precision <= 1:
         raise typer.BadParameter("a precision in (0, 1]", param_hint="--target-precision")
-    manifest = data.load(path)
+    manifest = _load_data(
+        path,
+        annotations=annotations,
+        recordings=recordings,
+        window=window,
+        hop=hop,
+        min_overlap=min_overlap,
+        complete=complete,
+    )
     with _progress("scoring", len(manifest), quiet or as_json) as advance:
         result = calibrate_run(
             run,
