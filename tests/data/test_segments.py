@@ -4,6 +4,7 @@ fly (no clip file written)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,11 @@ def test_cli_train_from_annotation_tables(tmp_path):
     bad = CliRunner().invoke(app, [*args, "--window", "1", "--min-overlap", "lots"])
     assert bad.exit_code != 0
     assert "min_overlap" in bad.output and "Traceback" not in bad.output
+    # calibrated on the tables' windows as train read them
+    window = ["--window", "1.0", "--hop", "0.5"]
+    cal = CliRunner().invoke(
+        app, ["calibrate", str(out), str(data), "--split", "all", *window, "--best-f1", "--json"]
+    )
+    assert cal.exit_code == 0, cal.output
+    assert (out / "calibration.json").is_file() and not audio_files(out)
+    assert json.loads(cal.stdout)["validation"]["examples"] > 0
