@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BIRDNET_STAMP := $(VENV)/.installed-birdnet
+BIRDNET_STAMP := $(VENV)/.installed-extras
 APT_PACKAGES := espeak-ng ffmpeg chromium
 DEMO := out/demo
 
@@ -56,11 +56,12 @@ demo: setup
 	@echo "detections of 'seven' in $(DEMO)/detections (events.csv, counts.csv, Raven and Audacity"
 	@echo "tables in tables/), drawn in $(DEMO)/scene00.png"
 
-# The birdnet extra (BirdNET v2.4, CC BY-NC-SA 4.0 weights) installs for the tests only,
-# never for setup or the demo. It changes no installed version (checked with
+# The optional extras the tests cover install for the tests only, never for setup or the
+# demo: birdnet (BirdNET v2.4, CC BY-NC-SA 4.0 weights) and annotations (crowsetta, for the
+# annotation formats earmark does not read itself). It changes no installed version (checked with
 # pip install --dry-run): torch stays 2.13.0 and numpy stays 2.x.
 $(BIRDNET_STAMP): $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,birdnet]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,birdnet,annotations]'
 	touch $(BIRDNET_STAMP)
 
 lint: setup
