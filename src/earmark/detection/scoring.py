@@ -92,8 +92,7 @@ def score_run(
             detected, reference, segment=segment, labels=labels, files=files, durations=durations
         )
     by_psds = None
-    if psds:
-        assert isinstance(psds, PsdsSettings) and scores is not None
+    if isinstance(psds, PsdsSettings) and scores is not None:  # (both set above)
         by_psds = psds_of_run(scores, reference, settings=psds)
     rows = []
     if sweep:

@@ -149,7 +149,8 @@ def _require() -> Path:
     if problem is not None:
         raise _missing_extra(problem)
     folder = _package_dir()
-    assert folder is not None  # _problem checked it
+    if folder is None:  # (_problem found it: the package went away in between)
+        raise _missing_extra(f"the {PACKAGE} package is not installed")
     return folder
 
 
