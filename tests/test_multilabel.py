@@ -292,3 +292,47 @@ def json_keys(checkpoint: Path) -> set[str]:
 
     state = json.loads((checkpoint / "earmark.json").read_text())["state"]
     return set(state["history"][-1])
+
+
+def test_the_two_kinds_differ_only_in_loss_and_activation(two_tones, tmp_path) -> None:
+    """One Trainer loop, one Predictor: the multi-label objective changes only what makes
+    targets, loss, sampling weights and validation metrics, and the predictor only its
+    activation (sigmoid) and pooling default."""
+    import inspect
+
+    from earmark import training
+    from earmark.predict import Predictor
+
+    own = {
+        name
+        for name, member in vars(training.MultiLabelObjective).items()
+        if inspect.isfunction(member)
+    }
+    assert own <= {"prepare", "epoch_order", "targets", "loss", "validate"}, own
+    assert issubclass(training.MultiLabelObjective, training.SupervisedObjective)
+
+    fits, predictors = [], []
+    real_fit, real_init = training.Trainer.fit, Predictor.__init__
+
+    def spy_fit(self, *args, **kwargs):
+        result = real_fit(self, *args, **kwargs)  # (the objective is chosen from the targets)
+        fits.append(type(self.objective).__name__)
+        return result
+
+    def spy_init(self, *args, **kwargs):
+        predictors.append(kwargs.get("multi_label", False))
+        real_init(self, *args, **kwargs)
+
+    single = two_tones.parent / "single.csv"  # beside the clips its paths name
+    rows = two_tones.read_text().splitlines()
+    kept = [r for r in rows[1:] if r.endswith((",low", ",high"))]
+    single.write_text("\n".join([rows[0], *kept]) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training.Trainer, "fit", spy_fit)
+        mp.setattr(Predictor, "__init__", spy_init)
+        cfg = TrainConfig(epochs=1, batch_size=8, device="cpu", augment="none")
+        for data in (str(single), str(two_tones)):
+            clf = Classifier("seed-cnn", train=cfg).fit(data)
+            clf.predict_file(two_tones.parent / "both_0.wav")
+    assert fits == ["SupervisedObjective", "MultiLabelObjective"]
+    assert predictors[-1] is True and predictors[0] is False
