@@ -5,7 +5,8 @@ and their scores out.
   2-minute soundscapes, targets seven / three / nine among distractor digits, sometimes
   overlapping, 8 train + 4 validation + 6 test recordings, voices disjoint between splits,
   one Raven table per recording).
-* Cuts labelled windows from the Raven tables (``--window``, default 1 s, every half window,
+* Cuts labelled windows from the Raven tables (``--window``, default 0.5 s: better than 1 s on the
+  validation recordings' event F1; every half window,
   positive at 50 % overlap,
   the tables complete so unannotated time gives negatives), trains a multi-label network on
   the train windows (validation windows for early stopping), reports clip-level mAP on the
@@ -136,7 +137,7 @@ def main() -> None:
         "--reuse-run", action="store_true", help="Load the model an earlier run saved."
     )
     args = parser.parse_args()
-    work = args.data / ("bench-field" if args.window == 1.0 else f"bench-field-{args.window:g}s")
+    work = args.data / f"bench-field-{args.window:g}s"
     results: dict[str, Any] = {"bar": BAR, "settings": vars(args) | {"data": str(args.data)}}
     targets = ("seven", "three", "nine")
 
