@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="Rebuild the scenes.")
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--min-overlap", default="50%", help="The window-labelling rule.")
     parser.add_argument(
         "--window",
         type=float,
@@ -137,7 +138,7 @@ def main() -> None:
         "--reuse-run", action="store_true", help="Load the model an earlier run saved."
     )
     args = parser.parse_args()
-    work = args.data / f"bench-field-{args.window:g}s"
+    work = args.data / f"bench-field-{args.window:g}s-{args.min_overlap.rstrip('%')}"
     results: dict[str, Any] = {"bar": BAR, "settings": vars(args) | {"data": str(args.data)}}
     targets = ("seven", "three", "nine")
 
@@ -170,7 +171,7 @@ def main() -> None:
                 recs[s],
                 window_s=args.window,
                 hop_s=args.window / 2,
-                min_overlap="50%",
+                min_overlap=args.min_overlap,
                 complete=True,
             )
             for s in SPLITS
