@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from earmark import audio as audio_io
 from earmark.errors import (
@@ -52,6 +52,7 @@ from earmark.errors import (
     ParameterError,
     UnsupportedCodecError,
 )
+from earmark.serve.recordings import Recordings
 from earmark.serve.uploads import CONTENT_TYPES, UploadProblem, receive_upload, scrub, spool_dirs
 
 __all__ = ["CONTENT_TYPES", "ServeSettings", "create_app"]
@@ -121,10 +122,20 @@ def _busy(detail: str, retry_after: int = 1) -> JSONResponse:
     )
 
 
-def create_app(model: Any, settings: ServeSettings | None = None, *, name: str = "") -> Any:
+def create_app(
+    model: Any,
+    settings: ServeSettings | None = None,
+    *,
+    name: str = "",
+    recordings: Recordings | None = None,
+) -> Any:
     """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
     ONNX model) with ``settings``. Run it with :func:`earmark.serve.run` (or
-    :func:`earmark.serve.server_config`): plain uvicorn lacks the head deadline."""
+    :func:`earmark.serve.server_config`): plain uvicorn lacks the head deadline.
+
+    ``recordings``: the audio ``GET /v1/audio/{id}`` plays back (:class:`Recordings`); when
+    it keeps uploads, each analysed upload is kept and its answer carries ``recording``, the
+    id a review of it points at."""
     from fastapi import FastAPI, Query
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -133,6 +144,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
     from earmark.serve.guards import ApiKeyGuard, BodyGuard, Metrics
 
     settings = settings or ServeSettings()
+    recordings = recordings if recordings is not None else Recordings()
     registry = CollectorRegistry()
     requests = Counter(
         "earmark_requests", "HTTP requests", ["endpoint", "status"], registry=registry
@@ -176,6 +188,7 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
     )
     app.state.settings = settings
     app.state.load = state
+    app.state.recordings = recordings
 
     def observe(endpoint: str, status: int, seconds: float) -> None:
         requests.labels(endpoint, str(status)).inc()
@@ -380,6 +393,12 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
             if answer is None:
                 raise
             return answer
+        if recordings.keep_dir is not None:
+            try:
+                result["recording"] = await asyncio.to_thread(recordings.keep, path, path.suffix)
+            except OSError as exc:  # the answer still stands; the upload is just not kept
+                result["recording"] = None
+                result["recording_error"] = f"the upload could not be kept: {exc.strerror}"
         release()
         result["model"] = {
             "name": name or str(getattr(model, "model", "")),
@@ -398,6 +417,25 @@ def create_app(model: Any, settings: ServeSettings | None = None, *, name: str =
 
             return await _run(request, work)
         return await _run(request, _predict_batched)
+
+    @app.get("/v1/audio/{rid}")
+    async def audio_span(
+        rid: str,
+        start_s: float = Query(0.0, ge=0, allow_inf_nan=False),
+        end_s: float | None = Query(None, gt=0, allow_inf_nan=False),
+    ) -> Response:
+        """A span of a recording the server knows (a kept upload, an index's or a suggestion
+        list's file) as WAV, for the page to play: 404 for an unknown id, 422 for a span
+        with no audio or over a minute."""
+        try:
+            data = await asyncio.to_thread(recordings.snippet, rid, start_s, end_s)
+        except KeyError:
+            return JSONResponse({"detail": "no such recording"}, status_code=404)
+        except ParameterError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        except AudioError as exc:
+            return JSONResponse({"detail": exc.problem}, status_code=410)
+        return Response(data, media_type="audio/wav")
 
     longest = settings.max_detect_duration
 
