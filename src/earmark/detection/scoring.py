@@ -11,6 +11,7 @@ score_segments`) and, when asked, PSDS from the window scores (:mod:`earmark.det
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,25 @@ from earmark.detection.truth import (
 )
 from earmark.errors import EarmarkError
 
-__all__ = ["RunScores", "best_event_thresholds", "score_run", "sweep_thresholds"]
+__all__ = [
+    "RULES_GRID",
+    "RunScores",
+    "best_event_rules",
+    "best_event_thresholds",
+    "score_run",
+    "sweep_thresholds",
+]
 
 #: The thresholds a sweep tries.
 SWEEP = tuple(float(t) for t in np.round(np.arange(0.05, 1.0, 0.05), 2))
+#: The event rules :func:`best_event_rules` tries (beside the per-class threshold): median
+#: smoothing in windows, merge gap and minimum duration in seconds. Small on purpose: a few
+#: validation recordings cannot tell many combinations apart without overfitting.
+RULES_GRID: dict[str, tuple[Any, ...]] = {
+    "smooth": (1, 3, 5),
+    "merge_gap": (0.0, 0.1, 0.2, 0.3),
+    "min_duration": (0.0, 0.1, 0.2, 0.3),
+}
 
 
 @dataclass
@@ -152,6 +168,18 @@ def best_event_thresholds(
     base = EventRules.from_dict(record["rules"])
     if labels is None:
         labels = [c for c in record["classes"] if c not in base.background]
+    return _best_thresholds(tracks, base, reference, tolerance, labels, files, thresholds)
+
+
+def _best_thresholds(
+    tracks: list[Any],
+    base: EventRules,
+    reference: list[Event],
+    tolerance: float,
+    labels: list[str],
+    files: list[str] | None,
+    thresholds: tuple[float, ...],
+) -> dict[str, dict[str, float]]:
     best: dict[str, dict[str, float]] = {}
     for threshold in thresholds:
         rules = dataclasses.replace(base, threshold=threshold, thresholds={})
@@ -167,3 +195,51 @@ def best_event_thresholds(
                     **{k: row[k] for k in ("precision", "recall", "f1")},
                 }
     return best
+
+
+def best_event_rules(
+    folder: str | Path,
+    reference: list[Event],
+    *,
+    tolerance: float = 0.5,
+    labels: list[str] | None = None,
+    files: list[str] | None = None,
+    thresholds: tuple[float, ...] = SWEEP,
+    grid: dict[str, tuple[Any, ...]] | None = None,
+) -> tuple[EventRules, dict[str, dict[str, float]]]:
+    """The event rules of the highest mean event F1 over ``labels`` on a detection run over
+    annotated recordings (validation recordings), and each class's scores under them.
+
+    Searched: every combination of ``grid`` (:data:`RULES_GRID`: smoothing, merge gap and
+    minimum duration, shared by all classes, as :class:`EventRules` holds them) and, within
+    each, the best threshold per class (as :func:`best_event_thresholds`). Ties go to the
+    first combination in grid order (the least smoothing, merging and pruning). The rules
+    returned are the run's own with those settings and per-class ``thresholds``: give them
+    to the detection of the test or field recordings."""
+    folder = Path(folder)
+    record = read_record(folder)
+    if record is None or not (folder / "scores.parquet").exists():
+        raise EarmarkError(
+            f"{folder}: choosing event rules needs a run's detection.json and scores"
+        )
+    grid = dict(RULES_GRID if grid is None else grid)
+    unknown = sorted(set(grid) - {f.name for f in dataclasses.fields(EventRules)})
+    if unknown or "thresholds" in grid or "threshold" in grid:
+        raise EarmarkError(f"event rules have no setting {unknown or ['threshold']} to search")
+    tracks = read_tracks(folder)
+    base = EventRules.from_dict(record["rules"])
+    if labels is None:
+        labels = [c for c in record["classes"] if c not in base.background]
+    names = list(grid)
+    chosen: tuple[float, EventRules, dict[str, dict[str, float]]] | None = None
+    for values in itertools.product(*(grid[n] for n in names)):
+        rules = dataclasses.replace(base, **dict(zip(names, values, strict=True)))
+        per = _best_thresholds(tracks, rules, reference, tolerance, labels, files, thresholds)
+        mean = float(np.mean([per[c]["f1"] for c in labels])) if per else 0.0
+        if chosen is None or mean > chosen[0] + 1e-12:
+            chosen = (mean, rules, per)
+    if chosen is None:
+        raise EarmarkError(f"event rules: nothing to search in the grid {grid}")
+    _, rules, per = chosen
+    rules = dataclasses.replace(rules, thresholds={c: per[c]["threshold"] for c in per})
+    return rules, per
