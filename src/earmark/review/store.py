@@ -54,6 +54,7 @@ __all__ = [
     "Review",
     "ReviewStore",
     "artifact_sha256",
+    "opened",
 ]
 
 VERDICTS = ("correct", "wrong", "relabel")
@@ -265,6 +266,24 @@ def artifact_sha256(run: str | Path) -> str:
     except OSError as exc:
         raise EarmarkError(f"{target}: cannot read ({exc.strerror})") from None
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def opened(reviews: ReviewStore | str | Path) -> Iterator[ReviewStore]:
+    """``reviews`` as a store: a :class:`ReviewStore` as it is, or the database file at a
+    path (which must exist: reading a mistyped path must not create an empty database),
+    closed at the end of the block."""
+    if isinstance(reviews, ReviewStore):
+        yield reviews
+        return
+    path = Path(reviews)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such reviews database")
+    store = ReviewStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _now() -> str:
