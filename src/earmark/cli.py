@@ -2199,15 +2199,15 @@ def serve(
         raise typer.BadParameter(
             "choose one of --reviews DB / --no-reviews", param_hint="--reviews"
         )
-    queue = None
+    to_review = None
     if suggestions is not None:
         from earmark.review.suggestions import load_suggestions
 
-        queue = load_suggestions(suggestions)
-        if queue.missing:
-            line, name = queue.missing[0]
+        to_review = load_suggestions(suggestions)
+        if to_review.missing:
+            line, name = to_review.missing[0]
             err_console.print(
-                f"[yellow]note:[/] {len(queue.missing)} suggestions left out: their recording "
+                f"[yellow]note:[/] {len(to_review.missing)} suggestions left out: their recording "
                 f"is missing (e.g. line {line}: {escape(name)})",
                 highlight=False,
                 soft_wrap=True,
@@ -2256,7 +2256,7 @@ def serve(
         name=run.name,
         recordings=recordings,
         reviews=store,
-        suggestions=queue,
+        suggestions=to_review,
         model_sha256=digest,
     )
     # Everything loaded so far (torch, the model, FastAPI: ~235,000 objects) lives as long as
@@ -2278,8 +2278,8 @@ def serve(
                 highlight=False,
                 soft_wrap=True,
             )
-        if queue is not None:
-            console.print(f"suggestions: {len(queue)} windows to review from {suggestions}")
+        if to_review is not None:
+            console.print(f"suggestions: {len(to_review)} windows to review from {suggestions}")
     try:
         serve_app(app_, host=host, port=port)
     finally:

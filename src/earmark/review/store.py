@@ -300,7 +300,8 @@ class ReviewStore:
 
     Thread-safe (a connection per thread) and safe across processes (SQLite's locks, a
     ``timeout`` in seconds to wait for another writer). :meth:`close` closes every
-    connection it opened. Usable as a context manager."""
+    connection it opened (call it only when no other thread is using the store). Usable as
+    a context manager."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         if not (math.isfinite(timeout) and timeout > 0):
@@ -310,7 +311,6 @@ class ReviewStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._closed = False
         if self.path.is_dir():
             raise EarmarkError(f"{self.path}: is a folder, not a reviews database")
         try:
@@ -327,8 +327,6 @@ class ReviewStore:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        if self._closed:
-            raise EarmarkError(f"{self.path}: the review store is closed")
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -420,8 +418,8 @@ class ReviewStore:
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        """Close every connection (of every thread); the store cannot be used after."""
-        self._closed = True
+        """Close every connection (of every thread; the last one to close checkpoints the
+        WAL into the database). Using the store again opens new ones."""
         with self._lock:
             conns, self._all = self._all, []
         for conn in conns:
