@@ -233,3 +233,18 @@ def test_suggestion_lists_are_checked(tmp_path: Path) -> None:
     (tmp_path / "s.csv").write_text(head + "a.wav,1,2,,,0.9\ngone.wav,1,2,seven,0.5,0.9\n")
     s = load_suggestions(tmp_path / "s.csv")
     assert len(s) == 1 and s.missing == [(3, "gone.wav")] and s.items[0].label is None
+
+
+def test_a_model_without_an_artifact_is_named_by_its_identity(tmp_path: Path) -> None:
+    recordings = Recordings()
+    rid = recordings.add_file(_wav(tmp_path / "a.wav"))
+    app = create_app(
+        _model(), recordings=recordings, reviews=ReviewStore(tmp_path / "r.sqlite"), name="m"
+    )
+    body = _item(rid, verdict="correct")
+    first = TestClient(app).post("/v1/reviews", json=body).json()["review"]["model_sha256"]
+    other = _model()
+    other.classes_ = ["noise", "seven", "two"]
+    app = create_app(other, recordings=recordings, reviews=ReviewStore(tmp_path / "r.sqlite"))
+    second = TestClient(app).post("/v1/reviews", json=body).json()["review"]["model_sha256"]
+    assert len(first) == 64 and first != second

@@ -103,7 +103,15 @@ def add_review_routes(
     app.state.reviews = reviews
     app.state.suggestions = suggestions
     model_name = name or str(getattr(model, "model", ""))
-    digest = model_sha256 or identity_sha256(model)
+    digests: list[str] = [model_sha256] if model_sha256 else []
+
+    def digest() -> str:
+        """The model's SHA-256 (a digest of its identity computed at the first review when
+        the artifact's is not given)."""
+        if not digests:
+            digests.append(identity_sha256(model))
+        return digests[0]
+
     calibrated = getattr(model, "calibration_", None) is not None
     thresholds = getattr(model, "thresholds_", None)
     server_settings = {
@@ -156,7 +164,7 @@ def add_review_routes(
                 source=body["source"],
                 reviewer=body.get("reviewer"),
                 model=model_name,
-                model_sha256=digest,
+                model_sha256=digest(),
                 settings={**client, **server_settings},
             ).checked()
         except ParameterError as exc:
