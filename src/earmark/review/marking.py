@@ -85,10 +85,12 @@ def span_review(
     if not path.is_file():
         raise ParameterError(f"{path}: no such file")
     name, digest = _model(model)
+    known = Recordings()  # the id and name the server gives the same file
+    rid = known.add_file(path)
     review = Review(
-        recording=Recordings().add_file(path),
+        recording=rid,
         path=str(path.resolve()),
-        name=path.name,
+        name=known.name(rid),
         start_s=start_s,
         end_s=end_s,
         label=label,
