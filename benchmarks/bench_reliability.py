@@ -53,6 +53,7 @@ BOUNDARY = "bench-boundary"
 def start_server(run: Path, *options: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [str(Path(sys.executable).with_name("earmark")), "serve", str(run), "--port", str(port)]
+    cmd.append("--no-reviews")  # the prediction path as measured before reviews existed
     proc = subprocess.Popen([*cmd, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):

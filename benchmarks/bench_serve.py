@@ -209,6 +209,7 @@ def main() -> None:
         str(port),
         "--runtime",
         args.runtime,
+        "--no-reviews",  # uploads not kept: the prediction path alone
     ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]

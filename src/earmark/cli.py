@@ -871,6 +871,23 @@ def train(
     hop: Hop = None,
     min_overlap: MinOverlapOption = None,
     complete: Complete = False,
+    reviews: Annotated[
+        Path | None,
+        typer.Option(
+            "--reviews",
+            help="Reviews database (`earmark serve`, `earmark reviews add`): add the reviewed "
+            "windows to training, cut from their recordings (correct / relabelled: positives; "
+            "wrong: hard negatives).",
+        ),
+    ] = None,
+    negative_label: Annotated[
+        str | None,
+        typer.Option(
+            "--negative-label",
+            help="With --reviews on single-label data: the class of hard negatives (a "
+            "background class of the data; default 'background').",
+        ),
+    ] = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     workers: Workers = None,
@@ -880,12 +897,17 @@ def train(
 ) -> None:
     """Train on a split of the data, evaluate on its test part, save the model, its report and
     its settings. --resume RUN continues a network's interrupted run with the run's own
-    settings (written to RUN unless --out says otherwise); Ctrl-C keeps the checkpoint."""
+    settings (written to RUN unless --out says otherwise); Ctrl-C keeps the checkpoint.
+    --reviews DB adds reviewed windows to the training part (the test part is the data's)."""
     from earmark.settings import parse_params, read_recipe, train_settings
     from earmark.workflows import train_run
 
     if out is None and resume is None:
         raise typer.BadParameter("give --out (or --resume RUN)", param_hint="--out")
+    if negative_label is not None and reviews is None:
+        raise typer.BadParameter("goes with --reviews DB", param_hint="--negative-label")
+    if reviews is not None and not reviews.is_file():
+        raise typer.BadParameter(f"{reviews}: no such reviews database", param_hint="--reviews")
     options = {
         "model": model,
         "params": parse_params(params or []),
@@ -928,10 +950,23 @@ def train(
             split=settings.split,
             overwrite=overwrite,
             resume=resume,
+            reviews=reviews,
+            negative_label=negative_label,
             **hooks,
             **settings.fit_options(),
         )
     ev = result.evaluation
+    if result.reviews is not None and not (quiet or as_json):
+        from earmark.review.training import SKIP_REASONS
+
+        added = result.reviews
+        console.print(
+            f"reviews: {added['positives']} positive and {added['negatives']} hard-negative "
+            "windows added to training",
+            highlight=False,
+        )
+        for reason, n in added["skipped"].items():
+            console.print(f"  {n} reviewed spans left out: {SKIP_REASONS[reason]}")
     skipped = clf.training_.get("skipped_files", []) + [
         {"path": p, "error": e} for p, e in ev.skipped
     ]
@@ -948,6 +983,7 @@ def train(
                 "metrics": ev.metrics,
                 "unreadable": n_skipped,
                 "skipped": skipped,
+                "reviews": result.reviews,
             }
         )
     else:
@@ -2124,10 +2160,30 @@ def serve(
             "variable: a command line is visible to other users of the machine.",
         ),
     ] = None,
+    reviews: Annotated[
+        Path | None,
+        typer.Option(
+            "--reviews",
+            help="Reviews database the page and /v1/reviews write to (default: reviews.sqlite "
+            "here); analysed uploads are kept beside it in <db-stem>-audio/.",
+        ),
+    ] = None,
+    no_reviews: Annotated[
+        bool, typer.Option("--no-reviews", help="Keep no reviews and no uploads.")
+    ] = False,
+    suggestions: Annotated[
+        Path | None,
+        typer.Option(
+            "--suggestions",
+            help="The windows to review next (`earmark suggest` CSV), walked through by the "
+            "page (/v1/suggestions).",
+        ),
+    ] = None,
     no_calibration: NoCalibration = False,
     quiet: Quiet = False,
 ) -> None:
-    """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz,
+    """Serve the model over HTTP: the page at /, POST /v1/predict, /v1/detect, reviews
+    (/v1/reviews; on by default, into reviews.sqlite), GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs."""
     from earmark.loading import load
     from earmark.serve import ServeSettings, create_app, exposure_warning
@@ -2139,7 +2195,27 @@ def serve(
         torch.set_num_threads(threads)
     if runtime not in ("torch", "onnx"):
         raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
+    if reviews is not None and no_reviews:
+        raise typer.BadParameter(
+            "choose one of --reviews DB / --no-reviews", param_hint="--reviews"
+        )
+    to_review = None
+    if suggestions is not None:
+        from earmark.review.suggestions import load_suggestions
+
+        to_review = load_suggestions(suggestions)
+        if to_review.missing:
+            line, name = to_review.missing[0]
+            err_console.print(
+                f"[yellow]note:[/] {len(to_review.missing)} suggestions left out: their recording "
+                f"is missing (e.g. line {line}: {escape(name)})",
+                highlight=False,
+                soft_wrap=True,
+            )
     model = load(run, calibration=not no_calibration)
+    from earmark.review.store import artifact_sha256
+
+    digest = artifact_sha256(run)  # what each review records as the model reviewed
     if runtime == "onnx" or run.suffix == ".onnx":
         if getattr(model, "calibration_", None) is not None:
             raise EarmarkError(
@@ -2166,7 +2242,23 @@ def serve(
         max_queue=queue,
         api_key=api_key or None,
     )
-    app_ = create_app(model, settings, name=run.name)
+    store = recordings = None
+    if not no_reviews:
+        from earmark.review.store import ReviewStore
+        from earmark.serve import Recordings
+
+        db = reviews if reviews is not None else Path("reviews.sqlite")
+        store = ReviewStore(db)
+        recordings = Recordings(db.parent / f"{db.stem}-audio")
+    app_ = create_app(
+        model,
+        settings,
+        name=run.name,
+        recordings=recordings,
+        reviews=store,
+        suggestions=to_review,
+        model_sha256=digest,
+    )
     # Everything loaded so far (torch, the model, FastAPI: ~235,000 objects) lives as long as
     # the process. A full garbage collection walks all of it (70-140 ms measured here) and
     # stalls every request in flight; frozen, it is skipped and collections stay small.
@@ -2179,7 +2271,20 @@ def serve(
         err_console.print(warning, highlight=False, soft_wrap=True, markup=False)
     if not quiet:
         console.print(f"serving {run} on http://{host}:{port} (Ctrl-C stops)")
-    serve_app(app_, host=host, port=port)
+        if store is not None and recordings is not None:
+            console.print(
+                f"reviews: saved to {store.path}, analysed uploads kept in "
+                f"{recordings.keep_dir}/ (--no-reviews: neither)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if to_review is not None:
+            console.print(f"suggestions: {len(to_review)} windows to review from {suggestions}")
+    try:
+        serve_app(app_, host=host, port=port)
+    finally:
+        if store is not None:
+            store.close()
 
 
 @app.command("sgan-samples")
@@ -2461,6 +2566,214 @@ def calibrate(
         for name in sorted(str(p) for p in result.files.values()):
             console.print(f"  {name}", highlight=False, soft_wrap=True)
     _partial(len(result.skipped), v["examples"])
+
+
+reviews_app = typer.Typer(
+    name="reviews",
+    help="Reviews of a model's output (correct / wrong / relabel) in a SQLite database: add, "
+    "list, delete, export as an annotation table.",
+    no_args_is_help=True,
+)
+app.add_typer(reviews_app)
+ReviewsDb = Annotated[Path, typer.Argument(help="The reviews database (SQLite).")]
+
+
+def _review_line(r: Any) -> str:
+    change = f" -> {r.new_label}" if r.new_label else ""
+    return f"{r.id}: {r.verdict}{change}: {r.label or '-'} at {r.name} {r.start_s:g}-{r.end_s:g} s"
+
+
+@reviews_app.command("add")
+@_friendly
+def reviews_add(
+    db: Annotated[Path, typer.Argument(help="The reviews database (created when missing).")],
+    verdict: Annotated[
+        str, typer.Option("--verdict", help="correct, wrong, or relabel (with --new-label).")
+    ],
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events", help="A detection run's events table (events.csv / .json) or folder."
+        ),
+    ] = None,
+    row: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--row",
+            help="Event to review: its row in --events, 1 = the first (repeat for several).",
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Or: the recording of a span to review.")
+    ] = None,
+    start: Annotated[float | None, typer.Option("--start", help="With --file: seconds.")] = None,
+    end: Annotated[float | None, typer.Option("--end", help="With --file: seconds.")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="With --file: the label the model gave it.")
+    ] = None,
+    new_label: Annotated[
+        str | None, typer.Option("--new-label", help="The right class (--verdict relabel).")
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="With --file: detection, prediction, search or suggestion.")
+    ] = "detection",
+    reviewer: Annotated[str | None, typer.Option(help="Who reviewed.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="The run whose output this is (its SHA-256 is recorded)."),
+    ] = None,
+    recordings: Annotated[
+        Path | None,
+        typer.Option(help="Folder where the recordings --events names are (default: found)."),
+    ] = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Mark events of a detection run (--events DIR/events.csv --row N) or a span of a file
+    (--file F --start S --end E --label L) as correct, wrong, or relabelled."""
+    from earmark.review.marking import event_reviews, span_review
+    from earmark.review.store import ReviewStore
+
+    if (events is None) == (file is None):
+        raise typer.BadParameter("give --events (with --row) or --file", param_hint="--events")
+    with _options():
+        if events is not None:
+            if start is not None or end is not None or label is not None:
+                raise OptionError("--start, --end and --label go with --file, not --events")
+            todo = event_reviews(
+                events,
+                row or [],
+                verdict=verdict,
+                new_label=new_label,
+                reviewer=reviewer,
+                model=model,
+                recordings=recordings,
+            )
+        else:
+            if start is None or end is None:
+                raise OptionError("--file needs --start and --end (seconds)")
+            if row:
+                raise OptionError("--row goes with --events")
+            todo = [
+                span_review(
+                    file,  # type: ignore[arg-type]
+                    start,
+                    end,
+                    label,
+                    verdict=verdict,
+                    new_label=new_label,
+                    source=source,
+                    reviewer=reviewer,
+                    model=model,
+                )
+            ]
+    with ReviewStore(db) as store:
+        added = store.add_many(todo)
+    if as_json:
+        _emit_json({"reviews": [r.to_dict(with_path=True) for r in added]})
+        return
+    if not quiet:
+        for r in added:
+            console.print(_review_line(r), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"{len(added)} reviews added to {db}", highlight=False)
+
+
+@reviews_app.command("list")
+@_friendly
+def reviews_list(
+    db: ReviewsDb,
+    source: Annotated[str | None, typer.Option(help="Only reviews of this source.")] = None,
+    verdict: Annotated[str | None, typer.Option(help="Only this verdict.")] = None,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="Only the review that counts for each item.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """The reviews, newest first: what was said of which span, by whom, of which model."""
+    from earmark.review.store import opened
+
+    with _options(), opened(db) as store:
+        rows, total = store.list(
+            source=source, verdict=verdict, latest=latest, limit=limit, offset=offset
+        )
+    if as_json:
+        _emit_json({"reviews": [r.to_dict(with_path=True) for r in rows], "total": total})
+        return
+    table = Table("id", "when (UTC)", "recording", "span (s)", "label", "verdict", "reviewer",
+                  "model", title=f"{len(rows)} of {total} reviews")  # fmt: skip
+    for r in rows:
+        verdict_text = f"relabel -> {r.new_label}" if r.verdict == "relabel" else r.verdict
+        table.add_row(
+            str(r.id),
+            (r.created_at or "").replace("T", " ").rstrip("Z"),
+            escape(r.name),
+            f"{r.start_s:g}-{r.end_s:g}",
+            escape(r.label or "-"),
+            escape(verdict_text),
+            escape(r.reviewer or ""),
+            escape(r.model or ""),
+        )
+    console.print(table)
+
+
+@reviews_app.command("delete")
+@_friendly
+def reviews_delete(
+    db: ReviewsDb,
+    review_id: Annotated[int, typer.Argument(help="The review's id (`earmark reviews list`).")],
+) -> None:
+    """Remove a review (undo): an earlier review of the same item counts again."""
+    from earmark.review.store import opened
+
+    with opened(db) as store:
+        if not store.delete(review_id):
+            raise EarmarkError(f"{db}: no review {review_id}")
+    console.print(f"review {review_id} removed", highlight=False)
+
+
+@reviews_app.command("export")
+@_friendly
+def reviews_export(
+    db: ReviewsDb,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The table to write: .csv, or .txt (Raven).")
+    ],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or raven (default: from the suffix).")
+    ] = None,
+    negative_label: Annotated[
+        str,
+        typer.Option(
+            "--negative-label",
+            help="Label of the spans reviewed wrong (hard negatives): the data's background class.",
+        ),
+    ] = "background",
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write the reviews as an annotation table `earmark train --annotations` reads: correct
+    spans with their label, relabelled ones with the new label, wrong ones as
+    --negative-label rows (hard negatives). The verdict that counts is each item's latest."""
+    from earmark.review.export import export_reviews
+
+    if out.exists() and not overwrite:
+        raise OptionError(f"{out} exists; pass --overwrite to replace it")
+    if out.is_dir():
+        raise OptionError(f"{out} is a folder; name the table file")
+    with _options():
+        summary = export_reviews(db, out, format=fmt, negative_label=negative_label)
+    if summary.missing:
+        err_console.print(
+            f"[yellow]note:[/] {summary.missing} reviewed spans left out: their recording is "
+            "missing",
+            highlight=False,
+        )
+    if not quiet:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.labels.items()))
+        console.print(f"{summary.rows} rows ({escape(counts)})", highlight=False)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -63,6 +63,7 @@ class TrainResult:
     sizes: dict[str, int]
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
+    reviews: dict[str, Any] | None = None  # what reviews added (``reviews=``)
 
 
 def train_run(
@@ -74,6 +75,8 @@ def train_run(
     on_file: Callable[[], None] | None = None,
     overwrite: bool = False,
     resume: str | Path | None = None,
+    reviews: Any = None,
+    negative_label: str | None = None,
     **fit: Any,
 ) -> TrainResult:
     """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
@@ -87,7 +90,13 @@ def train_run(
     Networks write a checkpoint after every epoch to ``<out>/checkpoint``; ``resume`` (a run
     directory, ``out`` itself or another) continues from that run's checkpoint. Ctrl-C
     during training keeps the checkpoint and raises :class:`earmark.errors.Interrupted`
-    (``.resume`` names the run): no model is saved from partial training."""
+    (``.resume`` names the run): no model is saved from partial training.
+
+    ``reviews`` (a reviews database or :class:`~earmark.review.store.ReviewStore`): the
+    reviewed windows are added to the training part, cut from their recordings, in the
+    data's classes; ``negative_label`` (default ``background``) is the single-label class
+    of hard negatives (:mod:`earmark.review.training`). The test part is the data's alone,
+    so a run with reviews and one without are scored on the same files."""
     import shutil
 
     from earmark import artifact
@@ -112,6 +121,19 @@ def train_run(
                 stale.unlink()
     manifest = as_manifest(data)
     splits = split.apply(manifest)
+    added = None
+    if reviews is not None:
+        from earmark.data.segments import DEFAULT_NEGATIVE_LABEL
+        from earmark.review.training import add_reviews
+
+        held = splits.test.filepaths + (splits.valid.filepaths if splits.valid else [])
+        splits.train, added = add_reviews(
+            splits.train,
+            reviews,
+            classes=manifest.classes,
+            negative_label=negative_label or DEFAULT_NEGATIVE_LABEL,
+            held_out=held,
+        )
     settings = _settings_record(classifier, split, fit)
     checkpoint = out / CHECKPOINT_DIR
     try:
@@ -147,6 +169,8 @@ def train_run(
         "sizes": sizes,
         "test_files": _relative(splits.test.filepaths, manifest.root),
     }
+    if added is not None:
+        record["reviews"] = {"database": str(reviews), **added.summary()}
     path = classifier.save(out, extra={"data": record})
     files = write_evaluation(
         path,
@@ -155,7 +179,9 @@ def train_run(
         details={"model": classifier.model, "data": str(manifest.root), "split sizes": sizes},
     )
     files["settings"] = _write_settings(path, settings)
-    return TrainResult(classifier, evaluation, sizes, path, files)
+    return TrainResult(
+        classifier, evaluation, sizes, path, files, added.summary() if added else None
+    )
 
 
 def _settings_record(classifier: Classifier, split: SplitSettings, fit: dict[str, Any]) -> dict:

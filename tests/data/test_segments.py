@@ -166,6 +166,9 @@ def test_load_windows_gives_segment_rows_grouped_by_recording(tmp_path):
     assert "background" in negatives.classes
     with pytest.raises(EarmarkError, match="also an annotated class"):
         load_windows(data, window_s=1.0, complete=True, negative_label="low")
+    # without unannotated windows nothing takes the negative label: it may name a class
+    named = load_windows(data, window_s=1.0, negative_label="low")
+    assert set(named.classes) == {"low", "high"}
 
 
 @pytest.mark.slow

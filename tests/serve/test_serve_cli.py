@@ -33,7 +33,7 @@ def test_serve_answers_over_http(runtime: str, detector, demo_digits: Path, tmp_
         "--threads",
         "1",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -61,12 +61,14 @@ def saved_run(detector, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """What `earmark serve` would serve (the server itself is not started)."""
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict]:
+    """What `earmark serve` would serve (the server itself is not started), run in
+    ``tmp_path`` (reviews are kept in ./reviews.sqlite by default)."""
     import gc
 
     import earmark.serve
 
+    monkeypatch.chdir(tmp_path)
     calls: list[dict] = []
     monkeypatch.setattr(earmark.serve, "run", lambda app, **kw: calls.append({"app": app, **kw}))
     yield calls

@@ -54,8 +54,11 @@ def windows_manifest(
     if not multi_label and negative_label is not None:
         if not negative_label.strip() or ";" in negative_label:
             raise EarmarkError(f"negative label must be a class name, got {negative_label!r}")
+        # Only unannotated windows (complete tables) take the negative label: a table whose
+        # rows name the background class themselves (hard negatives exported from reviews:
+        # earmark.review.export) has none, and nothing is merged.
         classes = {c for lab in label for c in lab.split(";") if c}
-        if negative_label in classes:
+        if negative_label in classes and bool((label == "").any()):
             raise EarmarkError(
                 f"negative label {negative_label!r} is also an annotated class: choose another"
             )

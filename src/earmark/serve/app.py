@@ -52,6 +52,8 @@ from earmark.errors import (
     ParameterError,
     UnsupportedCodecError,
 )
+from earmark.review.store import ReviewStore
+from earmark.review.suggestions import Suggestions
 from earmark.serve.recordings import Recordings
 from earmark.serve.uploads import CONTENT_TYPES, UploadProblem, receive_upload, scrub, spool_dirs
 
@@ -128,6 +130,9 @@ def create_app(
     *,
     name: str = "",
     recordings: Recordings | None = None,
+    reviews: ReviewStore | None = None,
+    suggestions: Suggestions | None = None,
+    model_sha256: str | None = None,
 ) -> Any:
     """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
     ONNX model) with ``settings``. Run it with :func:`earmark.serve.run` (or
@@ -135,7 +140,13 @@ def create_app(
 
     ``recordings``: the audio ``GET /v1/audio/{id}`` plays back (:class:`Recordings`); when
     it keeps uploads, each analysed upload is kept and its answer carries ``recording``, the
-    id a review of it points at."""
+    id a review of it points at.
+
+    ``reviews``: the :class:`~earmark.review.store.ReviewStore` ``/v1/reviews`` writes to
+    (``None``: reviews are off, 404); ``suggestions``: the windows ``/v1/suggestions`` walks
+    through (:func:`earmark.review.suggestions.load_suggestions`); ``model_sha256``: the
+    artifact's SHA-256 each review records (:func:`earmark.review.store.artifact_sha256`;
+    default: a digest of the model's identity). See :mod:`earmark.serve.reviews_api`."""
     from fastapi import FastAPI, Query
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -233,6 +244,9 @@ def create_app(
             "multi_label": bool(getattr(model, "multi_label_", False)),
             "thresholds": getattr(model, "thresholds_", None),
             "limits": settings.limits(),
+            "reviews": reviews is not None,
+            "search": getattr(app.state, "index", None) is not None,
+            "suggestions": len(suggestions) if suggestions is not None else 0,
         }
 
     # Classifiers (torch or ONNX) expose their window scoring: requests are batched then.
@@ -491,6 +505,18 @@ def create_app(
             return await in_thread(cancel, detect_file, path)
 
         return await _run(request, work)
+
+    from earmark.serve.reviews_api import add_review_routes
+
+    add_review_routes(
+        app,
+        model,
+        name=name,
+        recordings=recordings,
+        reviews=reviews,
+        suggestions=suggestions,
+        model_sha256=model_sha256,
+    )
 
     endpoints = frozenset(r.path for r in app.routes if hasattr(r, "path"))
     # Added innermost first: Metrics sees every answer (401, 408, 413 included), the key is
