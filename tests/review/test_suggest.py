@@ -122,7 +122,7 @@ def _tracks(*regions: tuple[int, float, float]) -> tuple[ScoreTrack, np.ndarray]
         for _ in range(count):
             top = 1 - unc / 2  # margin uncertainty 1 - (top - (1 - top)) = unc
             p.append([top, 1 - top])
-            emb.append([value, -value] + rng.normal(0, 1e-3, 2))
+            emb.append(np.array([value, -value]) + rng.normal(0, 1e-3, 2))  # jitter
     n = len(p)
     track = ScoreTrack(
         "rec.wav", ["a", "b"], np.arange(n, dtype=float), 1.0, 1.0, np.asarray(p), float(n)
@@ -206,7 +206,7 @@ def _plain(tmp_path: Path) -> Path:
 
 def test_settings_refuse_bad_values_in_one_line() -> None:
     for kw, message in [
-        ({"n": 0}, "n must be between 1 and 100000"),
+        ({"n": 0}, "n must be between 1 and 10000"),
         ({"n": 2.5}, "n must be a whole number"),
         ({"uncertainty": "gini"}, "uncertainty must be one of auto, margin, entropy, threshold"),
         ({"diversity": "dpp"}, "diversity must be one of kcenter, kmeans, none"),
@@ -291,7 +291,7 @@ def test_cli_writes_the_suggestions(tone_run: Path, scene: Path, tmp_path: Path)
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--n", "0"], "n must be between 1 and 100000"),
+        (["--n", "0"], "n must be between 1 and 10000"),
         (["--hop", "-1"], "hop must be between"),
         (["--diversity", "dpp"], "diversity must be one of kcenter, kmeans, none"),
         (["--uncertainty", "threshold"], "threshold uncertainty is for multi-label models"),

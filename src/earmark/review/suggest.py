@@ -103,7 +103,7 @@ class SuggestSettings(JsonConfig):
     """How windows are picked (see the module doc).
 
     Args:
-        n: windows to suggest (1 to 100,000).
+        n: windows to suggest (1 to 10,000).
         uncertainty: ``auto`` (``threshold`` for multi-label models, ``margin`` for
             single-label), ``margin``, ``entropy`` or ``threshold`` (multi-label only).
         diversity: ``kcenter``, ``kmeans`` or ``none``.
@@ -125,8 +125,8 @@ class SuggestSettings(JsonConfig):
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer):
             raise ParameterError(f"n must be a whole number of windows, got {self.n!r}")
-        if not 1 <= self.n <= 100_000:
-            raise ParameterError(f"n must be between 1 and 100000, got {self.n}")
+        if not 1 <= self.n <= 10_000:
+            raise ParameterError(f"n must be between 1 and 10000, got {self.n}")
         for name, allowed in (
             ("uncertainty", UNCERTAINTIES),
             ("diversity", DIVERSITIES),
@@ -269,6 +269,12 @@ def check_settings(model: Any, settings: SuggestSettings) -> None:
 # -- reviewed windows -------------------------------------------------------------------------
 
 Span = tuple[str, float, float]
+#: Column names a table of reviewed windows may use (those annotation CSVs accept).
+_TABLE_COLUMNS = {
+    "file": ("file", "filepath", "path", "filename", "recording", "audio"),
+    "start": ("start_s", "start", "onset", "onset_s", "begin", "begin time (s)"),
+    "end": ("end_s", "end", "offset", "offset_s", "stop", "end time (s)"),
+}
 
 
 def read_reviewed(source: str | Path | Iterable[Any]) -> list[Span]:
@@ -276,13 +282,23 @@ def read_reviewed(source: str | Path | Iterable[Any]) -> list[Span]:
     of mappings with ``file`` / ``start_s`` / ``end_s``), from a table (CSV with columns
     ``file, start_s, end_s``: an annotation table, an ``earmark reviews export`` or a
     suggestions table; the annotation tables' column aliases are accepted), or from a
-    reviews database (``.sqlite`` / ``.db``: :class:`earmark.review.store.ReviewStore`)."""
+    reviews database (``.sqlite`` / ``.db``: :class:`earmark.review.store.ReviewStore`); a
+    table that is not CSV is read as an annotation table (Raven, Audacity)."""
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.is_file():
             raise ParameterError(f"{path}: no such table of reviewed windows")
-        if path.suffix.lower() in (".sqlite", ".sqlite3", ".db"):
+        suffix = path.suffix.lower()
+        if suffix in (".sqlite", ".sqlite3", ".db"):
             return _store_spans(path)
+        if suffix != ".csv":  # a Raven or Audacity table (``earmark reviews export``'s too)
+            from earmark.data.annotations import read_annotations
+
+            frame = read_annotations(path).frame
+            return [
+                (str(r.recording), float(r.start_s), float(r.end_s))
+                for r in frame.itertuples(index=False)
+            ]
         return _table_spans(path)
     spans = []
     for k, row in enumerate(source):
@@ -301,9 +317,8 @@ def read_reviewed(source: str | Path | Iterable[Any]) -> list[Span]:
 
 def _table_spans(path: Path) -> list[Span]:
     """The ``file, start_s, end_s`` of each row of a CSV table (column names as the
-    annotation tables accept them)."""
-    from earmark.data.annotations import _CSV_ALIASES
-
+    annotation tables accept them; a relative path is taken from the table's folder when
+    the file is there)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -312,11 +327,11 @@ def _table_spans(path: Path) -> list[Span]:
     header = {name.strip().lower(): name for name in reader.fieldnames or []}
     columns = {}
     for key in ("file", "start", "end"):
-        found = next((header[a] for a in _CSV_ALIASES[key] if a in header), None)
+        found = next((header[a] for a in _TABLE_COLUMNS[key] if a in header), None)
         if found is None:
             raise ParameterError(
                 f"{path}: a table of reviewed windows needs a {key} column "
-                f"({' / '.join(_CSV_ALIASES[key][:3])})"
+                f"({' / '.join(_TABLE_COLUMNS[key][:3])})"
             )
         columns[key] = found
     spans = []
@@ -327,12 +342,16 @@ def _table_spans(path: Path) -> list[Span]:
             raise ParameterError(f"{path}: line {line}: start and end must be numbers") from None
         if not (math.isfinite(start) and math.isfinite(end)):
             raise ParameterError(f"{path}: line {line}: start and end must be finite")
-        spans.append((str(row[columns["file"]]), start, end))
+        file = str(row[columns["file"]])
+        if not Path(file).is_absolute() and (path.parent / file).exists():
+            file = str(path.parent / file)
+        spans.append((file, start, end))
     return spans
 
 
 def _store_spans(path: Path) -> list[Span]:
-    """The spans of a reviews database (the reviews module's store)."""
+    """The spans of every item reviewed in a reviews database (whatever the verdict: the
+    window has been heard), read with the reviews module's store."""
     try:
         from earmark.review.store import ReviewStore  # type: ignore[import-not-found]
     except ImportError:
@@ -342,18 +361,10 @@ def _store_spans(path: Path) -> list[Span]:
         ) from None
     store = ReviewStore(path)
     try:
-        spans = getattr(store, "reviewed_spans", None)
-        if spans is None:
-            raise ParameterError(
-                f"{path}: this reviews store cannot list its reviewed spans; export the "
-                "reviews to a table (earmark reviews export) and give that"
-            )
-        rows = spans()
+        reviews = store.latest()  # the review that counts for each item
     finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
-    return read_reviewed(rows)
+        store.close()
+    return [(r.path or r.recording, float(r.start_s), float(r.end_s)) for r in reviews]
 
 
 class _Reviewed:
