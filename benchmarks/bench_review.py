@@ -33,6 +33,15 @@ detector more than random ones?
   on the test recordings. Bar (issue 18): ``suggested`` beats ``random`` at every round and
   reaches the ``supervised`` event F1 within 100 reviews.
 
+Measured (5 seeds, 2 shared cores, 13 minutes): the held-out recordings chose ``entropy`` /
+``kmeans`` / ``features`` (mean F1 over the rounds 0.76; random 0.48; uncertainty without
+diversity 0.61-0.63). On the test recordings, event F1 after 0 / 20 / 40 / 60 / 80 / 100
+reviews: suggested 0.16 / 0.56 / 0.68 / 0.68 / 0.69 / 0.70, random 0.16 / 0.38 / 0.48 /
+0.58 / 0.62 / 0.64; supervised (956 windows labelled) 0.68, reached after 40 suggested
+reviews. On the held-out recordings (the pool's voices) supervised reaches 0.89 and the
+suggested arm 0.88 after 100 reviews: the test recordings' lower ceiling is their unseen
+voices, which more labels of the pool's voices do not teach this learner.
+
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_review.py [--digits out/demo/digits]
 [--work out/demo/bench-review] [--seeds 5]   (writes benchmarks/results/review.json)
 """

@@ -1889,9 +1889,11 @@ def suggest(
     ] = None,
     uncertainty: Annotated[
         str,
-        typer.Option(help="auto, margin, entropy (single-label) or threshold (multi-label)."),
+        typer.Option(
+            help="auto (entropy; threshold for multi-label), margin, entropy or threshold."
+        ),
     ] = "auto",
-    diversity: Annotated[str, typer.Option(help="kcenter, kmeans or none.")] = "kcenter",
+    diversity: Annotated[str, typer.Option(help="kmeans, kcenter or none.")] = "kmeans",
     embedding: Annotated[
         str, typer.Option(help="Distances for diversity: features, scores or aisfx.")
     ] = "features",

@@ -209,7 +209,7 @@ def test_settings_refuse_bad_values_in_one_line() -> None:
         ({"n": 0}, "n must be between 1 and 10000"),
         ({"n": 2.5}, "n must be a whole number"),
         ({"uncertainty": "gini"}, "uncertainty must be one of auto, margin, entropy, threshold"),
-        ({"diversity": "dpp"}, "diversity must be one of kcenter, kmeans, none"),
+        ({"diversity": "dpp"}, "diversity must be one of kmeans, kcenter, none"),
         ({"embedding": "pca"}, "embedding must be one of features, scores, aisfx"),
         ({"pool": 0.5}, "pool must be a number >= 1"),
         ({"pool": float("nan")}, "pool must be a number >= 1"),
@@ -293,7 +293,7 @@ def test_cli_writes_the_suggestions(tone_run: Path, scene: Path, tmp_path: Path)
     [
         (["--n", "0"], "n must be between 1 and 10000"),
         (["--hop", "-1"], "hop must be between"),
-        (["--diversity", "dpp"], "diversity must be one of kcenter, kmeans, none"),
+        (["--diversity", "dpp"], "diversity must be one of kmeans, kcenter, none"),
         (["--uncertainty", "threshold"], "threshold uncertainty is for multi-label models"),
         (["--exclude", "missing.csv"], "missing.csv: no such table of reviewed windows"),
     ],
