@@ -1898,6 +1898,127 @@ def _run_detection(model, paths, out, given, resume, workers, quiet):
         return run_detect(model, paths, out, on_file=on_file, on_audio=on_audio, **options)
 
 
+@app.command()
+@_friendly
+def suggest(
+    run: Annotated[Path, typer.Argument(help="A model directory (any family, or an ensemble).")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Recordings, folders of them, or a manifest CSV.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="CSV to write: file,start_s,end_s,label,...")
+    ],
+    n: Annotated[int, typer.Option("--n", help="Windows to suggest.")] = 20,
+    window: Annotated[
+        float | None, typer.Option(help="Window (s); default: the model's clip length.")
+    ] = None,
+    hop: Annotated[
+        float | None, typer.Option(help="Seconds between windows; default: half a window.")
+    ] = None,
+    exclude: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Windows already reviewed, left out: a table with file,start_s,end_s "
+            "(an export of reviews, an earlier suggestions CSV) or a reviews database "
+            "(repeatable)."
+        ),
+    ] = None,
+    uncertainty: Annotated[
+        str,
+        typer.Option(
+            help="auto (entropy; threshold for multi-label), margin, entropy or threshold."
+        ),
+    ] = "auto",
+    diversity: Annotated[str, typer.Option(help="kmeans, kcenter or none.")] = "kmeans",
+    embedding: Annotated[
+        str, typer.Option(help="Distances for diversity: features, scores or aisfx.")
+    ] = "features",
+    pool: Annotated[
+        float, typer.Option(help="Candidates: the pool x n most uncertain windows.")
+    ] = 5.0,
+    spread: Annotated[
+        float | None,
+        typer.Option(help="Seconds between two picks in a recording; default: a window."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for ties and k-means.")] = 0,
+    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
+    no_calibration: NoCalibration = False,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Pick the windows of recordings to review next (active learning): the windows the
+    model is least sure of, spread over different sounds; writes them as a CSV the server's
+    review queue reads (`earmark serve RUN --suggestions FILE`). Unreadable recordings are
+    skipped and listed (exit code 3)."""
+    from earmark.artifact import check_out
+    from earmark.detection.windows import Windowing
+    from earmark.loading import load
+    from earmark.predict import input_files
+    from earmark.review.suggest import (
+        SuggestSettings,
+        read_reviewed,
+        write_suggestions,
+    )
+    from earmark.review.suggest import suggest as pick_windows
+    from earmark.training import resolve_device
+
+    with _options():  # refused values are usage errors, before the model loads
+        settings = SuggestSettings(
+            n=n,
+            uncertainty=uncertainty,  # type: ignore[arg-type]
+            diversity=diversity,  # type: ignore[arg-type]
+            embedding=embedding,  # type: ignore[arg-type]
+            pool=pool,
+            spread=spread,
+            seed=seed,
+        )
+        windowing = Windowing(window=window, hop=hop)
+        resolve_device(device)
+        reviewed = [span for table in exclude or [] for span in read_reviewed(table)]
+    check_out(out, overwrite=overwrite, file=True)
+    model = load(run, calibration=not no_calibration)
+    for member in getattr(model, "members", [model]):
+        family = getattr(member, "family", None)
+        pretrained = getattr(getattr(member, "features", None), "pretrained", False)
+        if family == "neural" or (family == "classical" and pretrained):
+            member.to(device)
+    paths = input_files(inputs)
+    if not paths:
+        raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
+    quiet = quiet or as_json
+    with _options():  # a measure the model cannot take (threshold for a single-label one)
+        from earmark.review.suggest import check_settings
+
+        check_settings(model, settings)
+    with _progress("scoring windows", len(paths), quiet) as advance:
+        result = pick_windows(
+            model, paths, settings, windowing=windowing, reviewed=reviewed, on_file=advance
+        )
+    write_suggestions(out, result)
+    _list_unreadable([problem for _path, problem in result.errors])
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out),
+                "suggestions": len(result),
+                "files": result.files,
+                "windows": result.windows,
+                "excluded": result.excluded,
+                "embedding": result.embedding,
+                "unreadable": len(result.errors),
+                "items": [s.to_dict() for s in result.items],
+            }
+        )
+    else:
+        console.print(
+            f"wrote {out}: {len(result)} windows to review, picked from {result.windows} "
+            f"windows of {result.files} recordings ({result.excluded} already reviewed)",
+            soft_wrap=True,
+        )
+    _partial(len(result.errors), result.files)
+
+
 @app.command("score-events")
 @_friendly
 def score_events_cmd(
