@@ -24,12 +24,12 @@ from earmark.review.suggest import (
     Suggestion,
     SuggestSettings,
     read_reviewed,
-    read_suggestions,
     suggest,
     suggest_tracks,
     uncertainty,
     write_suggestions,
 )
+from earmark.review.suggestions import load_suggestions
 
 LOW, HIGH = 300.0, 4000.0
 SECOND = Windowing(window=1.0, hop=1.0)  # windows = the one-second parts of the recordings
@@ -177,25 +177,27 @@ def test_multi_label_uncertainty_is_the_closeness_to_each_threshold() -> None:
 
 
 def test_the_table_round_trips(tmp_path: Path) -> None:
+    for name in ("a b.wav", "c,d.wav"):
+        (tmp_path / name).touch()
     items = [
-        Suggestion("/data/a b.wav", 1.5, 2.5, "seven", 0.51234567, 0.97),
-        Suggestion("/data/c,d.wav", 0.0, 1.0, "noise", 0.4, 0.8),
+        Suggestion(str(tmp_path / "a b.wav"), 1.5, 2.5, "seven", 0.51234567, 0.97),
+        Suggestion(str(tmp_path / "c,d.wav"), 0.0, 1.0, "noise", 0.4, 0.8),
     ]
     path = write_suggestions(tmp_path / "s.csv", items)
     with path.open() as fh:
         assert tuple(next(csv.reader(fh))) == SUGGESTION_COLUMNS
-    back = read_suggestions(path)
-    assert [(s.file, s.start_s, s.end_s, s.label) for s in back] == [
+    back = load_suggestions(path).items  # the server's reader of the same table
+    assert [(s.path, s.start_s, s.end_s, s.label) for s in back] == [
         (s.file, s.start_s, s.end_s, s.label) for s in items
     ]
     assert back[0].score == pytest.approx(0.512346)
     # a suggestions table is also a table of reviewed windows (the spans it lists)
-    assert read_reviewed(path)[1] == ("/data/c,d.wav", 0.0, 1.0)
+    assert read_reviewed(path)[1] == (str(tmp_path / "c,d.wav"), 0.0, 1.0)
     (tmp_path / "bad.csv").write_text("file,start_s,end_s,label,score,uncertainty\nx,1,a,b,0,0\n")
-    with pytest.raises(ParameterError, match="line 2: times and scores must be numbers"):
-        read_suggestions(tmp_path / "bad.csv")
-    with pytest.raises(ParameterError, match="not a suggestions table"):
-        read_suggestions(_plain(tmp_path))
+    with pytest.raises(ParameterError, match="line 2: end_s 'a' is not a number"):
+        load_suggestions(tmp_path / "bad.csv")
+    with pytest.raises(ParameterError, match="not a suggestion list"):
+        load_suggestions(_plain(tmp_path))
 
 
 def _plain(tmp_path: Path) -> Path:
@@ -263,7 +265,7 @@ def test_cli_writes_the_suggestions(tone_run: Path, scene: Path, tmp_path: Path)
         app, ["suggest", str(tone_run), str(scene), "--n", "3", "--out", str(out), "--seed", "1"]
     )
     assert res.exit_code == 0, res.output
-    rows = read_suggestions(out)
+    rows = load_suggestions(out).items
     assert len(rows) == 3 and {r.label for r in rows} <= {"low", "high"}
     assert "3 windows to review" in res.output
     # the reviewed ones are left out the next time
@@ -285,7 +287,7 @@ def test_cli_writes_the_suggestions(tone_run: Path, scene: Path, tmp_path: Path)
         ],
     )
     assert res.exit_code == 0, res.output
-    assert not {r.start_s for r in read_suggestions(again)} & {r.start_s for r in rows}
+    assert not {r.start_s for r in load_suggestions(again).items} & {r.start_s for r in rows}
 
 
 @pytest.mark.parametrize(
@@ -315,3 +317,16 @@ def test_cli_names_a_folder_without_audio(tone_run: Path, tmp_path: Path) -> Non
         app, ["suggest", str(tone_run), str(tmp_path / "empty"), "--out", str(tmp_path / "s.csv")]
     )
     assert res.exit_code == 1 and "no audio files in" in res.output
+
+
+def test_windows_reviewed_in_a_database_are_read_as_reviewed(tmp_path: Path) -> None:
+    from earmark.review.store import Review, ReviewStore
+
+    rec = tmp_path / "rec.wav"
+    rec.touch()
+    store = ReviewStore(tmp_path / "reviews.sqlite")
+    store.add(Review("f0", str(rec), "rec.wav", 2.0, 3.0, "seven", "correct"))
+    store.add(Review("f0", str(rec), "rec.wav", 5.0, 6.0, "seven", "wrong"))
+    store.close()
+    spans = sorted(read_reviewed(tmp_path / "reviews.sqlite"))
+    assert spans == [(str(rec.resolve()), 2.0, 3.0), (str(rec.resolve()), 5.0, 6.0)]

@@ -82,7 +82,6 @@ __all__ = [
     "Suggestions",
     "check_settings",
     "read_reviewed",
-    "read_suggestions",
     "suggest",
     "suggest_tracks",
     "uncertainty",
@@ -774,27 +773,3 @@ def write_suggestions(path: str | Path, suggestions: Suggestions | Sequence[Sugg
     writer.writeheader()
     writer.writerows(s.to_dict() for s in items)
     return atomic_text(path, buf.getvalue())
-
-
-def read_suggestions(path: str | Path) -> list[Suggestion]:
-    """The suggestions in a table :func:`write_suggestions` wrote; a missing column or a
-    value that is not a number is a one-line error naming the line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError(f"{path}: cannot read the suggestions ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in SUGGESTION_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ParameterError(f"{path}: not a suggestions table (no {', '.join(missing)} column)")
-    out = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            values = [float(row[c]) for c in ("start_s", "end_s", "score", "uncertainty")]
-        except (TypeError, ValueError):
-            raise ParameterError(f"{path}: line {line}: times and scores must be numbers") from None
-        if not all(math.isfinite(v) for v in values):
-            raise ParameterError(f"{path}: line {line}: times and scores must be finite")
-        out.append(Suggestion(row["file"], *values[:2], row["label"] or "", *values[2:]))
-    return out
