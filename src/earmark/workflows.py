@@ -25,6 +25,7 @@ from earmark.report import write_evaluation
 from earmark.settings import SETTINGS_FILE, parse_params
 
 if TYPE_CHECKING:
+    from earmark.ddp import Group
     from earmark.features.table import FeatureTable
 
 __all__ = [
@@ -87,10 +88,15 @@ def train_run(
     Networks write a checkpoint after every epoch to ``<out>/checkpoint``; ``resume`` (a run
     directory, ``out`` itself or another) continues from that run's checkpoint. Ctrl-C
     during training keeps the checkpoint and raises :class:`earmark.errors.Interrupted`
-    (``.resume`` names the run): no model is saved from partial training."""
+    (``.resume`` names the run): no model is saved from partial training.
+
+    ``nproc`` (in ``fit``) trains a network in that many processes
+    (:class:`earmark.training.Trainer`); the artifact is the one a single process saves.
+    Under torchrun every process calls this: rank 0 does all of the above, the others
+    train their share and return ``None``."""
     import shutil
 
-    from earmark import artifact
+    from earmark import artifact, ddp
     from earmark.classifier import CHECKPOINT_DIR, SAMPLES_DIR
     from earmark.errors import Interrupted
 
@@ -101,6 +107,13 @@ def train_run(
     same = resume is not None and out.resolve() == Path(resume).resolve()
     if resume is not None and classifier.family != "neural":
         raise ParameterError(f"only networks resume; {classifier.model} is {classifier.family}")
+    if ddp.launched() and classifier.family != "neural":
+        raise ParameterError(
+            f"only networks train under torchrun; {classifier.model} is {classifier.family}"
+        )
+    group = ddp.current()  # torchrun's processes: rank 0 alone writes, the others train
+    if not group.is_main:
+        return _train_other_rank(data, classifier, out, split, resume, group, fit)
     existed = out.exists()
     artifact.check_out(out, overwrite=overwrite or same)
     if existed and resume is None:  # the training state of an earlier run is replaced
@@ -123,6 +136,7 @@ def train_run(
             fit.setdefault("checkpoint_dir", checkpoint)
             fit["resume"] = resume is not None
             _write_settings(out, settings)
+            group.barrier()  # under torchrun the others wait for the checkpoint copied here
         classifier.fit(splits.train, splits.valid, on_file=on_file, **fit)
     except BaseException:
         _forget_attempt(out, checkpoint, existed)
@@ -156,6 +170,27 @@ def train_run(
     )
     files["settings"] = _write_settings(path, settings)
     return TrainResult(classifier, evaluation, sizes, path, files)
+
+
+def _train_other_rank(
+    data: Manifest | str | Path,
+    classifier: Classifier,
+    out: Path,
+    split: SplitSettings,
+    resume: str | Path | None,
+    group: Group,
+    fit: dict[str, Any],
+) -> None:
+    """A torchrun process other than rank 0: the same split, the same fit, in rank 0's
+    group; rank 0 checks ``out``, copies a resumed checkpoint, evaluates and saves (this
+    one waits for the copy, then trains its share and returns ``None``)."""
+    from earmark.classifier import CHECKPOINT_DIR
+
+    splits = split.apply(as_manifest(data))
+    fit.setdefault("checkpoint_dir", out / CHECKPOINT_DIR)
+    fit["resume"] = resume is not None
+    group.barrier()
+    classifier.fit(splits.train, splits.valid, **fit)
 
 
 def _settings_record(classifier: Classifier, split: SplitSettings, fit: dict[str, Any]) -> dict:
