@@ -391,8 +391,9 @@ def _end(procs: Any) -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when the process that spawned it dies, so a killed
-    ``earmark train`` leaves no training processes behind (prctl PR_SET_PDEATHSIG)."""
+    """Linux: this process gets SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG). Its
+    parent is the fork server, which exits when the caller does, so a killed ``earmark
+    train`` leaves no training processes behind."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -428,7 +429,8 @@ def _child(
         group = Group(rank=rank, world=world, local_rank=rank, stop=stop)
         device = group.device(torch.device(job.device_type))
         store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=_TIMEOUT)
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        # NCCL for the gradients on the GPUs, gloo for the small CPU exchanges (records)
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=_TIMEOUT)
         on_step = on_epoch = None
         if rank == 0 and job.relay_steps:
@@ -459,12 +461,15 @@ def _child(
 
 
 def _wait_reply(replies: Any, parent: int) -> None:
+    """Wait for the caller to have run its ``on_epoch`` hook; end if the caller is gone."""
     while True:
         try:
             replies.get(timeout=1.0)
             return
         except queue.Empty:
-            if os.getppid() != parent:
+            try:
+                os.kill(parent, 0)  # (the fork server is this process's parent, not the caller)
+            except ProcessLookupError:
                 os._exit(1)
 
 

@@ -25,6 +25,11 @@ early-stopping state; safetensors + JSON, written atomically) is saved after eve
 ``resume`` continues exactly where an interrupted run stopped and ends with the same weights
 on the CPU. Ctrl-C stops after the current batch and keeps the last checkpoint and the best
 weights. Autocast is bfloat16, which needs no gradient scaling.
+
+Several processes (``Trainer(nproc=N)``, or torchrun's): the same loop, behind the small
+seam of :class:`earmark.ddp.Group` (a process alone is ``Group()``, on which every call is
+the identity): each process takes its share of every batch from the shared epoch order, DDP
+averages the gradients, rank 0 validates, decides for all and writes the checkpoints.
 """
 
 from __future__ import annotations
