@@ -7,7 +7,7 @@ test accuracy. One process uses every torch thread; N processes share them out (
 cores, not more work, are what they split).
 
 Run: .venv/bin/python benchmarks/bench_ddp.py [--data out/demo/digits] [--model cnn]
-     [--epochs 4] [--nproc 1 2]
+     [--epochs 4] [--nproc 1 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ def main() -> None:
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--nproc", type=int, nargs="*", default=[1, 2])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's, all cores)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not (args.data / "manifest.csv").exists():
         from earmark.data.demo import make_demo_digits
 
@@ -63,7 +68,7 @@ def main() -> None:
         if base:
             row["speedup"] = round(row["train_clips_per_s"] / base, 2)
     write(
-        "ddp",
+        "ddp" if args.threads is None else f"ddp-threads{args.threads}",
         {
             "data": str(args.data),
             "model": args.model,
