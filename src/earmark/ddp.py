@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Group",
+    "PeerGone",
     "check_nproc",
     "current",
     "is_main_process",
@@ -149,7 +150,8 @@ class Group:
         import torch.distributed as dist
 
         t = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(t)
+        with self._peers():
+            dist.all_reduce(t)
         return t.tolist()
 
     def share(self, obj: Any) -> Any:
@@ -160,7 +162,8 @@ class Group:
         import torch.distributed as dist
 
         box = [obj if self.is_main else None]
-        dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
+        with self._peers():
+            dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
         return box[0]
 
     def barrier(self) -> None:
@@ -168,7 +171,20 @@ class Group:
         if self.world > 1:
             import torch.distributed as dist
 
-            dist.barrier()
+            with self._peers():
+                dist.barrier()
+
+    @contextlib.contextmanager
+    def _peers(self) -> Iterator[None]:
+        """A collective whose peers are gone (another process failed and said why, or was
+        killed) ends this one with one line, not a traceback from deep in torch."""
+        try:
+            yield
+        except RuntimeError as exc:  # torch.distributed.DistError and its kinds
+            first = " ".join(str(exc).split())[:160]
+            raise PeerGone(
+                f"training process {self.rank}: another process of the group stopped ({first})"
+            ) from None
 
     def stop_before(self, step: int) -> bool:
         """Whether to stop before training ``step`` (0-based, counted over the run): the
@@ -185,6 +201,10 @@ class Group:
             if self.is_main:
                 self.stop[0] = step
         return False
+
+
+class PeerGone(EarmarkError):
+    """A process of the group stopped (its own error says why): this one cannot go on."""
 
 
 _CURRENT: Group | None = None
@@ -352,7 +372,7 @@ def spawn_fit(
     except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
         errors += [m[1] for m in _drain(channel) if m[0] == "error"]
         if errors:
-            raise errors[0] from None
+            raise _cause(errors) from None
         text = str(exc).strip()
         last = text.splitlines()[-1] if text else type(exc).__name__
         raise EarmarkError(f"training process {exc.error_index} failed: {last}") from None
@@ -365,10 +385,15 @@ def spawn_fit(
         elif message[0] == "error":
             errors.append(message[1])
     if errors:
-        raise errors[0]
+        raise _cause(errors)
     if result is None:
         raise EarmarkError("the training processes ended without a result")
     return _decode_result(result)
+
+
+def _cause(errors: list[BaseException]) -> BaseException:
+    """The error that stopped the run: the first that is not a process seeing another stop."""
+    return next((e for e in errors if not isinstance(e, PeerGone)), errors[0])
 
 
 def _drain(channel: Any) -> list[tuple]:
