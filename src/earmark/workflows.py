@@ -76,7 +76,7 @@ def train_run(
     overwrite: bool = False,
     resume: str | Path | None = None,
     **fit: Any,
-) -> TrainResult:
+) -> TrainResult | None:
     """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
     save the artifact to ``out`` and write the evaluation files and the resolved settings
     (``settings.json``) beside it. ``fit`` goes to :meth:`Classifier.fit` (for networks:
