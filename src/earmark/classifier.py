@@ -199,7 +199,7 @@ class Classifier(UsesPredictor):
     ) -> Classifier:
         """Train on the labelled files of ``data``; ``valid`` is for model families that
         stop early (classical learners fit on ``data`` alone and ignore it). Neural models
-        take ``checkpoint_dir`` / ``resume`` / ``on_step`` / ``on_epoch`` (see
+        take ``checkpoint_dir`` / ``resume`` / ``on_step`` / ``on_epoch`` / ``nproc`` (see
         :class:`earmark.training.Trainer`) and hold out a group-aware tenth of ``data`` for
         early stopping when ``valid`` is not given.
 
@@ -238,6 +238,11 @@ class Classifier(UsesPredictor):
         if self.family == "neural":
             self._fit_neural(manifest, valid, on_file=on_file, unlabeled=unlabeled, **neural)
         else:
+            if "nproc" in neural:
+                raise ParameterError(
+                    f"only networks train in several processes (nproc); {self.model} is "
+                    f"{self.family}"
+                )
             if neural:
                 raise ParameterError(f"{sorted(neural)} apply to neural models only")
             self._fit_classical(manifest, on_file=on_file)
@@ -294,9 +299,11 @@ class Classifier(UsesPredictor):
         on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         samples_dir: str | Path | None = None,
+        nproc: int = 1,
     ) -> Classifier:
         import torch
 
+        from earmark import ddp
         from earmark.data.splits import holdout
         from earmark.features.frontend import build_frontend
         from earmark.models.neural import NeuralModel
@@ -304,6 +311,13 @@ class Classifier(UsesPredictor):
 
         spec = registry.get(self.model)
         config = self.train or TrainConfig(seed=self.seed, **spec.train_defaults)
+        ddp.check_nproc(nproc, config.device)  # before any audio is read
+        group = ddp.current()  # torchrun's group, joined now (a process alone: Group())
+        if spec.semi_supervised and (nproc > 1 or group.world > 1):
+            raise ParameterError(
+                f"{self.model} trains in one process (its generator is not shared between "
+                "processes); nproc and torchrun take the supervised networks"
+            )
         labelled = manifest.subset(manifest.labelled)
         if valid is None:
             # A tenth of the groups (or files) for early stopping; one group of few.
@@ -332,13 +346,16 @@ class Classifier(UsesPredictor):
         parts = [train_m, valid_m]
         if spec.semi_supervised:
             parts.append(self._unlabelled_pool(manifest, unlabeled, valid_m))
+        if not group.is_main:  # under torchrun rank 0 validates for all: it alone decodes it
+            parts[1] = valid_m.subset([])
         banks, skipped = [], []
-        for part in parts:
-            bank, kept, bad = WaveBank.from_manifest(
-                part, self.audio, classes, cache_dir=self.cache_dir, on_file=on_file
-            )
-            banks.append((bank, kept))
-            skipped += bad
+        with ddp.main_first(group):  # the others read what rank 0 put in the cache
+            for part in parts:
+                bank, kept, bad = WaveBank.from_manifest(
+                    part, self.audio, classes, cache_dir=self.cache_dir, on_file=on_file
+                )
+                banks.append((bank, kept))
+                skipped += bad
         (train_bank, train_y), (valid_bank, valid_y) = banks[:2]
         unlabelled_bank = banks[2][0] if spec.semi_supervised else None
         if train_bank is not None and train_y.ndim == 2:
@@ -359,7 +376,7 @@ class Classifier(UsesPredictor):
                 samples_dir = Path(checkpoint_dir).parent / SAMPLES_DIR
             gan, _ = GanSettings.split({**spec.defaults, **self.params})
             objective = SGANObjective(gan, unlabelled=unlabelled_bank, samples_dir=samples_dir)
-        trainer = Trainer(config, objective=objective, **hooks)
+        trainer = Trainer(config, objective=objective, nproc=nproc, **hooks)
         result = trainer.fit(
             model.network,
             build_frontend(self.features, self.audio.sample_rate),

@@ -834,6 +834,15 @@ def train(
         int | None, typer.Option(help="Early-stopping patience in epochs; 0: off.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train a network in this many processes (PyTorch DDP: gloo on the CPU, one "
+            "GPU each with cuda); --batch-size stays the global batch. Under torchrun: leave "
+            "it out.",
+        ),
+    ] = None,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -898,7 +907,10 @@ def train(
     """Train on a split of the data, evaluate on its test part, save the model, its report and
     its settings. --resume RUN continues a network's interrupted run with the run's own
     settings (written to RUN unless --out says otherwise); Ctrl-C keeps the checkpoint.
-    --reviews DB adds reviewed windows to the training part (the test part is the data's)."""
+    --reviews DB adds reviewed windows to the training part (the test part is the data's).
+    --nproc N trains a network in N processes (or run `torchrun --nproc-per-node N -m
+    earmark train ...`); the model saved is the one a single process saves."""
+    from earmark.ddp import is_main_process
     from earmark.settings import parse_params, read_recipe, train_settings
     from earmark.workflows import train_run
 
@@ -942,7 +954,9 @@ def train(
         min_overlap=min_overlap,
         complete=complete,
     )
-    with _training_progress(len(manifest), clf.family, quiet or as_json) as hooks:
+    main = is_main_process()  # under torchrun, rank 0 reports; the others train quietly
+    distributed = {"nproc": nproc} if nproc is not None else {}
+    with _training_progress(len(manifest), clf.family, quiet or as_json or not main) as hooks:
         result = train_run(
             manifest,
             clf,
@@ -953,8 +967,11 @@ def train(
             reviews=reviews,
             negative_label=negative_label,
             **hooks,
+            **distributed,
             **settings.fit_options(),
         )
+    if result is None:  # a torchrun process other than rank 0: it trained its share
+        return
     ev = result.evaluation
     if result.reviews is not None and not (quiet or as_json):
         from earmark.review.training import SKIP_REASONS

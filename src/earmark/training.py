@@ -25,10 +25,16 @@ early-stopping state; safetensors + JSON, written atomically) is saved after eve
 ``resume`` continues exactly where an interrupted run stopped and ends with the same weights
 on the CPU. Ctrl-C stops after the current batch and keeps the last checkpoint and the best
 weights. Autocast is bfloat16, which needs no gradient scaling.
+
+Several processes (``Trainer(nproc=N)``, or torchrun's): the same loop, behind the small
+seam of :class:`earmark.ddp.Group` (a process alone is ``Group()``, on which every call is
+the identity): each process takes its share of every batch from the shared epoch order, DDP
+averages the gradients, rank 0 validates, decides for all and writes the checkpoints.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -36,7 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -44,6 +50,9 @@ from torch import Tensor, nn
 
 from earmark.config import JsonConfig
 from earmark.errors import EarmarkError, ParameterError
+
+if TYPE_CHECKING:
+    from earmark.ddp import Group
 
 __all__ = [
     "CHECKPOINT_SCHEMA_VERSION",
@@ -292,6 +301,26 @@ class EmbeddingBank:
 
 def _frozen(frontend: nn.Module) -> bool:
     return bool(getattr(frontend, "frozen", False))
+
+
+def _augmentation(cfg: TrainConfig, sample_rate: int, frontend: nn.Module) -> Any:
+    """The run's augmentation pipeline; a frozen frontend is set to eval mode without
+    gradients, and gets :func:`_embedding_augmentation`'s pipeline."""
+    from earmark.augment import from_spec
+
+    aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
+    if _frozen(frontend):
+        frontend.requires_grad_(False).eval()
+        aug = _embedding_augmentation(aug, cfg.augment, frontend)
+    return aug
+
+
+def _rank_seed(seed: int, epoch: int, rank: int, *, dropout: bool = False) -> int:
+    """The seed of process ``rank``'s own random stream in ``epoch`` of a distributed run
+    (its crops and augmentation; ``dropout``: torch's global generator), distinct from every
+    other (seed, epoch, rank) and from the single-process streams."""
+    words = [seed, epoch, rank, int(dropout), 0x0DD9]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def _embedding_augmentation(aug: Any, spec: str | dict[str, Any], frontend: nn.Module) -> Any:
@@ -705,6 +734,11 @@ class Trainer:
     ``checkpoint_dir`` receives a checkpoint after every epoch; ``on_step(done, total, loss)``
     and ``on_epoch(record)`` report progress (the CLI draws them).
 
+    ``nproc`` > 1 trains in that many processes with DistributedDataParallel (gloo on the
+    CPU, NCCL with one GPU each); under torchrun the Trainer trains in torchrun's group.
+    ``batch_size`` stays the global batch, each process taking its share; the supervised and
+    multi-label objectives only. See :mod:`earmark.ddp`.
+
     A network may stage its own training: its ``start_epoch(epoch)`` (0-based), when it has
     one, is called at the start of every epoch right after ``model.train()`` (a pretrained
     backbone frozen for the first epochs: no gradients, batch norms in eval mode). It must
@@ -721,8 +755,12 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        nproc: int = 1,
     ) -> None:
+        from earmark.ddp import check_nproc
+
         self.config = config
+        self.nproc = check_nproc(nproc, config.device)
         self.objective: Objective = objective if objective is not None else SupervisedObjective()
         self._default_objective = objective is None  # multi-hot targets switch it at fit
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -836,21 +874,29 @@ class Trainer:
         sample_rate: int,
         resume: bool = False,
     ) -> TrainResult:
-        """Train and return the best weights and the history (see :class:`TrainResult`)."""
-        from earmark.augment import from_spec
+        """Train and return the best weights and the history (see :class:`TrainResult`).
+        With ``nproc`` > 1, in that many new processes (:func:`earmark.ddp.spawn_fit`); under
+        torchrun, in its group (:func:`earmark.ddp.current`); else here."""
+        from earmark import ddp
 
         if self._default_objective and y_train.ndim == 2:
             self.objective = MultiLabelObjective()  # multi-hot targets: the multi-label default
         cfg, objective = self.config, self.objective
-        device = resolve_device(cfg.device)
-        model.to(device)
+        group = ddp.current()
+        if (self.nproc > 1 or group.world > 1) and not isinstance(objective, SupervisedObjective):
+            # (the sgan steps a generator beside the network: a second optimizer DDP would
+            # not keep in step across the processes)
+            raise ParameterError(
+                f"{type(objective).__name__} trains in one process; training in several "
+                "processes (nproc, torchrun) takes the supervised and multi-label objectives"
+            )
+        device = group.device(resolve_device(cfg.device))
+        if self.nproc == 1:
+            model.to(device)  # (spawned processes copy the network from the CPU)
         frontend.to(device)
-        aug = from_spec(cfg.augment, sample_rate=sample_rate, background=cfg.background)
-        amp = cfg.mixed_precision and device.type == "cuda"
+        aug = _augmentation(cfg, sample_rate, frontend)
         extra: dict[str, Any] = {}
         if _frozen(frontend):
-            frontend.requires_grad_(False).eval()
-            aug = _embedding_augmentation(aug, cfg.augment, frontend)
             fixed = not len(aug.waveform) and bool((train.lengths <= n_samples).all())
             if fixed and type(objective) in (SupervisedObjective, MultiLabelObjective):
                 # the same vector for a clip every epoch: embed each clip once
@@ -860,6 +906,64 @@ class Trainer:
                     valid = EmbeddingBank(valid, frontend, n_samples, device)
                 frontend = nn.Identity()
                 extra["embedding_seconds"] = time.perf_counter() - t0
+        inputs = {
+            "model": model,
+            "frontend": frontend,
+            "aug": aug,
+            "train": train,
+            "y_train": y_train,
+            "valid": valid,
+            "y_valid": y_valid,
+            "n_classes": n_classes,
+            "n_samples": n_samples,
+            "sample_rate": sample_rate,
+            "resume": resume,
+            "extra": extra,
+        }
+        if self.nproc > 1:
+            frontend.to("cpu")  # each process moves it to its own device
+            alone = copy.copy(self)  # what the processes get: the hooks stay here
+            alone.on_step = alone.on_epoch = None
+            alone._default_objective = False
+            fields = ddp.spawn_fit(
+                alone._run,
+                self.nproc,
+                inputs,
+                device_type=device.type,
+                on_step=self.on_step,
+                on_epoch=self.on_epoch,
+            )
+            return TrainResult(**fields)
+        return self._run(
+            **inputs, device=device, group=group, on_step=self.on_step, on_epoch=self.on_epoch
+        )
+
+    def _run(
+        self,
+        model: nn.Module,
+        frontend: nn.Module,
+        aug: Any,
+        train: WaveBank | EmbeddingBank,
+        y_train: Tensor,
+        valid: WaveBank | EmbeddingBank | None,
+        y_valid: Tensor | None,
+        *,
+        n_classes: int,
+        n_samples: int,
+        sample_rate: int,
+        resume: bool,
+        device: torch.device,
+        extra: dict[str, Any],
+        group: Group,
+        on_step: Callable[[int, int, float], None] | None,
+        on_epoch: Callable[[dict[str, float]], None] | None,
+    ) -> TrainResult:
+        """The loop, in this process, as rank ``group.rank`` of ``group.world`` (on its own,
+        ``Group()``: every group call is then the identity, and this is the loop a single
+        process always ran). ``model`` and ``frontend`` are on ``device``; rank 0 calls the
+        hooks."""
+        cfg, objective = self.config, self.objective
+        amp = cfg.mixed_precision and device.type == "cuda"
         context = FitContext(
             config=cfg,
             device=device,
@@ -885,6 +989,7 @@ class Trainer:
             best, st = self._load_checkpoint(model, optimizers, device)
             history, best_value = st["history"], st["best_value"]
             best_epoch, bad, start_epoch = st["best_epoch"], st["bad_epochs"], st["epoch"] + 1
+        net = group.wrap(model, device)  # DDP in a group: what the losses call
         stopped, t_start = "completed", time.perf_counter()
         try:
             for epoch in range(start_epoch, cfg.epochs):
@@ -894,6 +999,9 @@ class Trainer:
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout
                 order = objective.epoch_order(y_train, gen, epoch)
+                if group.world > 1:  # the order is shared; each process's draws its own
+                    gen = torch.Generator().manual_seed(_rank_seed(cfg.seed, epoch, group.rank))
+                    torch.manual_seed(_rank_seed(cfg.seed, epoch, group.rank, dropout=True))
                 model.train()
                 start_epoch = getattr(model, "start_epoch", None)
                 if callable(start_epoch):
@@ -901,9 +1009,12 @@ class Trainer:
                 frontend.eval()
                 t0, losses, seen = time.perf_counter(), [], 0
                 for b in range(steps_per_epoch):
+                    step = epoch * steps_per_epoch + b
+                    if group.stop_before(step):
+                        raise KeyboardInterrupt
                     idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                     seen += len(idx)
-                    step = epoch * steps_per_epoch + b
+                    idx, share = group.shard(idx)
                     optimizers.set_lr(cfg.lr_factor(step, total))
                     feats = augmented_features(train, idx, n_samples, aug, frontend, device, gen)
                     targets = objective.targets(y_train[idx]).to(device)
@@ -912,13 +1023,14 @@ class Trainer:
                     batch = Batch(feats, targets, b, epoch, gen)
                     for i, spec in enumerate(optimizers.specs):
                         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                            loss = objective.loss(model, batch, spec.name)
-                        optimizers.step(i, loss)
+                            loss = objective.loss(net, batch, spec.name)
+                        optimizers.step(i, loss * share if share != 1.0 else loss)
                         if i == 0:
-                            losses.append(float(loss.detach()))
-                    if self.on_step is not None:
-                        self.on_step(step + 1, total, losses[-1])
+                            losses.append(float(loss.detach()) * share)
+                    if on_step is not None and group.is_main:
+                        on_step(step + 1, total, losses[-1])
                 seconds = time.perf_counter() - t0
+                losses = [v / group.world for v in group.sum(losses)]  # each batch's mean loss
                 record = {
                     "epoch": epoch + 1,
                     "train_loss": float(np.mean(losses)),
@@ -927,24 +1039,30 @@ class Trainer:
                     "clips_per_s": seen / seconds,
                 }
                 objective.end_epoch(model, record, epoch)
-                if valid is not None and y_valid is not None and len(valid):
+                value, problem = -record["train_loss"], None
+                if group.is_main and valid is not None and y_valid is not None and len(valid):
                     record |= objective.validate(model, valid, y_valid)
                     key = f"valid_{cfg.monitor}"
                     if key not in record:
-                        raise ParameterError(
+                        problem = (
                             f"monitor {cfg.monitor}: this run reports "
                             f"{', '.join(sorted(k for k in record if k.startswith('valid_')))}"
                         )
-                    value = -record["valid_loss"] if cfg.monitor == "loss" else record[key]
-                else:
-                    value = -record["train_loss"]
+                    elif cfg.monitor == "loss":
+                        value = -record["valid_loss"]
+                    else:
+                        value = record[key]
+                # rank 0's record and verdict for all: early stopping decided alike everywhere
+                record, value, problem = group.share((record, value, problem))
+                if problem is not None:
+                    raise ParameterError(problem)
                 if value > best_value:
                     best_value, best_epoch, bad = value, epoch + 1, 0
                     best = _state_to_cpu(model)
                 else:
                     bad += 1
                 history.append(record)
-                if self.checkpoint_dir is not None:
+                if self.checkpoint_dir is not None and group.is_main:
                     self._save_checkpoint(
                         model,
                         optimizers,
@@ -958,8 +1076,9 @@ class Trainer:
                             "config": cfg.to_dict(),
                         },
                     )
-                if self.on_epoch is not None:
-                    self.on_epoch(record)
+                if on_epoch is not None and group.is_main:
+                    on_epoch(record)
+                group.barrier()  # the others wait for the checkpoint (and rank 0's hook)
         except KeyboardInterrupt:
             stopped = "interrupted"
         if cfg.keep == "last" and history:

@@ -25,6 +25,7 @@ from earmark.report import write_evaluation
 from earmark.settings import SETTINGS_FILE, parse_params
 
 if TYPE_CHECKING:
+    from earmark.ddp import Group
     from earmark.features.table import FeatureTable
 
 __all__ = [
@@ -78,7 +79,7 @@ def train_run(
     reviews: Any = None,
     negative_label: str | None = None,
     **fit: Any,
-) -> TrainResult:
+) -> TrainResult | None:
     """Split ``data``, fit ``classifier`` on the training part, evaluate it on the test part,
     save the artifact to ``out`` and write the evaluation files and the resolved settings
     (``settings.json``) beside it. ``fit`` goes to :meth:`Classifier.fit` (for networks:
@@ -96,10 +97,15 @@ def train_run(
     reviewed windows are added to the training part, cut from their recordings, in the
     data's classes; ``negative_label`` (default ``background``) is the single-label class
     of hard negatives (:mod:`earmark.review.training`). The test part is the data's alone,
-    so a run with reviews and one without are scored on the same files."""
+    so a run with reviews and one without are scored on the same files.
+
+    ``nproc`` (in ``fit``) trains a network in that many processes
+    (:class:`earmark.training.Trainer`); the artifact is the one a single process saves.
+    Under torchrun every process calls this: rank 0 does all of the above, the others
+    train their share and return ``None``."""
     import shutil
 
-    from earmark import artifact
+    from earmark import artifact, ddp
     from earmark.classifier import CHECKPOINT_DIR, SAMPLES_DIR
     from earmark.errors import Interrupted
 
@@ -110,6 +116,15 @@ def train_run(
     same = resume is not None and out.resolve() == Path(resume).resolve()
     if resume is not None and classifier.family != "neural":
         raise ParameterError(f"only networks resume; {classifier.model} is {classifier.family}")
+    if ddp.launched() and classifier.family != "neural":
+        raise ParameterError(
+            f"only networks train under torchrun; {classifier.model} is {classifier.family}"
+        )
+    group = ddp.current()  # torchrun's processes: rank 0 alone writes, the others train
+    if not group.is_main:
+        return _train_other_rank(
+            data, classifier, out, split, resume, group, fit, reviews, negative_label
+        )
     existed = out.exists()
     artifact.check_out(out, overwrite=overwrite or same)
     if existed and resume is None:  # the training state of an earlier run is replaced
@@ -121,19 +136,7 @@ def train_run(
                 stale.unlink()
     manifest = as_manifest(data)
     splits = split.apply(manifest)
-    added = None
-    if reviews is not None:
-        from earmark.data.segments import DEFAULT_NEGATIVE_LABEL
-        from earmark.review.training import add_reviews
-
-        held = splits.test.filepaths + (splits.valid.filepaths if splits.valid else [])
-        splits.train, added = add_reviews(
-            splits.train,
-            reviews,
-            classes=manifest.classes,
-            negative_label=negative_label or DEFAULT_NEGATIVE_LABEL,
-            held_out=held,
-        )
+    added = _with_reviews(manifest, splits, reviews, negative_label)
     settings = _settings_record(classifier, split, fit)
     checkpoint = out / CHECKPOINT_DIR
     try:
@@ -145,6 +148,7 @@ def train_run(
             fit.setdefault("checkpoint_dir", checkpoint)
             fit["resume"] = resume is not None
             _write_settings(out, settings)
+            group.barrier()  # under torchrun the others wait for the checkpoint copied here
         classifier.fit(splits.train, splits.valid, on_file=on_file, **fit)
     except BaseException:
         _forget_attempt(out, checkpoint, existed)
@@ -182,6 +186,51 @@ def train_run(
     return TrainResult(
         classifier, evaluation, sizes, path, files, added.summary() if added else None
     )
+
+
+def _train_other_rank(
+    data: Manifest | str | Path,
+    classifier: Classifier,
+    out: Path,
+    split: SplitSettings,
+    resume: str | Path | None,
+    group: Group,
+    fit: dict[str, Any],
+    reviews: Any,
+    negative_label: str | None,
+) -> None:
+    """A torchrun process other than rank 0: the same split (reviews added as rank 0 adds
+    them), the same fit, in rank 0's group; rank 0 checks ``out``, copies a resumed
+    checkpoint, evaluates and saves (this one waits for the copy, then trains its share and
+    returns ``None``)."""
+    from earmark.classifier import CHECKPOINT_DIR
+
+    manifest = as_manifest(data)
+    splits = split.apply(manifest)
+    _with_reviews(manifest, splits, reviews, negative_label)
+    fit.setdefault("checkpoint_dir", out / CHECKPOINT_DIR)
+    fit["resume"] = resume is not None
+    group.barrier()
+    classifier.fit(splits.train, splits.valid, **fit)
+
+
+def _with_reviews(manifest: Manifest, splits: Any, reviews: Any, negative_label: str | None) -> Any:
+    """Add the reviewed windows of ``reviews`` to ``splits.train`` (in place); what was
+    added (:func:`earmark.review.training.add_reviews`), or ``None`` without reviews."""
+    if reviews is None:
+        return None
+    from earmark.data.segments import DEFAULT_NEGATIVE_LABEL
+    from earmark.review.training import add_reviews
+
+    held = splits.test.filepaths + (splits.valid.filepaths if splits.valid else [])
+    splits.train, added = add_reviews(
+        splits.train,
+        reviews,
+        classes=manifest.classes,
+        negative_label=negative_label or DEFAULT_NEGATIVE_LABEL,
+        held_out=held,
+    )
+    return added
 
 
 def _settings_record(classifier: Classifier, split: SplitSettings, fit: dict[str, Any]) -> dict:
