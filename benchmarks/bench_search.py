@@ -231,7 +231,9 @@ def installed(lib: str) -> bool:
     return importlib.util.find_spec(lib) is not None
 
 
-def compare(name: str, x: np.ndarray, queries: np.ndarray, work: Path) -> dict[str, Any]:
+def compare(
+    name: str, x: np.ndarray, queries: np.ndarray, work: Path, variants: list[str]
+) -> dict[str, Any]:
     """Every variant on vectors ``x`` (unit rows) with held-out ``queries``."""
     vec, qs, tr = work / f"{name}.npy", work / f"{name}-q.npy", work / f"{name}-t.npy"
     np.save(vec, x)
@@ -241,6 +243,8 @@ def compare(name: str, x: np.ndarray, queries: np.ndarray, work: Path) -> dict[s
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     for lib, enc in VARIANTS:
         key = f"{lib}-{enc}"
+        if key not in variants:
+            continue
         if not installed(lib):
             rows[key] = {"skipped": f"{PACKAGES[lib]} is not installed"}
             continue
@@ -261,10 +265,13 @@ def compare(name: str, x: np.ndarray, queries: np.ndarray, work: Path) -> dict[s
     return rows
 
 
-def demo_vectors(data: Path, work: Path) -> np.ndarray:
-    """The aisfx embeddings of the demo digits and scene recordings (embedded once)."""
+def demo_vectors(data: Path, work: Path, table: Path | None) -> np.ndarray:
+    """The aisfx embeddings of the demo digits and scene recordings: from ``table`` (what
+    ``earmark embed DIGITS RECORDINGS --out T.parquet`` wrote) or embedded here once."""
     from earmark.features import pretrained
 
+    if table is not None:
+        return pretrained.Embeddings.load(table).vectors
     cache = work / "demo-aisfx.npy"
     if not cache.exists():
         table = pretrained.embed_files(
@@ -348,6 +355,17 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--hop", type=float, default=None)
+    parser.add_argument("--demo-table", type=Path, default=None, help="`earmark embed` output")
+    parser.add_argument(
+        "--variants",
+        default=",".join(f"{lib}-{enc}" for lib, enc in VARIANTS),
+        help="library-encoding pairs to compare on the demo vectors",
+    )
+    parser.add_argument(
+        "--synthetic-variants",
+        default=None,
+        help="the pairs to compare on the synthetic set (default: --variants)",
+    )
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
     # a child process's phase (internal)
     parser.add_argument("--child", choices=["build", "query"], help=argparse.SUPPRESS)
@@ -364,7 +382,9 @@ def main() -> None:
     result: dict[str, Any] = {"libraries": library_versions()}
     if args.compare:
         params = {"M": M, "ef_construction": EF_ADD, "ef_search": EF_SEARCH, "k": K}
-        demo = unit(demo_vectors(args.data, work))
+        demo = unit(demo_vectors(args.data, work, args.demo_table))
+        variants = args.variants.split(",")
+        synth_variants = (args.synthetic_variants or args.variants).split(",")
         rng = np.random.default_rng(1)
         order = rng.permutation(len(demo))
         nq = min(args.queries, len(demo) // 5)
@@ -373,8 +393,10 @@ def main() -> None:
         result["compare"] = {
             "hnsw": params,
             "demo_components_90pct": rank,
-            "demo": compare("demo", demo[order[nq:]], demo[order[:nq]], work),
-            "synthetic": compare("synthetic", synth[args.queries :], synth[: args.queries], work),
+            "demo": compare("demo", demo[order[nq:]], demo[order[:nq]], work, variants),
+            "synthetic": compare(
+                "synthetic", synth[args.queries :], synth[: args.queries], work, synth_variants
+            ),
         }
     if args.index:
         result["index"] = bench_index(args.data, args.hop, work)
