@@ -679,6 +679,113 @@ def embed(
     _partial(len(table.skipped), done)
 
 
+@app.command("index")
+@_friendly
+def index_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files, folders or manifest CSVs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write.")],
+    frontend: Annotated[
+        str, typer.Option(help="Pretrained frontend (see `earmark models`).")
+    ] = "aisfx",
+    hop: Annotated[
+        float | None, typer.Option(help="Seconds between windows; default: the window.")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="Stored vectors: f16, f32 or i8.")] = "f16",
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows embedded at once.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted index at --out.")
+    ] = False,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Embed every window of a corpus with a pretrained frontend into a similarity index
+    (`earmark search`, `earmark serve --index`). Long files are streamed; unreadable files
+    are skipped and listed (exit code 3); an interrupted run continues with --resume."""
+    from earmark.features import pretrained
+    from earmark.predict import input_files
+    from earmark.review.index import DTYPES, build_index
+
+    with _options():  # refused values are usage errors, before any file is read
+        pretrained.info(frontend)
+        if dtype not in DTYPES:
+            raise ParameterError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if resume and overwrite:
+            raise ParameterError("give --resume or --overwrite, not both")
+    quiet = quiet or as_json
+    total = len(input_files(inputs))
+    with _progress(f"{frontend} index", total, quiet) as advance:
+        summary = build_index(
+            inputs,
+            out,
+            frontend=frontend,
+            hop=hop,
+            dtype=dtype,
+            batch_size=batch_size,
+            device=device,
+            overwrite=overwrite,
+            resume=resume,
+            on_file=advance,
+        )
+    _list_unreadable([problem for _path, problem in summary.skipped])
+    done = summary.files - len(summary.skipped)
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out),
+                "windows": summary.windows,
+                "files": done,
+                "embedded": summary.embedded,
+                "resumed": summary.resumed,
+                "unreadable": len(summary.skipped),
+                "skipped": [{"path": p, "error": e} for p, e in summary.skipped],
+                "wall_s": round(summary.wall_seconds, 2),
+            }
+        )
+    else:
+        resumed = f" ({summary.resumed} from the interrupted run)" if summary.resumed else ""
+        console.print(
+            f"wrote {out}: {summary.windows} windows of {done} files{resumed}, "
+            f"{len(summary.skipped)} files skipped",
+            highlight=False,
+        )
+    _partial(len(summary.skipped), done)
+
+
+@app.command()
+@_friendly
+def search(
+    index: Annotated[Path, typer.Argument(help="Index folder written by `earmark index`.")],
+    query: Annotated[Path, typer.Argument(help="An audio clip to find windows like.")],
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Hits to show.")] = 10,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Scan every window instead of the graph.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """The windows of the indexed corpus nearest to a query clip (the mean of its windows'
+    embeddings), nearest first, with the cosine distance."""
+    from earmark.review.index import open_index
+
+    result = open_index(index).search_file(query, k=k, exact=exact or None)
+    if as_json:
+        _emit_json({"query": str(query), **result.to_dict()})
+        return
+    table = Table("rank", "distance", "file", "start_s", "end_s")
+    for hit in result.hits:
+        table.add_row(
+            str(hit.rank),
+            f"{hit.distance:.4f}",
+            escape(hit.file),
+            f"{hit.start_s:.2f}",
+            f"{hit.end_s:.2f}",
+        )
+    console.print(table)
+    how = "exact scan" if result.exact else "approximate"
+    console.print(f"{len(result.hits)} hits in {result.took_ms:.0f} ms ({how})", highlight=False)
+
+
 @app.command()
 @_friendly
 def plot(
@@ -2317,12 +2424,16 @@ def serve(
             "page (/v1/suggestions).",
         ),
     ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="A similarity index (`earmark index`) for POST /v1/search."),
+    ] = None,
     no_calibration: NoCalibration = False,
     quiet: Quiet = False,
 ) -> None:
     """Serve the model over HTTP: the page at /, POST /v1/predict, /v1/detect, reviews
     (/v1/reviews; on by default, into reviews.sqlite), GET /v1/model, /healthz, /readyz,
-    /metrics, and the OpenAPI schema at /docs."""
+    /metrics, and the OpenAPI schema at /docs (with --index, POST /v1/search too)."""
     from earmark.loading import load
     from earmark.serve import ServeSettings, create_app, exposure_warning
     from earmark.serve import run as serve_app
@@ -2380,6 +2491,11 @@ def serve(
         max_queue=queue,
         api_key=api_key or None,
     )
+    search_index = None
+    if index is not None:
+        from earmark.review.index import open_index
+
+        search_index = open_index(index)
     store = recordings = None
     if not no_reviews:
         from earmark.review.store import ReviewStore
@@ -2396,6 +2512,7 @@ def serve(
         reviews=store,
         suggestions=to_review,
         model_sha256=digest,
+        index=search_index,
     )
     # Everything loaded so far (torch, the model, FastAPI: ~235,000 objects) lives as long as
     # the process. A full garbage collection walks all of it (70-140 ms measured here) and

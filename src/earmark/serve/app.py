@@ -133,6 +133,7 @@ def create_app(
     reviews: ReviewStore | None = None,
     suggestions: Suggestions | None = None,
     model_sha256: str | None = None,
+    index: Any = None,
 ) -> Any:
     """The FastAPI app serving ``model`` (a loaded :class:`earmark.Classifier`, ensemble or
     ONNX model) with ``settings``. Run it with :func:`earmark.serve.run` (or
@@ -146,7 +147,10 @@ def create_app(
     (``None``: reviews are off, 404); ``suggestions``: the windows ``/v1/suggestions`` walks
     through (:func:`earmark.review.suggestions.load_suggestions`); ``model_sha256``: the
     artifact's SHA-256 each review records (:func:`earmark.review.store.artifact_sha256`;
-    default: a digest of the model's identity). See :mod:`earmark.serve.reviews_api`."""
+    default: a digest of the model's identity). See :mod:`earmark.serve.reviews_api`.
+
+    ``index``: a similarity index (:class:`earmark.review.index.SearchIndex`) that ``POST
+    /v1/search`` queries; its files are registered in ``recordings`` so hits are playable."""
     from fastapi import FastAPI, Query
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -200,6 +204,11 @@ def create_app(
     app.state.settings = settings
     app.state.load = state
     app.state.recordings = recordings
+    app.state.index = index
+    indexed: dict[str, str] = {}  # an indexed file's path -> its recording id
+    if index is not None:
+        index.prepare_queries()  # the frontend's weights checked against the index's now
+        indexed = {path: recordings.add_file(path, root) for path, root in index.roots().items()}
 
     def observe(endpoint: str, status: int, seconds: float) -> None:
         requests.labels(endpoint, str(status)).inc()
@@ -245,7 +254,7 @@ def create_app(
             "thresholds": getattr(model, "thresholds_", None),
             "limits": settings.limits(),
             "reviews": reviews is not None,
-            "search": getattr(app.state, "index", None) is not None,
+            "search": index is not None,
             "suggestions": len(suggestions) if suggestions is not None else 0,
         }
 
@@ -335,7 +344,9 @@ def create_app(
         return JSONResponse({"detail": scrub(detail, path)}, status_code=status)
 
     async def _run(
-        request: Request, work: Callable[[Path, threading.Event], Awaitable[dict[str, Any]]]
+        request: Request,
+        work: Callable[[Path, threading.Event], Awaitable[dict[str, Any]]],
+        keep: bool = True,
     ) -> JSONResponse:
         """The upload to a temporary file (at most ``max_uploads`` at once), then admission
         (503 beyond concurrency + queue), ``work(path, cancel)`` within the timeout, errors
@@ -407,7 +418,7 @@ def create_app(
             if answer is None:
                 raise
             return answer
-        if recordings.keep_dir is not None:
+        if keep and recordings.keep_dir is not None:
             try:
                 result["recording"] = await asyncio.to_thread(recordings.keep, path, path.suffix)
             except OSError as exc:  # the answer still stands; the upload is just not kept
@@ -450,6 +461,45 @@ def create_app(
         except AudioError as exc:
             return JSONResponse({"detail": exc.problem}, status_code=410)
         return Response(data, media_type="audio/wav")
+
+    @app.post("/v1/search")
+    async def search(request: Request, k: int = Query(10, ge=1, le=1000)) -> JSONResponse:
+        """The ``k`` windows of the index nearest to an uploaded query clip (multipart field
+        ``file``, or a raw audio body), nearest first: items (``source: search``) with
+        ``distance`` (cosine) and ``rank``, playable at their ``audio_url``; 404 when the
+        server has no index (``earmark serve --index DIR``)."""
+        if index is None:
+            return JSONResponse(
+                {"detail": "this server has no search index (start it with --index DIR)"},
+                status_code=404,
+            )
+
+        def find(path: Path) -> dict[str, Any]:
+            result = index.search_file(path, k=k, max_duration=settings.max_duration)
+            hits = []
+            for hit in result.hits:
+                rid = indexed[hit.file]
+                span = f"start_s={hit.start_s:.3f}&end_s={hit.end_s:.3f}"
+                hits.append(
+                    {
+                        "recording": rid,
+                        "name": recordings.name(rid),
+                        "start_s": round(hit.start_s, 3),
+                        "end_s": round(hit.end_s, 3),
+                        "label": None,
+                        "score": None,
+                        "source": "search",
+                        "audio_url": f"/v1/audio/{rid}?{span}",
+                        "distance": round(hit.distance, 6),
+                        "rank": hit.rank,
+                    }
+                )
+            return {"hits": hits, "took_ms": round(result.took_ms, 3)}
+
+        async def work(path: Path, cancel: threading.Event) -> dict[str, Any]:
+            return await in_thread(cancel, find, path)
+
+        return await _run(request, work, keep=False)
 
     longest = settings.max_detect_duration
 

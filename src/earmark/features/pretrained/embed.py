@@ -36,7 +36,7 @@ import earmark.features.pretrained as pretrained
 from earmark.atomic import atomic_write
 from earmark.errors import AudioError, EarmarkError, ParameterError
 
-__all__ = ["FORMATS", "Embeddings", "embed_files"]
+__all__ = ["FORMATS", "Embeddings", "FileEmbedder", "embed_files", "file_embedder"]
 
 #: The output formats, by file suffix.
 FORMATS = (".parquet", ".npz")
@@ -181,6 +181,76 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
+class FileEmbedder:
+    """Embeds one file's windows at a time (built by :func:`file_embedder`): the streamed
+    path :func:`embed_files` and the similarity index (:mod:`earmark.review.index`) share.
+    Calling it with a path gives ``(starts, ends, vectors)`` of its windows or raises
+    :class:`AudioError`; ``on_audio(seconds)`` is called as audio is consumed."""
+
+    def __init__(
+        self, frontend: str, windowing: Any, predictor: Any, batch_size: int, device: str
+    ) -> None:
+        self.frontend, self.windowing, self.predictor = frontend, windowing, predictor
+        self.batch_size, self.device = batch_size, device
+        self.window_seconds = float(windowing.window)
+        self.hop_seconds = float(windowing.hop)
+        self.dim = pretrained.info(frontend).dim
+
+    def __call__(
+        self, path: str | Path, on_audio: Callable[[float], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        track = self.predictor.score_track(
+            path, self.windowing, batch_size=self.batch_size, on_block=on_audio
+        )
+        return track.starts, track.ends, np.asarray(track.scores, dtype=np.float32)
+
+
+def file_embedder(
+    frontend: str = pretrained.DEFAULT,
+    *,
+    window: float | None = None,
+    hop: float | None = None,
+    last: str = "pad",
+    batch_size: int = 32,
+    device: str = "auto",
+) -> FileEmbedder:
+    """The embedder of files' windows for pretrained ``frontend``: windows of ``window``
+    seconds (default: the frontend's ``window_seconds``) every ``hop`` seconds (default: the
+    window), the partial window at the end handled as ``last`` says
+    (:class:`earmark.detection.windows.Windowing`), ``batch_size`` windows at a time on
+    ``device``. Everything is checked and the frontend's weights loaded here, before any file
+    is read: :class:`ParameterError` for a bad setting, :class:`EarmarkError` with the install
+    command when the frontend's package is missing."""
+    from earmark.audio import AudioConfig
+    from earmark.detection.windows import Windowing
+    from earmark.features.config import FeatureConfig
+    from earmark.predict import Predictor
+    from earmark.preprocess import Preprocessing
+    from earmark.training import resolve_device
+
+    meta = pretrained.info(frontend)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    window = meta.window_seconds if window is None else window
+    windowing = Windowing(window=window, hop=hop if hop is not None else window, last=last)
+    dev = str(resolve_device(device))
+    if not pretrained.available(frontend):
+        pretrained.load(frontend)  # raises the one-line install error
+    prep = Preprocessing(
+        AudioConfig(sample_rate=meta.sample_rate, channels=1, max_duration=None),
+        FeatureConfig(kind=frontend),
+        float(windowing.window),
+        device=dev,
+    )
+    prep.frontend()  # built (weights checked) before the first file
+
+    def identity(vectors: np.ndarray) -> np.ndarray:  # the "scores" are the embeddings
+        return np.asarray(vectors, dtype=np.float32)
+
+    predictor = Predictor(prep, [str(i) for i in range(meta.dim)], identity, flat=True)
+    return FileEmbedder(frontend, windowing, predictor, batch_size, dev)
+
+
 def embed_files(
     inputs: str | Path | Iterable[str | Path],
     frontend: str = pretrained.DEFAULT,
@@ -202,34 +272,9 @@ def embed_files(
     frontend, and :class:`EarmarkError` (with the install command) when the frontend's
     package is missing, both before any file is read. Unreadable files are skipped and
     listed in :attr:`Embeddings.skipped`."""
-    from earmark.audio import AudioConfig
-    from earmark.detection.windows import Windowing
-    from earmark.features.config import FeatureConfig
-    from earmark.predict import Predictor, input_files
-    from earmark.preprocess import Preprocessing
-    from earmark.training import resolve_device
+    from earmark.predict import input_files
 
-    meta = pretrained.info(frontend)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    window = meta.window_seconds if window is None else window
-    windowing = Windowing(window=window, hop=hop if hop is not None else window, last="pad")
-    window, hop = float(windowing.window), float(windowing.hop)
-    dev = str(resolve_device(device))
-    if not pretrained.available(frontend):
-        pretrained.load(frontend)  # raises the one-line install error
-    prep = Preprocessing(
-        AudioConfig(sample_rate=meta.sample_rate, channels=1, max_duration=None),
-        FeatureConfig(kind=frontend),
-        window,
-        device=dev,
-    )
-    prep.frontend()  # built (weights checked) before the first file
-
-    def identity(vectors: np.ndarray) -> np.ndarray:  # the "scores" are the embeddings
-        return np.asarray(vectors, dtype=np.float32)
-
-    predictor = Predictor(prep, [str(i) for i in range(meta.dim)], identity, flat=True)
+    embedder = file_embedder(frontend, window=window, hop=hop, batch_size=batch_size, device=device)
     files: list[str] = []
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
@@ -237,23 +282,23 @@ def embed_files(
     skipped: list[tuple[str, str]] = []
     for path in input_files(inputs):
         try:
-            track = predictor.score_track(path, windowing, batch_size=batch_size, on_block=on_audio)
+            s, e, v = embedder(path, on_audio)
         except AudioError as exc:
             skipped.append((str(path), str(exc)))
         else:
-            files += [str(path)] * len(track.starts)
-            starts.append(track.starts)
-            ends.append(track.ends)
-            vectors.append(track.scores)
+            files += [str(path)] * len(s)
+            starts.append(s)
+            ends.append(e)
+            vectors.append(v)
         if on_file is not None:
             on_file()
     return Embeddings(
         frontend=frontend,
-        window_seconds=window,
-        hop_seconds=hop,
+        window_seconds=embedder.window_seconds,
+        hop_seconds=embedder.hop_seconds,
         files=files,
         starts=np.concatenate(starts) if starts else np.zeros(0),
         ends=np.concatenate(ends) if ends else np.zeros(0),
-        vectors=np.concatenate(vectors) if vectors else np.zeros((0, meta.dim), np.float32),
+        vectors=np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32),
         skipped=skipped,
     )
