@@ -58,6 +58,20 @@ def live(serving) -> Iterator[Callable[..., str]]:
         yield lambda app, **options: stack.enter_context(serving(app, **options))
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's, driven by Playwright), one per test module."""
+    from browser_pages import CHROMIUM, FLAGS
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:  # `make test` installs it: its absence is a failure, not a skip
+        pytest.fail("chromium is missing: run `make setup` (apt-get install chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def clip_bytes(demo_digits) -> bytes:
     """A one-second WAV clip of a spoken digit."""

@@ -1,33 +1,21 @@
 """The web page end to end in headless Chromium (Debian's, driven by Playwright): upload real
 files, read what the page shows off its DOM and its canvases, play events, take screenshots.
 
-One browser for the module and one server for the detector (the page tests take a few
-seconds each). ``EARMARK_SCREENSHOTS=1`` also copies the screenshots to
-``benchmarks/results/screens/``."""
+One browser for the module (the ``browser`` fixture of conftest.py) and one server for the
+detector (the page tests take a few seconds each). ``EARMARK_SCREENSHOTS=1`` also copies the
+screenshots to ``benchmarks/results/screens/``."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from browser_pages import DASH
+from browser_pages import check_screenshot as _check_screenshot
 
 from earmark.serve import create_app
-
-CHROMIUM = shutil.which("chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-DASH = "\u2013"  # the page writes ranges with an en dash
-SCREENS = Path(__file__).parents[2] / "benchmarks" / "results" / "screens"
 
 
 def test_the_page_is_served(detector) -> None:
@@ -36,18 +24,6 @@ def test_the_page_is_served(detector) -> None:
     html = TestClient(create_app(detector)).get("/").text
     assert "<title>earmark</title>" in html and "/v1/predict" in html
     assert 'rel="icon"' in html and 'href="data:image/svg+xml,' in html  # no /favicon.ico
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    if CHROMIUM is None:  # `make test` installs it: its absence is a failure, not a skip
-        pytest.fail("chromium is missing: run `make setup` (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +61,6 @@ def _pixel(page, canvas: str, x: float, y: float) -> list[int]:
 
 def _hex(rgb: list[int]) -> str:
     return "#" + "".join(f"{v:02x}" for v in rgb)
-
-
-def _check_screenshot(path: Path) -> None:
-    """A real picture: large enough, and many colours (not a blank or one-colour page)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        assert im.width >= 380 and im.height >= 600
-        colours = im.convert("RGB").getcolors(maxcolors=1_000_000)
-        assert colours is not None and len(colours) > 200, f"{path.name} looks blank"
-    if os.environ.get("EARMARK_SCREENSHOTS"):
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, SCREENS / path.name)
 
 
 def test_a_detection_scene_is_summarised_drawn_listed_and_played(
