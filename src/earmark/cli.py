@@ -100,9 +100,9 @@ def _load_for(
     with _options():
         if runtime not in RUNTIMES:
             raise ParameterError(f"--runtime: use {', '.join(RUNTIMES)}, got {runtime!r}")
-        resolve_device(device)
         if runtime != "torch" and device.startswith("cuda"):
             raise ParameterError(f"--runtime {runtime} runs on the CPU: use --device cpu or auto")
+        resolve_device(device)
     if threads is not None and runtime == "torch":
         import torch
 
