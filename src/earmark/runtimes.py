@@ -17,11 +17,11 @@ gives the model to use, with one interface whatever the runtime (a
   so do the linear head and the softmax (a few hundred operations a window).
   Static, not dynamic: onnxruntime's dynamic quantization turns each convolution into a
   ``ConvInteger`` that quantizes its input at every call, measured 5x *slower* than float
-  on this model's ``cnn`` (4.1 ms vs 0.83 ms a window, one thread), where static
-  quantization's ``QLinearConv`` ran 2x faster (0.43 ms) with the same top class on every
-  window. The calibration windows come from the run's training data when its folder is
-  still there, else from the audio given (the recordings being scanned); the quantized
-  files are cached under those windows' digest too.
+  on the demo detector's ``cnn`` (the network alone: 4.1 ms vs 0.83 ms a window, one
+  thread), where static quantization's ``QLinearConv`` ran 2x faster (0.43 ms) with the
+  same top class on all 256 windows. The calibration windows come from the run's training
+  data when its folder is still there, else from the audio given (the recordings being
+  scanned); the quantized files are cached under those windows' digest too.
 
 A run's calibration (``calibration.json``, :mod:`earmark.calibration`) is applied to the
 ONNX scores exactly as the torch runtime applies it, unless ``calibration=False``.
@@ -46,8 +46,8 @@ RUNTIMES = ("torch", "onnx", "int8")
 #: Bumped when the exported graphs or their quantization change, so older cached files are
 #: not reused.
 CACHE_VERSION = 1
-#: Calibration windows for static quantization: enough for stable min-max ranges (ranges
-#: from 16 and from 64 windows gave the same detections on the demo scenes).
+#: Calibration windows for static quantization (min-max ranges): a few per class of the
+#: training data, about what onnxruntime's examples calibrate on.
 CALIBRATION_WINDOWS = 64
 _FRONTEND_PREFIX = "/frontend/"  # torch's exporter names the frontend's nodes so
 
@@ -232,19 +232,12 @@ def quantize_onnx(src: str | Path, dst: str | Path, calibration: np.ndarray) -> 
     """Write ``src`` (an earmark export) quantized to int8 at ``dst``, atomically: static QDQ
     quantization (per-channel int8 weights, uint8 activations) with min-max ranges observed
     on ``calibration`` (a batch of the graph's input); the frontend, the linear head and the
-    output's softmax or sigmoid stay float. The
-    settings travel in the file as in ``src``, with ``"quantization"`` added, under a new
-    checksum."""
+    output's softmax or sigmoid stay float. The settings travel in the file as in ``src``,
+    with ``"quantization"`` added, under a new checksum."""
     import tempfile
 
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader
 
     from earmark.atomic import atomic_write
     from earmark.onnx_export import stamped
@@ -289,18 +282,36 @@ def quantize_onnx(src: str | Path, dst: str | Path, calibration: np.ndarray) -> 
             plain = Path(work) / "plain.onnx"
             del proto.metadata_props[:]  # a new checksum is computed below
             onnx.save(proto, str(plain))
-            logging.getLogger("root").setLevel(logging.ERROR)  # its notes on every node
-            quantize_static(
-                str(plain),
-                str(tmp),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                calibrate_method=CalibrationMethod.MinMax,
-                nodes_to_exclude=keep,
-            )
+            root = logging.getLogger()  # onnxruntime's notes on every node, silenced
+            level = root.level
+            root.setLevel(logging.ERROR)
+            try:
+                _quantize(plain, tmp, Reader(), keep)
+            finally:
+                root.setLevel(level)
         tmp.write_bytes(stamped(onnx.load(str(tmp)), meta, tmp))
 
     return atomic_write(dst, write)
+
+
+def _quantize(plain: Path, out: Path, reader: Any, keep: list[str]) -> None:
+    """onnxruntime's static quantization of ``plain`` to ``out`` (see :func:`quantize_onnx`),
+    the nodes named in ``keep`` left float."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    quantize_static(
+        str(plain),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=keep,
+    )
