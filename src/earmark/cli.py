@@ -68,6 +68,60 @@ Overwrite = Annotated[
     bool,
     typer.Option("--overwrite", help="Replace an earlier earmark output at --out (nothing else)."),
 ]
+Runtime = Annotated[
+    str,
+    typer.Option(
+        help="torch, onnx (the network's ONNX export, exported once and cached) or int8 "
+        "(that export quantized, calibrated on the run's training data or the inputs)."
+    ),
+]
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
+]
+
+
+def _load_for(
+    run: Path,
+    runtime: str,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    no_calibration: bool = False,
+    spin: bool = True,
+    inputs: list[str] | None = None,
+) -> Any:
+    """The model at ``run`` on ``runtime`` (:func:`earmark.runtimes.load_runtime`), its
+    networks on ``device`` for the torch runtime; the ONNX runtimes run on the CPU, so
+    ``--device cuda`` with them is refused. ``inputs``: audio to calibrate int8 on when the
+    run's training data is gone."""
+    from earmark.runtimes import RUNTIMES, load_runtime
+    from earmark.training import resolve_device
+
+    with _options():
+        if runtime not in RUNTIMES:
+            raise ParameterError(f"--runtime: use {', '.join(RUNTIMES)}, got {runtime!r}")
+        if runtime != "torch" and device.startswith("cuda"):
+            raise ParameterError(f"--runtime {runtime} runs on the CPU: use --device cpu or auto")
+        resolve_device(device)
+    if threads is not None and runtime == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    model = load_runtime(
+        run,
+        runtime,
+        calibration=not no_calibration,
+        threads=threads,
+        spin=spin,
+        calibration_data=inputs or (),
+    )
+    if runtime == "torch":
+        for member in getattr(model, "members", [model]):
+            family = getattr(member, "family", None)
+            pretrained = getattr(getattr(member, "features", None), "pretrained", False)
+            if family == "neural" or (family == "classical" and pretrained):
+                member.to(device)  # a network, or a pretrained frontend before a classical one
+    return model
 
 
 def _error(message: object) -> None:
@@ -1702,6 +1756,9 @@ def predict(
         bool, typer.Option(help="Include window scores (--json / --jsonl).")
     ] = False,
     pooling: Annotated[str | None, typer.Option(help="Pool window scores by mean or max.")] = None,
+    runtime: Runtime = "torch",
+    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "auto",
+    threads: Threads = None,
     no_calibration: NoCalibration = False,
     quiet: Quiet = False,
 ) -> None:
@@ -1709,7 +1766,6 @@ def predict(
     multi-label model also lists every class at or above its threshold (``present``; the
     run's calibrated thresholds, else 0.5). Unreadable files are listed on stderr (exit code
     3; 1 when none could be read)."""
-    from earmark.loading import load
     from earmark.predict import input_files
 
     _one_format(json=as_json, jsonl=as_jsonl, csv=as_csv)
@@ -1718,7 +1774,14 @@ def predict(
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
-    clf = load(run, calibration=not no_calibration)
+    clf = _load_for(
+        run,
+        runtime,
+        device=device,
+        threads=threads,
+        no_calibration=no_calibration,
+        inputs=paths,
+    )
     if pooling is not None:
         for member in getattr(clf, "members", [clf]):
             member.pooling = pooling
@@ -1867,7 +1930,9 @@ def detect(
         ),
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
-    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "cpu",
+    runtime: Runtime = "torch",
+    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "auto",
+    threads: Threads = None,
     no_calibration: NoCalibration = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -1885,7 +1950,6 @@ def detect(
         show_setting,
     )
     from earmark.detection.windows import Windowing
-    from earmark.loading import load
     from earmark.predict import input_files
 
     # only the options given: the library fills in the defaults, or the record's on --resume
@@ -1913,16 +1977,18 @@ def detect(
                 given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
         Windowing(**{k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
         EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
-    model = load(run, calibration=not no_calibration)
-    for member in getattr(model, "members", [model]):
-        family = getattr(member, "family", None)
-        pretrained = getattr(getattr(member, "features", None), "pretrained", False)
-        if family == "neural" or (family == "classical" and pretrained):
-            member.to(device)  # a network, or a pretrained frontend before a classical learner
     quiet = quiet or as_json
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
+    model = _load_for(
+        run,
+        runtime,
+        device=device,
+        threads=threads,
+        no_calibration=no_calibration,
+        inputs=paths,
+    )
     record = read_record(out) if resume else None
     try:  # refuse a differing option before anything is read
         windowing, rules = resolve_settings(model, out, settings=given, resume=resume)
@@ -2389,12 +2455,9 @@ def serve(
         float,
         typer.Option(help="Wait up to this long (ms) for requests decoding, to batch; 0: off."),
     ] = 5.0,
-    runtime: Annotated[
-        str, typer.Option(help="torch, or onnx (exports the network at start-up).")
-    ] = "torch",
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
-    ] = None,
+    runtime: Runtime = "torch",
+    device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "auto",
+    threads: Threads = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -2434,16 +2497,9 @@ def serve(
     """Serve the model over HTTP: the page at /, POST /v1/predict, /v1/detect, reviews
     (/v1/reviews; on by default, into reviews.sqlite), GET /v1/model, /healthz, /readyz,
     /metrics, and the OpenAPI schema at /docs (with --index, POST /v1/search too)."""
-    from earmark.loading import load
     from earmark.serve import ServeSettings, create_app, exposure_warning
     from earmark.serve import run as serve_app
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    if runtime not in ("torch", "onnx"):
-        raise typer.BadParameter("use torch or onnx", param_hint="--runtime")
     if reviews is not None and no_reviews:
         raise typer.BadParameter(
             "choose one of --reviews DB / --no-reviews", param_hint="--reviews"
@@ -2461,27 +2517,16 @@ def serve(
                 highlight=False,
                 soft_wrap=True,
             )
-    model = load(run, calibration=not no_calibration)
-    from earmark.review.store import artifact_sha256
+    # the ONNX runtimes: exported once into the cache, the run's calibration applied; their
+    # threads sleep between calls (the HTTP side needs those cores)
+    model = _load_for(
+        run, runtime, device=device, threads=threads, no_calibration=no_calibration, spin=False
+    )
+    digest = None
+    if not no_reviews:
+        from earmark.review.store import artifact_sha256
 
-    digest = artifact_sha256(run)  # what each review records as the model reviewed
-    if runtime == "onnx" or run.suffix == ".onnx":
-        if getattr(model, "calibration_", None) is not None:
-            raise EarmarkError(
-                f"{run} is calibrated; the ONNX runtime serves raw scores: use --runtime torch, "
-                "or --no-calibration"
-            )
-        import tempfile
-
-        from earmark.onnx_export import export_onnx
-        from earmark.onnx_model import OnnxClassifier
-
-        onnx_file = run
-        if run.suffix != ".onnx":
-            onnx_file = export_onnx(
-                model, Path(tempfile.mkdtemp(prefix="earmark-onnx-")) / "m.onnx"
-            )
-        model = OnnxClassifier.load(onnx_file, threads=threads, spin=False)
+        digest = artifact_sha256(run)  # what each review records as the model reviewed
     settings = ServeSettings(
         batch_wait=batch_ms / 1000,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),

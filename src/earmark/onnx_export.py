@@ -44,7 +44,7 @@ from earmark.onnx_model import (
     read_onnx_meta,
 )
 
-__all__ = ["DFTFrontend", "export_onnx"]
+__all__ = ["DFTFrontend", "export_onnx", "stamped"]
 
 ONNX_OPSET = 17
 
@@ -172,7 +172,9 @@ class _Exported(nn.Module):
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
 
-def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path:
+def export_onnx(
+    model: Any, out: str | Path, *, overwrite: bool = False, frontend: bool = True
+) -> Path:
     """Write ``model`` (a trained neural :class:`earmark.Classifier`) to ``out`` (``.onnx``),
     its settings inside the file; return the path. An existing ``out`` is replaced only
     when it is an earlier earmark export and ``overwrite`` is set.
@@ -180,19 +182,29 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
     The graph's inputs: ``waveform`` float32 ``[batch, channels, samples]`` (batch and
     samples dynamic); output ``probabilities`` ``[batch, classes]`` (a multi-label model's:
     per-class sigmoids; ``multi_label`` and any calibrated ``thresholds`` travel in the
-    settings)."""
+    settings).
+
+    ``frontend=False`` (spectral features only) leaves the frontend out: the graph takes
+    ``features`` ``[batch, channels, bins, frames]`` (frames dynamic), the spectrograms the
+    torch frontend computes, and its settings say ``"input": "features"``. The ONNX runtime
+    of ``detect`` scores the frames that overlapping windows share with it
+    (:mod:`earmark.runtimes`); it is not a model to load on its own."""
     from earmark.models.neural import fold_batch_norms
 
     if getattr(model, "family", None) != "neural":
         raise ParameterError("ONNX export is for networks; classical models stay skops files")
     sr = model.audio.sample_rate
+    if not frontend and model.features.kind not in ("stft", "logmel", "mfcc"):
+        raise ParameterError(
+            f"a graph without its frontend takes spectrograms, not {model.features.kind}"
+        )
     if model.features.kind == "waveform":  # a network with its own spectrogram inside
         onnx_form = getattr(model.estimator_.network, "onnx_form", None)
         if not callable(onnx_form):
             raise ParameterError("cannot export waveform features to ONNX")
-        frontend, network = nn.Identity(), onnx_form().cpu()
+        front, network = nn.Identity(), onnx_form().cpu()
     else:
-        frontend = _export_frontend(model.features, sr)  # refused before anything is written
+        front = _export_frontend(model.features, sr)  # refused before anything is written
         network = model.estimator_.network.cpu()
     out = Path(out)
     if out.suffix != ".onnx":
@@ -204,9 +216,14 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
             raise EarmarkError(f"{out} exists: pass overwrite (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     multi = bool(getattr(model, "multi_label_", False))
-    wrapper = _Exported(frontend, fold_batch_norms(network), multi).eval()
     n = model.audio.n_samples or sr
     example = torch.zeros(2, model.audio.channels, n)
+    name, dynamic = "waveform", {0: "batch", 2: "samples"}
+    if not frontend:
+        with torch.no_grad():
+            example = front(example)
+        front, name, dynamic = nn.Identity(), "features", {0: "batch", 3: "frames"}
+    wrapper = _Exported(front, fold_batch_norms(network), multi).eval()
     meta = {
         "family": "onnx",
         "model": model.model,
@@ -216,10 +233,12 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
         "clip_seconds": model.clip_seconds_,
         "pooling": model.pooling,
         "metrics": model.metrics_,
-        "inputs": {"waveform": ["batch", model.audio.channels, "samples"]},
+        "inputs": {name: ["batch", *example.shape[1:-1], dynamic[example.ndim - 1]]},
         "outputs": {"probabilities": ["batch", len(model.classes_)]},
         "export_version": EXPORT_VERSION,
     }
+    if not frontend:
+        meta["input"] = "features"
     if multi:
         meta["multi_label"] = True
     if getattr(model, "thresholds_", None):
@@ -238,30 +257,35 @@ def export_onnx(model: Any, out: str | Path, *, overwrite: bool = False) -> Path
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message="Constant folding")
             _export(tmp)
-        proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, json.dumps(meta)
-        # The file's SHA-256, computed with its own value zeroed, then written in place of
-        # the zeros (same length): load recomputes it the same way before parsing the file.
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = CHECKSUM_KEY, ZERO_DIGEST
-        data = proto.SerializeToString()
-        blank = checksum_field(ZERO_DIGEST)
-        if data.count(blank) != 1:
-            raise EarmarkError(f"{out}: cannot place the checksum in the exported graph")
-        digest = hashlib.sha256(data).hexdigest()
-        tmp.write_bytes(data.replace(blank, checksum_field(digest)))
+        tmp.write_bytes(stamped(onnx.load(str(tmp)), meta, out))
 
     def _export(tmp: Path) -> None:
         torch.onnx.export(
             wrapper,
             (example,),
             str(tmp),
-            input_names=["waveform"],
+            input_names=[name],
             output_names=["probabilities"],
-            dynamic_axes={"waveform": {0: "batch", 2: "samples"}, "probabilities": {0: "batch"}},
+            dynamic_axes={name: dynamic, "probabilities": {0: "batch"}},
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
 
     return atomic_write(out, write)
+
+
+def stamped(proto: Any, meta: dict[str, Any], where: str | Path) -> bytes:
+    """The bytes of the ONNX model ``proto`` with earmark's settings ``meta`` inside it
+    (metadata key ``earmark``) and its checksum: the file's SHA-256, computed with its own
+    value zeroed, then written in place of the zeros (same length), which load recomputes
+    the same way before parsing the file. ``where`` names the file in errors."""
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CHECKSUM_KEY, ZERO_DIGEST
+    data = proto.SerializeToString()
+    blank = checksum_field(ZERO_DIGEST)
+    if data.count(blank) != 1:
+        raise EarmarkError(f"{where}: cannot place the checksum in the exported graph")
+    digest = hashlib.sha256(data).hexdigest()
+    return data.replace(blank, checksum_field(digest))

@@ -200,6 +200,12 @@ class OnnxClassifier(UsesPredictor):
         self.metrics_ = meta.get("metrics", {})
         self.session = session
         self.path = path
+        # set by earmark.runtimes: the runtime's name (``onnx``, ``int8``), the network
+        # without its frontend (a session over spectrograms, for detection's shared frames)
+        # and a run's calibration (raw scores -> calibrated ones, as a Classifier applies it)
+        self.runtime = "onnx"
+        self.frames_session: Any = None
+        self.calibration_: Any = None
 
     def __repr__(self) -> str:
         return f"OnnxClassifier({self.path.name!r}, {len(self.classes_)} classes)"
@@ -212,26 +218,10 @@ class OnnxClassifier(UsesPredictor):
         ``threads``: onnxruntime's threads per call (default: its own choice, all cores);
         ``spin=False``: its worker threads sleep between calls instead of busy-waiting (for
         a server, where those cores are needed by the HTTP side between calls)."""
-        import onnxruntime as ort
-
         path = Path(path)
-        if not path.is_file():
-            raise ArtifactError(f"{path}: no such ONNX file")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        data = _read(path)
         checked = _verify_checksum(path, data)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for a bad file
-            first = " ".join(str(exc).split())[:200]
-            raise ArtifactError(f"{path}: not a loadable ONNX model ({first})") from None
+        session = _session(path, data, threads=threads, spin=spin)
         stored = session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if stored is not None:
             meta = _parse_meta(path, stored, f"metadata {META_KEY!r}")
@@ -239,19 +229,53 @@ class OnnxClassifier(UsesPredictor):
             meta = _legacy_meta(path)
         if meta.get("export_version", 1) >= EXPORT_VERSION and not checked:
             raise ArtifactError(f"{path}: its {CHECKSUM_KEY} is missing (modified after export?)")
+        if meta.get("input", "waveform") != "waveform":
+            raise ArtifactError(f"{path}: a network without its frontend, not a model to load")
         _check_graph(path, session, meta)
-        return cls(meta, session, path)
+        clf = cls(meta, session, path)
+        clf._options = {"threads": threads, "spin": spin}
+        return clf
+
+    def attach_frames(self, path: str | Path) -> None:
+        """Score detection's shared spectrogram frames with the network graph at ``path``
+        (:func:`earmark.onnx_export.export_onnx` with ``frontend=False``, of the same model;
+        checked: its checksum, its settings' classes and features, one input ``features``)."""
+        path = Path(path)
+        data = _read(path)
+        if not _verify_checksum(path, data):
+            raise ArtifactError(f"{path}: its {CHECKSUM_KEY} is missing (modified after export?)")
+        session = _session(path, data, **getattr(self, "_options", {}))
+        stored = session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        meta = _parse_meta(path, stored or "null", f"metadata {META_KEY!r}")
+        same = (
+            meta.get("input") == "features"
+            and [str(c) for c in meta["classes"]] == self.classes_
+            and FeatureConfig.from_dict(meta["features"]) == self.features
+            and [a.name for a in session.get_inputs()] == ["features"]
+            and [a.name for a in session.get_outputs()] == ["probabilities"]
+        )
+        if not same:
+            raise ArtifactError(f"{path}: not the frontend-less graph of {self.path.name}")
+        self.frames_session = session
 
     @property
     def predictor(self) -> Predictor:
         """Windows -> scores -> pooling with this graph (``pooling`` may be changed)."""
+        score, frames = self.run, (self.run_frames if self.frames_session is not None else None)
+        thresholds = self.thresholds_
+        cal = self.calibration_
+        if cal is not None:  # calibrated scores for every window; its thresholds on them
+            score = cal.wrap(score)
+            frames = cal.wrap(frames) if frames is not None else None
+            thresholds = dict(cal.thresholds) if cal.thresholds else thresholds
         return Predictor(
             self.preprocessing,
             self.classes_,
-            self.run,
+            score,
             pooling=self.pooling,
             multi_label=self.multi_label_,
-            thresholds=self.thresholds_,
+            thresholds=thresholds,
+            frames_score=frames,
         )
 
     def run(self, waveforms: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -262,3 +286,41 @@ class OnnxClassifier(UsesPredictor):
             for i in range(0, len(X), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
+
+    def run_frames(self, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities ``[n, classes]`` of spectrogram windows ``[n, channels, bins,
+        frames]`` (the torch frontend's), with the frontend-less graph
+        (:meth:`attach_frames`)."""
+        X = np.asarray(features, dtype=np.float32)
+        out = [
+            self.frames_session.run(["probabilities"], {"features": X[i : i + batch_size]})[0]
+            for i in range(0, len(X), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such ONNX file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _session(path: Path, data: bytes, *, threads: int | None = None, spin: bool = True) -> Any:
+    """An onnxruntime CPU session over the model bytes ``data`` (read from ``path``);
+    ``threads``: intra-op threads (default: onnxruntime's choice, all cores); ``spin=False``:
+    its threads sleep between calls instead of busy-waiting."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a bad file
+        first = " ".join(str(exc).split())[:200]
+        raise ArtifactError(f"{path}: not a loadable ONNX model ({first})") from None

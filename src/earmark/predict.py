@@ -24,6 +24,7 @@ stops without passing it down.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -229,7 +230,14 @@ class Predictor:
     ``multi_label``: ``score`` gives per-class probabilities (sigmoids, one-vs-rest), each
     class judged on its own: a prediction lists every class whose pooled score reaches its
     threshold (``thresholds``: a class -> threshold mapping, a run's calibrated ones;
-    classes it leaves out, and every class without it, use 0.5)."""
+    classes it leaves out, and every class without it, use 0.5).
+
+    ``frames_score``: for a model whose ``score`` takes waveforms (an ONNX graph with the
+    frontend inside), a second scorer of spectrogram windows ``[n, channels, bins, frames]``
+    (the same network without its frontend). :meth:`score_track` then computes the frames
+    that overlapping windows share once, as it does for a model taking spectrograms, and
+    scores them with it: the features are the torch path's, each frame computed once
+    instead of once per window it falls in."""
 
     def __init__(
         self,
@@ -241,6 +249,7 @@ class Predictor:
         flat: bool = False,
         multi_label: bool = False,
         thresholds: dict[str, float] | None = None,
+        frames_score: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         from earmark.evaluation import resolve_thresholds
 
@@ -253,6 +262,7 @@ class Predictor:
         self.flat = flat
         self.multi_label = multi_label
         self.thresholds = resolve_thresholds(self.classes, thresholds)  # [classes]
+        self.frames_score = frames_score
 
     # -- windows --------------------------------------------------------------------------
 
@@ -436,6 +446,12 @@ class Predictor:
                 f"({prep.window_seconds:g} s); got {window / sr:g} s"
             )
         shared = prep.shared_frames(hop)
+        score_frames = self.score
+        if shared is None and self.frames_score is not None and not prep.featurize:
+            # a graph over waveforms with a frames-only twin: the torch frontend's shared
+            # frames, scored by the twin
+            shared = dataclasses.replace(prep, featurize=True).shared_frames(hop)
+            score_frames = self.frames_score
         ctx = shared.n_fft // 2 if shared is not None else 0
         grid = shared.hop_length if shared is not None else 1
         if blocks is None:
@@ -450,7 +466,7 @@ class Predictor:
 
             with torch.inference_mode():
                 X = framed(shared, torch.from_numpy(buf), offsets, window).numpy()
-            return np.asarray(self.score(X.reshape(len(X), -1) if self.flat else X))
+            return np.asarray(score_frames(X.reshape(len(X), -1) if self.flat else X))
 
         channels = prep.audio.channels
         buf = np.zeros((channels, ctx), dtype=np.float32)  # zeros before the recording

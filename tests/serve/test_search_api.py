@@ -120,7 +120,9 @@ def test_serve_cli_opens_the_index(
     monkeypatch.setattr(earmark.serve, "run", lambda app_, **kw: served.append(app_))
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the test process goes on
     runner = CliRunner()
-    res = runner.invoke(app, ["serve", str(tmp_path), "--index", str(corpus.parent / "idx")])
+    res = runner.invoke(
+        app, ["serve", str(tmp_path), "--index", str(corpus.parent / "idx"), "--no-reviews"]
+    )
     assert res.exit_code == 0, res.output
     assert served and served[0].state.index is not None
     assert len(served[0].state.recordings) == 2

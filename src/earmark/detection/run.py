@@ -124,8 +124,8 @@ def _json_default(value: Any) -> Any:
 def model_identity(model: Any) -> dict[str, Any]:
     """What identifies a trained model without its weights: name, family, parameters, seed,
     classes, clip length, audio and feature settings, what it was trained on and its metrics
-    (an ensemble: its method, weights and its members' identities). The same after a save
-    and a load."""
+    (an ensemble: its method, weights and its members' identities; a quantized model: its
+    runtime, ``int8``). The same after a save and a load."""
     members = getattr(model, "members", None)
     if members is not None:
         return _plain(
@@ -137,8 +137,10 @@ def model_identity(model: Any) -> dict[str, Any]:
                 "members": [model_identity(m) for m in members],
             }
         )
+    runtime = getattr(model, "runtime", None)  # onnx / int8 score differently from torch
     return _plain(
         {
+            **({"runtime": runtime} if runtime not in (None, "onnx") else {}),
             "model": getattr(model, "model", type(model).__name__),
             "family": getattr(model, "family", None),
             "params": _resolved_params(model),

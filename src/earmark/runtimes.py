@@ -1,0 +1,317 @@
+"""Where a trained network runs: torch, its ONNX export, or that export quantized to int8.
+
+``detect``, ``predict`` and ``serve`` take ``--runtime torch|onnx|int8``; :func:`load_runtime`
+gives the model to use, with one interface whatever the runtime (a
+:class:`earmark.Classifier`, or an :class:`earmark.onnx_model.OnnxClassifier` sharing its
+:class:`earmark.predict.Predictor`).
+
+- ``onnx``: the run's network exported (:func:`earmark.onnx_export.export_onnx`) once and
+  kept in the cache folder under the SHA-256 of the run's ``earmark.json`` (which holds the
+  weights' checksum), written atomically: later runs load it without torch exporting
+  anything. Beside it, the same network without its frontend (for spectral features), so
+  ``detect`` computes the frames that overlapping windows share once, with the torch
+  frontend, as the torch runtime does: the network sees the same features.
+- ``int8``: both graphs quantized with onnxruntime's static quantization (QDQ, per-channel
+  int8 weights, uint8 activations, min-max ranges over a few calibration windows); the
+  frontend inside the waveform graph stays float (its DFT and dB scale need the range), and
+  so do the linear head and the softmax (a few hundred operations a window).
+  Static, not dynamic: onnxruntime's dynamic quantization turns each convolution into a
+  ``ConvInteger`` that quantizes its input at every call, measured 5x *slower* than float
+  on the demo detector's ``cnn`` (the network alone: 4.1 ms vs 0.83 ms a window, one
+  thread), where static quantization's ``QLinearConv`` ran 2x faster (0.43 ms) with the
+  same top class on all 256 windows. The calibration windows come from the run's training
+  data when its folder is still there, else from the audio given (the recordings being
+  scanned); the quantized files are cached under those windows' digest too.
+
+A run's calibration (``calibration.json``, :mod:`earmark.calibration`) is applied to the
+ONNX scores exactly as the torch runtime applies it, unless ``calibration=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.errors import AudioError, EarmarkError, ParameterError
+
+__all__ = ["RUNTIMES", "calibration_windows", "load_runtime", "quantize_onnx"]
+
+RUNTIMES = ("torch", "onnx", "int8")
+#: Bumped when the exported graphs or their quantization change, so older cached files are
+#: not reused.
+CACHE_VERSION = 1
+#: Calibration windows for static quantization (min-max ranges): a few per class of the
+#: training data, about what onnxruntime's examples calibrate on.
+CALIBRATION_WINDOWS = 64
+_FRONTEND_PREFIX = "/frontend/"  # torch's exporter names the frontend's nodes so
+
+
+def load_runtime(
+    run: str | Path,
+    runtime: str = "torch",
+    *,
+    calibration: bool = True,
+    threads: int | None = None,
+    spin: bool = True,
+    cache_dir: str | Path | None = None,
+    calibration_data: Sequence[str | Path] = (),
+) -> Any:
+    """The model at ``run`` (a run directory, or an exported ``.onnx`` file) ready to run on
+    ``runtime`` (see the module's notes). ``threads``: onnxruntime's intra-op threads (the
+    torch runtime's are the caller's to set); ``spin=False``: they sleep between calls (a
+    server). ``cache_dir``: where exports are kept (default :func:`earmark.cache.
+    default_cache_dir`). ``calibration_data``: audio files to calibrate int8 ranges on when
+    the run's training data is gone. Raises :class:`ParameterError` (one line) for a model
+    a runtime cannot run."""
+    from earmark.loading import load
+
+    if runtime not in RUNTIMES:
+        raise ParameterError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    run = Path(run)
+    if run.suffix.lower() == ".onnx":
+        if runtime == "int8":
+            raise ParameterError(
+                f"{run}: --runtime int8 quantizes a run directory's network; give the run "
+                "directory, not an exported file"
+            )
+        return load(run, threads=threads, spin=spin)  # an export runs on onnxruntime anyway
+    model = load(run, calibration=calibration)
+    if runtime == "torch":
+        return model
+    if getattr(model, "family", None) != "neural":
+        what = "an ensemble" if hasattr(model, "members") else f"a {model.family} model"
+        raise ParameterError(
+            f"{run}: --runtime {runtime} runs one network; this is {what} (use --runtime torch)"
+        )
+    from earmark.cache import default_cache_dir
+    from earmark.onnx_model import OnnxClassifier
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = folder / "onnx" / _run_digest(run)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EarmarkError(
+            f"cannot keep the ONNX export in {folder} ({exc.strerror or exc}): set "
+            "EARMARK_CACHE to a writable folder"
+        ) from None
+    graph, frames = _exports(model, folder)
+    if runtime == "int8":
+        windows = calibration_windows(model, run, calibration_data)
+        tag = hashlib.blake2b(windows.tobytes(), digest_size=8).hexdigest()
+        graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
+        if frames is not None:
+            frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+    onnx_model = OnnxClassifier.load(graph, threads=threads, spin=spin)
+    if frames is not None:
+        onnx_model.attach_frames(frames)
+    onnx_model.runtime = runtime
+    onnx_model.calibration_ = getattr(model, "calibration_", None)
+    return onnx_model
+
+
+def _run_digest(run: Path) -> str:
+    """What names a run's cached exports: the SHA-256 of its ``earmark.json`` (the
+    settings, and the checksum of every file, weights included) and :data:`CACHE_VERSION`."""
+    from earmark import artifact
+
+    data = (run / artifact.META_FILE).read_bytes()
+    return hashlib.sha256(data + f"|{CACHE_VERSION}".encode()).hexdigest()[:32]
+
+
+def _exports(model: Any, folder: Path) -> tuple[Path, Path | None]:
+    """The run's waveform graph and, for spectral features, its frontend-less twin, exported
+    into ``folder`` unless a complete earlier export is there."""
+    from earmark.onnx_export import export_onnx
+    from earmark.preprocess import SPECTRAL_KINDS
+
+    graph = folder / "model.onnx"
+    if not _usable(graph):
+        export_onnx(model, graph, overwrite=True)
+    if model.features.kind not in SPECTRAL_KINDS:
+        return graph, None
+    frames = folder / "frames.onnx"
+    if not _usable(frames):
+        export_onnx(model, frames, overwrite=True, frontend=False)
+    return graph, frames
+
+
+def _usable(path: Path) -> bool:
+    """Whether a cached file is an intact earmark export (checksum verified); a damaged one
+    is removed, to be written again (never an error)."""
+    from earmark.artifact import ArtifactError
+    from earmark.onnx_model import _verify_checksum
+
+    if not path.is_file():
+        return False
+    try:
+        if _verify_checksum(path, path.read_bytes()):
+            return True
+    except (ArtifactError, OSError):
+        pass
+    path.unlink(missing_ok=True)  # the cache's own file: written again
+    return False
+
+
+def calibration_windows(
+    model: Any, run: str | Path | None = None, files: Sequence[str | Path] = ()
+) -> np.ndarray:
+    """Float32 ``[n, channels, samples]`` windows (at most :data:`CALIBRATION_WINDOWS`) to
+    calibrate int8 ranges on: clips of the run's training data when its folder (``data.root``
+    in ``earmark.json``) is still readable, a few per class; else windows cut from ``files``
+    (the audio the model is about to score), spread over them. Raises
+    :class:`ParameterError` when neither gives a window."""
+    prep = model.preprocessing
+    training = _training_files(run) if run is not None else []
+    sources = training or [str(f) for f in files]
+    if not sources:
+        raise ParameterError(
+            "--runtime int8 calibrates on audio: the run's training data is not there and no "
+            "audio was given"
+        )
+    per_file = max(1, math.ceil(CALIBRATION_WINDOWS / len(sources)))
+    window = prep.window
+    out: list[np.ndarray] = []
+    for path in sources:
+        if len(out) >= CALIBRATION_WINDOWS:
+            break
+        try:
+            signal = prep.read(path, duration=per_file * prep.window_seconds)
+        except (AudioError, OSError):
+            continue  # an unreadable file calibrates nothing; the scan reports it
+        n = max(1, min(per_file, signal.shape[1] // window))
+        segments = [signal[:, k * window : (k + 1) * window] for k in range(n)]
+        out.extend(prep.prepare(segments)[: CALIBRATION_WINDOWS - len(out)])
+    if not out:
+        raise ParameterError("--runtime int8 calibrates on audio: none of it could be read")
+    return np.stack(out).astype(np.float32)
+
+
+def _training_files(run: str | Path) -> list[str]:
+    """Up to a few files per class of the run's training data (sorted: the same every
+    time), or ``[]`` when the run does not say where it is or it is gone."""
+    from earmark import data
+    from earmark.artifact import ArtifactError, read_meta
+
+    try:
+        meta = read_meta(run)
+        record = meta.get("data") or {}
+        root = Path(record["root"])
+        if not root.is_dir():
+            return []
+        manifest = data.load(root, layout=record.get("layout", "auto"))
+    except (ArtifactError, EarmarkError, KeyError, TypeError, OSError):
+        return []
+    frame = manifest.frame.dropna(subset=["label"]).sort_values("filepath")
+    per_class = max(1, CALIBRATION_WINDOWS // max(1, frame["label"].nunique()))
+    picked = frame.groupby("label", sort=True).head(per_class)["filepath"].tolist()
+    return [p if Path(p).is_absolute() else str(Path(manifest.root or root) / p) for p in picked]
+
+
+def _quantized(src: Path, dst: Path, windows: np.ndarray, model: Any) -> Path:
+    """``src`` quantized to ``dst`` (unless an intact one is there), calibrated on
+    ``windows``; a frontend-less graph calibrates on their spectrograms."""
+    if _usable(dst):
+        return dst
+    from earmark.onnx_model import read_onnx_meta
+
+    meta = read_onnx_meta(src) or {}
+    inputs = windows
+    if meta.get("input") == "features":
+        inputs = model.preprocessing.features_of(windows, flat=False)
+    return quantize_onnx(src, dst, inputs)
+
+
+def quantize_onnx(src: str | Path, dst: str | Path, calibration: np.ndarray) -> Path:
+    """Write ``src`` (an earmark export) quantized to int8 at ``dst``, atomically: static QDQ
+    quantization (per-channel int8 weights, uint8 activations) with min-max ranges observed
+    on ``calibration`` (a batch of the graph's input); the frontend, the linear head and the
+    output's softmax or sigmoid stay float. The settings travel in the file as in ``src``,
+    with ``"quantization"`` added, under a new checksum."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from earmark.atomic import atomic_write
+    from earmark.onnx_export import stamped
+    from earmark.onnx_model import read_onnx_meta
+
+    src, dst = Path(src), Path(dst)
+    meta = read_onnx_meta(src)
+    if meta is None:
+        raise ParameterError(f"{src}: not an earmark export")
+    proto = onnx.load(str(src))
+    name = proto.graph.input[0].name
+    # float: the frontend (its DFT and dB scale need the range), the linear head and the
+    # softmax / sigmoid (uint8 logits or probabilities would move scores by steps of ~0.005
+    # to 0.1, for no speed: they are a few hundred multiplications a window)
+    keep = [
+        n.name
+        for n in proto.graph.node
+        if n.name.startswith(_FRONTEND_PREFIX) or n.op_type in ("Gemm", "Softmax", "Sigmoid")
+    ]
+
+    class Reader(CalibrationDataReader):
+        """The calibration batch in slices of 16 (min-max is the same either way)."""
+
+        def __init__(self) -> None:
+            self.batches = iter(range(0, len(calibration), 16))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            i = next(self.batches, None)
+            return None if i is None else {name: calibration[i : i + 16].astype(np.float32)}
+
+    meta["quantization"] = {
+        "method": "static",
+        "format": "QDQ",
+        "weights": "int8 per channel",
+        "activations": "uint8",
+        "calibration": "minmax",
+        "windows": len(calibration),
+    }
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as work:
+            plain = Path(work) / "plain.onnx"
+            del proto.metadata_props[:]  # a new checksum is computed below
+            onnx.save(proto, str(plain))
+            root = logging.getLogger()  # onnxruntime's notes on every node, silenced
+            level = root.level
+            root.setLevel(logging.ERROR)
+            try:
+                _quantize(plain, tmp, Reader(), keep)
+            finally:
+                root.setLevel(level)
+        tmp.write_bytes(stamped(onnx.load(str(tmp)), meta, tmp))
+
+    return atomic_write(dst, write)
+
+
+def _quantize(plain: Path, out: Path, reader: Any, keep: list[str]) -> None:
+    """onnxruntime's static quantization of ``plain`` to ``out`` (see :func:`quantize_onnx`),
+    the nodes named in ``keep`` left float."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    quantize_static(
+        str(plain),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=keep,
+    )

@@ -1,0 +1,163 @@
+"""`--runtime torch|onnx|int8`: the run's network exported once (and quantized), the same
+detections as torch on a generated scene, the run's calibration applied, clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import earmark
+from earmark.calibration import Calibration, write_calibration
+from earmark.cli import app
+from earmark.detection import Windowing
+from earmark.detection.events import EventRules
+from earmark.detection.run import detect
+from earmark.errors import ParameterError
+from earmark.onnx_model import OnnxClassifier
+from earmark.runtimes import load_runtime
+
+WINDOWING = Windowing(window=1.0, hop=0.5)
+# the test network is small: at 0.3 it finds ten events in the scene, a test with teeth
+RULES = EventRules(threshold=0.3)
+
+
+@pytest.fixture(scope="module")
+def run(detector, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return detector.save(tmp_path_factory.mktemp("runtimes") / "run")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One export cache for the module (each test would otherwise export again)."""
+    folder = tmp_path_factory.getbasetemp() / "runtime-cache"
+    monkeypatch.setenv("EARMARK_CACHE", str(folder))
+    return folder
+
+
+def _events(summary) -> list[tuple[str, float, float]]:
+    return [(e.label, e.start, e.end) for e in summary.events]
+
+
+def test_onnx_and_int8_detect_the_events_torch_detects(
+    run: Path, recording: Path, tmp_path: Path
+) -> None:
+    torch_run = detect(
+        earmark.load(run), [recording], tmp_path / "torch", windowing=WINDOWING, rules=RULES
+    )
+    onnx = load_runtime(run, "onnx", threads=1)
+    assert isinstance(onnx, OnnxClassifier) and onnx.frames_session is not None
+    onnx_run = detect(onnx, [recording], tmp_path / "onnx", windowing=WINDOWING, rules=RULES)
+    assert len(torch_run.events) >= 8
+    # the same frames through the same network, in float: the very same events
+    assert _events(onnx_run) == _events(torch_run)
+    np.testing.assert_allclose(
+        [e.score for e in onnx_run.events], [e.score for e in torch_run.events], atol=1e-4
+    )
+    int8 = load_runtime(run, "int8", threads=1, calibration_data=[recording])
+    int8_run = detect(int8, [recording], tmp_path / "int8", windowing=WINDOWING, rules=RULES)
+    # int8 scores move by about 1e-2: an event's edges may move by a window where its
+    # score crosses the threshold, never more; labels and counts stay
+    got, want = _events(int8_run), _events(torch_run)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    hop = WINDOWING.hop
+    for (_, start, end), (_, start0, end0) in zip(got, want, strict=True):
+        assert abs(start - start0) <= hop + 1e-9 and abs(end - end0) <= hop + 1e-9
+    # a resumed folder knows int8 from float: its parts are not reused
+    record = json.loads((tmp_path / "int8" / "detection.json").read_text())
+    assert (
+        record["model"] != json.loads((tmp_path / "onnx" / "detection.json").read_text())["model"]
+    )
+
+
+def test_the_export_happens_once_and_a_damaged_one_is_redone(run: Path, cache: Path) -> None:
+    load_runtime(run, "onnx")
+    (graph,) = cache.glob("onnx/*/model.onnx")
+    (frames,) = cache.glob("onnx/*/frames.onnx")
+    stamp = graph.stat().st_mtime_ns, frames.stat().st_mtime_ns
+    load_runtime(run, "onnx")
+    assert (graph.stat().st_mtime_ns, frames.stat().st_mtime_ns) == stamp
+    graph.write_bytes(graph.read_bytes()[:-100])  # a torn or edited file: exported again
+    model = load_runtime(run, "onnx")
+    assert graph.stat().st_mtime_ns != stamp[0] and model.path == graph
+    assert not list(cache.glob("onnx/*/.*"))  # no temporary file left behind
+
+
+def test_onnx_sessions_take_the_thread_count(run: Path) -> None:
+    model = load_runtime(run, "onnx", threads=1, spin=False)
+    for session in (model.session, model.frames_session):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_the_runs_calibration_is_applied_on_onnx(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    run = detector.save(tmp_path / "calibrated")
+    classes = list(detector.classes_)
+    cal = Calibration(
+        method="temperature",
+        multi_label=False,
+        classes=classes,
+        params={"temperature": [2.5]},
+        target_precision=0.8,
+        thresholds={c: 0.3 for c in classes},
+    )
+    write_calibration(run, cal)
+    files = [str(p) for p in sorted(demo_digits.rglob("v002.wav"))]
+    want = earmark.load(run).predict_proba(files)
+    onnx = load_runtime(run, "onnx")
+    np.testing.assert_allclose(onnx.predict_proba(files), want, atol=1e-4)
+    assert onnx.predictor.thresholds.tolist() == [0.3] * len(classes)
+    raw = load_runtime(run, "onnx", calibration=False)
+    np.testing.assert_allclose(raw.predict_proba(files), detector.predict_proba(files), atol=1e-4)
+    assert not np.allclose(raw.predict_proba(files), want, atol=1e-3)
+
+
+def test_runtimes_refuse_what_they_cannot_run(run: Path, tmp_path: Path, cache: Path) -> None:
+    from earmark.onnx_export import export_onnx
+
+    with pytest.raises(ParameterError, match="runtime must be one of"):
+        load_runtime(run, "tensorrt")
+    exported = export_onnx(earmark.load(run), tmp_path / "m.onnx")
+    assert isinstance(load_runtime(exported, "onnx"), OnnxClassifier)
+    with pytest.raises(ParameterError, match="give the run directory"):
+        load_runtime(exported, "int8")
+    with pytest.raises(ParameterError, match="calibrates on audio"):
+        load_runtime(run, "int8", calibration_data=[])
+    # the frontend-less graph is the runtime's, not a model to load
+    load_runtime(run, "onnx")  # (exports the frontend-less graph into the cache)
+    frames = next(cache.glob("onnx/*/frames.onnx"))
+    with pytest.raises(earmark.artifact.ArtifactError, match="without its frontend"):
+        earmark.load(frames)
+
+
+def test_detect_and_predict_cli_take_the_runtime(
+    run: Path, recording: Path, demo_digits: Path, tmp_path: Path
+) -> None:
+    cli = CliRunner()
+    base = ["detect", str(run), str(recording), "--quiet", "--hop", "0.5", "--threshold", "0.3"]
+    outs = {}
+    for runtime in ("torch", "onnx"):
+        out = tmp_path / runtime
+        res = cli.invoke(app, [*base, "--out", str(out), "--runtime", runtime, "--threads", "1"])
+        assert res.exit_code == 0, res.output
+        outs[runtime] = [
+            line.split(",")[1:4] for line in (out / "events.csv").read_text().splitlines()
+        ]
+    assert outs["onnx"] == outs["torch"]
+    clips = [str(p) for p in sorted(demo_digits.rglob("v004.wav"))]
+    res = cli.invoke(app, ["predict", str(run), *clips, "--json", "--runtime", "int8"])
+    assert res.exit_code == 0, res.output
+    got = [p["labels"][0] for p in json.loads(res.stdout)["predictions"]]
+    assert got == [p.labels[0] for p in earmark.load(run).predict_files(clips)]
+    for bad, hint in (
+        (["--runtime", "jax"], "--runtime"),
+        (["--runtime", "onnx", "--device", "cuda"], "runs on the CPU"),
+    ):
+        res = cli.invoke(app, [*base, "--out", str(tmp_path / "x"), *bad])
+        assert res.exit_code == 2 and hint in res.output, res.output
