@@ -126,5 +126,7 @@ def test_serve_cli_opens_the_index(
     assert res.exit_code == 0, res.output
     assert served and served[0].state.index is not None
     assert len(served[0].state.recordings) == 2
-    res = runner.invoke(app, ["serve", str(tmp_path), "--index", str(tmp_path / "none")])
+    res = runner.invoke(
+        app, ["serve", str(tmp_path), "--index", str(tmp_path / "none"), "--no-reviews"]
+    )
     assert res.exit_code == 1 and "no such index folder" in res.stderr
