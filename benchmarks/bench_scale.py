@@ -1,0 +1,326 @@
+"""Scaling detection out with Dask: 20 one-hour recordings scanned in one process, by one and by
+two single-threaded Dask workers (a LocalCluster, torch at one thread per worker).
+
+* The same events: events.csv of the three runs, byte for byte.
+* Wall time, speed-up of two workers over one (goal on 2 cores: >= 1.7x), the cost of a
+  file on a worker (from Dask's task stream), the scheduler's overhead per task (the wall
+  time the workers were not computing, per task; and a round trip of empty tasks).
+* Peak resident memory per worker, sampled (psutil) after every file: it must stay flat
+  across files, whatever their number.
+* A projection for 100 workers from the measured per-file cost and overhead: a bench-sized
+  corpus and a season (2,000 recorder-hours), with the read bandwidth it would need.
+
+The recordings are the demo scenes tiled to an hour each (each file starts at another place
+of the tiling, at another gain), written as FLAC under --data/bench-scale and reused; the
+detector is the demo's recipe (recipes/detector.yaml, cnn) trained on the demo scenes, or
+the one of --run, or the one benchmarks/bench_detect.py trained (reused when present).
+
+Run: .venv/bin/python benchmarks/bench_scale.py [--data out/demo] [--files 20] [--hours 1]
+     [--run RUN]   (needs the dask extra: pip install 'earmark[dask]')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from _common import CpuMeter, machine, write
+
+HERE = Path(__file__).parent
+SR = 16_000
+SETTINGS = {"window": 1.0, "hop": 0.5, "threshold": 0.5, "background": ("other", "noise")}
+SEASON_FILES = 2_000  # one recorder, one season: ~2,000 one-hour files
+PROJECTED_WORKERS = 100
+
+SCAN = """
+import json, sys, time
+def peak_rss_mb():
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+import torch
+import earmark
+from earmark.detection.run import detect
+settings = json.loads(sys.argv[3])
+settings["background"] = tuple(settings["background"])
+model = earmark.load(sys.argv[1])
+files = json.loads(open(sys.argv[2]).read())
+t = time.perf_counter()
+s = detect(model, files, sys.argv[4], settings=settings)
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "audio_s": s.audio_seconds, "events": len(s.events),
+                  "torch_threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def scenes_and_detector(data: Path, run: Path | None) -> tuple[list[Path], Path]:
+    """The demo scene recordings (built from the demo digits when missing) and the detector:
+    ``run``, else bench_detect's cnn, else one trained here on the demo recipe."""
+    scenes = data / "scenes"
+    recordings = sorted((scenes / "recordings").glob("*.wav"))
+    if not recordings or not (scenes / "train").is_dir():
+        from earmark.data.demo import make_demo_digits
+        from earmark.data.scenes import make_demo_scenes
+
+        digits = data / "digits"
+        if not (digits / "manifest.csv").exists():
+            make_demo_digits(digits)
+        make_demo_scenes(scenes, digits, target="seven")
+        recordings = sorted((scenes / "recordings").glob("*.wav"))
+    if run is None:
+        for candidate in (data / "bench-detect" / "run-cnn", data / "bench-scale" / "run-cnn"):
+            if (candidate / "earmark.json").exists():
+                return recordings, candidate
+        run = data / "bench-scale" / "run-cnn"
+        earmark_cli = Path(sys.executable).with_name("earmark")
+        subprocess.run(
+            [str(earmark_cli), "train", str(scenes / "train"), "--config"]
+            + [str(HERE.parent / "recipes" / "detector.yaml"), "--model", "cnn"]
+            + ["--background", str(scenes / "noise"), "--out", str(run), "--quiet", "--no-cache"],
+            check=True,
+        )
+    return recordings, run
+
+
+def tiled_recordings(scenes: list[Path], folder: Path, files: int, hours: float) -> list[str]:
+    """``files`` recordings of ``hours`` each: the scenes one after the other, repeated,
+    each file starting at another point of the tiling and at another gain (so their events
+    differ), written minute by minute as FLAC. Reused when present at the right length."""
+    base = np.concatenate([sf.read(p, dtype="float32")[0] for p in scenes])
+    n = round(hours * 3600 * SR)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(files):
+        path = folder / f"rec{k:03d}.flac"
+        out.append(str(path))
+        if path.exists() and sf.info(path).frames == n:
+            continue
+        rng = np.random.default_rng(k)
+        start = int(rng.integers(len(base)))
+        gain = float(rng.uniform(0.6, 1.0))
+        tmp = path.with_name(f".{path.name}")
+        with sf.SoundFile(tmp, "w", SR, 1, format="FLAC", subtype="PCM_16") as fh:
+            for at in range(0, n, 60 * SR):
+                idx = (start + at + np.arange(min(60 * SR, n - at))) % len(base)
+                fh.write(np.clip(base[idx] * gain, -1, 1))
+        os.replace(tmp, path)
+    return out
+
+
+def scan_in_process(run: Path, files: list[str], out: Path) -> dict:
+    listing = out.with_suffix(".json")
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text(json.dumps(files))
+    res = subprocess.run(
+        [sys.executable, "-c", SCAN, str(run), str(listing), json.dumps(SETTINGS), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+class RssSampler:
+    """Resident memory of the worker processes (psutil), sampled every ``every`` seconds and
+    after each file: the peak per worker, and per file the largest resident size so far."""
+
+    def __init__(self, pids: dict[str, int], every: float = 0.25) -> None:
+        import psutil
+
+        self.procs = {addr: psutil.Process(pid) for addr, pid in pids.items()}
+        self.peak = dict.fromkeys(pids, 0.0)
+        self.after_file: list[float] = []
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> None:
+        for addr, proc in self.procs.items():
+            try:
+                rss = proc.memory_info().rss / 2**20
+            except Exception:  # a worker gone (restarted): its next sample counts
+                continue
+            self.peak[addr] = max(self.peak[addr], rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def on_file(self, path: str, seconds: float) -> None:
+        self.sample()
+        self.after_file.append(max(self.peak.values()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def worker_facts() -> dict:
+    import resource
+
+    import torch
+
+    return {
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def noop(x: int) -> int:
+    return x
+
+
+def scan_on_dask(run: Path, files: list[str], out: Path, workers: int) -> dict:
+    from distributed import get_task_stream
+
+    from earmark import distributed
+
+    t0 = time.perf_counter()
+    with distributed.Engine(workers=workers) as engine:
+        startup = time.perf_counter() - t0
+        client = engine.client
+        pids = {addr: facts["pid"] for addr, facts in client.run(worker_facts).items()}
+        sampler = RssSampler(pids)
+        meter = CpuMeter()
+        with get_task_stream(client) as stream:
+            t = time.perf_counter()
+            summary = distributed.detect(
+                run, files, out, engine=engine, settings=SETTINGS, on_file=sampler.on_file
+            )
+            wall = time.perf_counter() - t
+        cpu = meter.stop()
+        sampler.stop()
+        facts = client.run(worker_facts)
+        busy = [
+            sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+            for task in stream.data
+            if "detect" in str(task["key"])
+        ]
+        # the round trip of an empty task (submit -> result), one worker kept busy at a time
+        t = time.perf_counter()
+        n_noop = 200
+        list(engine.map(noop, list(range(n_noop)), name="noop"))
+        noop_s = (time.perf_counter() - t) / n_noop
+    per_file = float(np.mean(busy)) if busy else float("nan")
+    third = max(1, len(sampler.after_file) // 3)
+    return {
+        "workers": workers,
+        "startup_s": round(startup, 2),
+        "wall_s": round(wall, 2),
+        "audio_s": summary.audio_seconds,
+        "realtime_factor": round(summary.audio_seconds / wall, 1),
+        "events": len(summary.events),
+        "tasks": len(busy),
+        "per_file_compute_s": round(per_file, 3),
+        "overhead_s_per_task": round(max(0.0, (wall * workers - sum(busy)) / len(busy)), 4),
+        "noop_task_round_trip_s": round(noop_s, 5),
+        "peak_rss_mb_per_worker": {a: round(v, 1) for a, v in sampler.peak.items()},
+        "worker_ru_maxrss_mb": {a: round(f["ru_maxrss_mb"], 1) for a, f in facts.items()},
+        "rss_mb_after_first_third": round(sampler.after_file[third - 1], 1),
+        "rss_mb_after_last_file": round(sampler.after_file[-1], 1),
+        "worker_torch_threads": sorted({f["torch_threads"] for f in facts.values()}),
+        "worker_omp_num_threads": sorted({str(f["omp_num_threads"]) for f in facts.values()}),
+        **cpu,
+    }
+
+
+def projection(one: dict, two: dict, files: int, hours: float) -> dict:
+    """Wall time with 100 workers, from the measured per-file cost and overheads: files are
+    scanned in rounds of one file per worker (``ceil(files / workers)`` rounds of per-file
+    cost plus the per-task overhead), and the scheduler hands out tasks one after another
+    (its round trip per task, a floor however many workers there are)."""
+    per_file = one["per_file_compute_s"]
+    overhead = max(one["overhead_s_per_task"], two["overhead_s_per_task"])
+    serial = two["noop_task_round_trip_s"]
+    audio_per_file = hours * 3600
+
+    def wall(n_files: int, workers: int) -> float:
+        rounds = math.ceil(n_files / workers)
+        return max(rounds * (per_file + overhead), n_files * serial)
+
+    out = {}
+    for name, n_files in (("bench", files), ("season", SEASON_FILES)):
+        w1, w100 = wall(n_files, 1), wall(n_files, PROJECTED_WORKERS)
+        rtf = n_files * audio_per_file / w100
+        out[name] = {
+            "files": n_files,
+            "hours": n_files * hours,
+            "wall_s_1_worker": round(w1, 1),
+            f"wall_s_{PROJECTED_WORKERS}_workers": round(w100, 1),
+            "speedup": round(w1 / w100, 1),
+            "efficiency": round(w1 / w100 / PROJECTED_WORKERS, 3),
+            "realtime_factor": round(rtf),
+            # 16 kHz 16-bit mono PCM: 32 kB a second of audio (FLAC about half)
+            "read_mb_per_s_pcm": round(rtf * SR * 2 / 1e6, 1),
+        }
+    out["assumes"] = (
+        "one file per task, workers of one core like these, files read at the bandwidth "
+        "given; few files for many workers leave workers idle (the bench's 20 files on 100 "
+        "workers: one round)"
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("out/demo"))
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--hours", type=float, default=1.0, help="length of each recording")
+    parser.add_argument("--run", type=Path, help="a detector to use instead of training one")
+    parser.add_argument("--skip-in-process", action="store_true")
+    args = parser.parse_args()
+    scenes, run = scenes_and_detector(args.data, args.run)
+    work = args.data / "bench-scale"
+    t = time.perf_counter()
+    files = tiled_recordings(scenes, work / "recordings", args.files, args.hours)
+    print(f"{len(files)} recordings of {args.hours:g} h ready in {time.perf_counter() - t:.0f} s")
+    results: dict = {
+        "machine": machine(),
+        "run": str(run),
+        "files": len(files),
+        "hours_per_file": args.hours,
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in SETTINGS.items()},
+    }
+    outs = {}
+    if not args.skip_in_process:
+        outs["in_process"] = work / "scan-in-process"
+        results["in_process"] = scan_in_process(run, files, outs["in_process"])
+        print("in process", json.dumps(results["in_process"]), flush=True)
+    for n in (1, 2):
+        outs[f"dask_{n}"] = work / f"scan-dask-{n}"
+        results[f"dask_{n}_workers"] = scan_on_dask(run, files, outs[f"dask_{n}"], n)
+        print(f"dask {n}", json.dumps(results[f"dask_{n}_workers"]), flush=True)
+    events = {name: (out / "events.csv").read_bytes() for name, out in outs.items()}
+    one, two = results["dask_1_workers"], results["dask_2_workers"]
+    speedup = one["wall_s"] / two["wall_s"]
+    rss = [r["rss_mb_after_first_third"] for r in (one, two)]
+    rss_end = [r["rss_mb_after_last_file"] for r in (one, two)]
+    results["summary"] = {
+        "same_events": len(set(events.values())) == 1,
+        "speedup_2_over_1": round(speedup, 2),
+        "speedup_goal": 1.7,
+        "speedup_met": speedup >= 1.7,
+        # flat: what a worker holds after the last file is within 10% (or 50 MB) of what it
+        # held a third of the way through
+        "memory_flat": all(
+            b <= max(a * 1.1, a + 50) for a, b in zip(rss, rss_end, strict=True)
+        ),
+    }
+    results["projection"] = projection(one, two, len(files), args.hours)
+    print(json.dumps(results["summary"]))
+    write("scale", results)
+
+
+if __name__ == "__main__":
+    main()
