@@ -80,12 +80,10 @@ def scenes_and_detector(data: Path, run: Path | None) -> tuple[list[Path], Path]
                 return recordings, candidate
         run = data / "bench-scale" / "run-cnn"
         earmark_cli = Path(sys.executable).with_name("earmark")
-        subprocess.run(
-            [str(earmark_cli), "train", str(scenes / "train"), "--config"]
-            + [str(HERE.parent / "recipes" / "detector.yaml"), "--model", "cnn"]
-            + ["--background", str(scenes / "noise"), "--out", str(run), "--quiet", "--no-cache"],
-            check=True,
-        )
+        recipe = HERE.parent / "recipes" / "detector.yaml"
+        train = [str(earmark_cli), "train", str(scenes / "train"), "--config", str(recipe)]
+        options = ["--model", "cnn", "--background", str(scenes / "noise"), "--out", str(run)]
+        subprocess.run([*train, *options, "--quiet", "--no-cache"], check=True)
     return recordings, run
 
 
@@ -313,9 +311,7 @@ def main() -> None:
         "speedup_met": speedup >= 1.7,
         # flat: what a worker holds after the last file is within 10% (or 50 MB) of what it
         # held a third of the way through
-        "memory_flat": all(
-            b <= max(a * 1.1, a + 50) for a, b in zip(rss, rss_end, strict=True)
-        ),
+        "memory_flat": all(b <= max(a * 1.1, a + 50) for a, b in zip(rss, rss_end, strict=True)),
     }
     results["projection"] = projection(one, two, len(files), args.hours)
     print(json.dumps(results["summary"]))
