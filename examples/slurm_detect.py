@@ -33,9 +33,11 @@ def make_cluster(
     account: str | None = None,
     python: str = sys.executable,
     log_directory: str | None = None,
+    dashboard: str = ":8787",
 ) -> Any:
     """The dask-jobqueue cluster (no job submitted yet): per job, ``cores`` worker
-    processes of one thread each sharing ``memory``."""
+    processes of one thread each sharing ``memory``; the scheduler runs here, its dashboard
+    (when bokeh is installed) on ``dashboard``."""
     try:
         from dask_jobqueue import PBSCluster, SLURMCluster
     except ImportError:
@@ -52,6 +54,7 @@ def make_cluster(
         job_name="earmark-detect",
         log_directory=log_directory,
         job_script_prologue=["export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"],
+        scheduler_options={"dashboard_address": dashboard},
     )
 
 

@@ -162,6 +162,50 @@ def test_predict_features_and_embed_on_the_engine_equal_one_process(
     np.testing.assert_array_equal(a.vectors, b.vectors)
 
 
+def test_predict_and_features_commands_on_a_scheduler_print_and_write_the_same(
+    scene: Path, engine: distributed.Engine, tmp_path: Path
+) -> None:
+    address = ["--scheduler", engine.cluster.scheduler_address]
+    predict = ["predict", str(scene / "run"), str(scene / "recs"), "--csv", "--top-k", "2"]
+    here, there = runner.invoke(app, predict), runner.invoke(app, [*predict, *address])
+    assert here.exit_code == there.exit_code == 3, there.output  # notes.wav: partial
+    rows = [r.split(",") for r in here.stdout.splitlines()]
+    rows_there = [r.split(",") for r in there.stdout.splitlines()]
+    assert [r[:3] for r in rows] == [r[:3] for r in rows_there] and len(rows) == 1 + 3 * 2 + 1
+    scored = [(a, b) for a, b in zip(rows[1:], rows_there[1:], strict=True) if a[3]]
+    np.testing.assert_allclose(
+        [float(a[3]) for a, _ in scored], [float(b[3]) for _, b in scored], atol=1e-5
+    )
+
+    features = ["features", str(scene / "train"), "--duration", "1", "--quiet"]
+    assert runner.invoke(app, [*features, "--out", str(tmp_path / "a.npz")]).exit_code == 0
+    res = runner.invoke(app, [*features, "--out", str(tmp_path / "b.npz"), *address])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        assert a["filepaths"].tolist() == b["filepaths"].tolist()
+        np.testing.assert_allclose(a["X"], b["X"], rtol=1e-6, atol=1e-6)
+
+
+def test_the_slurm_and_pbs_example_builds_its_job_script_without_submitting() -> None:
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "slurm_detect.py"
+    spec = importlib.util.spec_from_file_location("slurm_detect", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for pbs, directive in ((False, "#SBATCH"), (True, "#PBS")):
+        cluster = example.make_cluster(
+            pbs=pbs, cores=4, memory="8GB", queue="normal", dashboard=":0"
+        )
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+        assert directive in script and "normal" in script and "earmark-detect" in script
+        assert "--nthreads 1" in script and "--nworkers 4" in script
+        assert sys.executable in script and "OMP_NUM_THREADS=1" in script
+
+
 class KillOnce(WorkerPlugin):
     """A worker plugin: the first detect task to start kills its worker process (as the
     kernel's out-of-memory killer would), leaving ``marker`` behind so that it happens once."""
@@ -246,6 +290,8 @@ def test_engine_options_are_checked_before_anything_runs(scene: Path, tmp_path: 
     assert not (tmp_path / "d").exists()
     with pytest.raises(EarmarkError, match="either workers"):
         distributed.Engine()
+    with pytest.raises(EarmarkError, match="give its path"):
+        earmark.detect(earmark.load(scene / "run"), scene / "recs", tmp_path / "d", workers=2)
 
 
 def test_without_dask_the_error_is_one_line_naming_the_extra(

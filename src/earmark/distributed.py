@@ -135,13 +135,16 @@ class Engine:
         # Worker processes, one thread each: torch and the decoders then use one core per
         # worker (the nanny sets OMP_NUM_THREADS=1), and a worker that dies loses only its
         # own file. No dashboard: it needs bokeh and a port.
-        self.cluster = distributed.LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        try:
+            self.cluster = distributed.LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise EarmarkError(f"cannot start a local Dask cluster: {_line(exc)}") from None
         self.client = distributed.Client(self.cluster, set_as_default=False)
 
     def close(self) -> None:
@@ -152,12 +155,6 @@ class Engine:
             client.close()
         if cluster is not None:
             cluster.close()
-
-    def describe(self) -> str:
-        """Where the tasks run, for a person (``2 local Dask workers``)."""
-        if self.scheduler is not None:
-            return f"the Dask cluster at {self.scheduler}"
-        return f"{self.workers} local Dask worker{'s' if self.workers != 1 else ''}"
 
     def map(
         self,
@@ -221,10 +218,13 @@ def _line(exc: BaseException) -> str:
 
 
 def _task_failure(item: Any, exc: BaseException, distributed: Any) -> str:
+    """One line on a task that failed for good: its file (``item``, or its first part)."""
+    if isinstance(item, tuple):  # a feature row: (path, span)
+        item = item[0]
     if isinstance(exc, distributed.KilledWorker):
         return (
-            f"{item}: the Dask workers running it died again and again; the scheduler gave "
-            "up on it (see the workers' logs: out of memory?)"
+            f"{item}: every Dask worker that ran it died, as often as the scheduler allows "
+            "(distributed.scheduler.allowed-failures); see the workers' logs (out of memory?)"
         )
     return f"{item}: failed on a Dask worker: {type(exc).__name__}: {_line(exc)}"
 
