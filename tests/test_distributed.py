@@ -129,6 +129,7 @@ def test_detect_on_two_local_workers_writes_what_one_process_writes(
     assert {e.label for e in read_events(here / "events.csv")} >= {"tone"}
 
 
+@pytest.mark.slow
 def test_predict_features_and_embed_on_the_engine_equal_one_process(
     scene: Path, engine: distributed.Engine
 ) -> None:
@@ -221,6 +222,7 @@ class KillOnce(WorkerPlugin):
             os._exit(1)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_loses_only_its_file_which_is_retried(
     scene: Path, engine: distributed.Engine, tmp_path: Path
 ) -> None:

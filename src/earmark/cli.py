@@ -74,7 +74,7 @@ DaskWorkers = Annotated[
         "--workers",
         min=1,
         help="Run on a local Dask cluster of N worker processes, one thread each, one task "
-        "per file (pip install 'earmark[dask]'); default: in this process.",
+        "per file (pip install 'earmark\\[dask]'); default: in this process.",
     ),
 ]
 DaskScheduler = Annotated[
