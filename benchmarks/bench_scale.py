@@ -7,10 +7,11 @@ two single-threaded Dask workers (a LocalCluster, torch at one thread per worker
   time the workers were not computing, per task; and a round trip of empty tasks). Beside
   the wall-time speed-up, the one the workers' CPU time gives (one worker's CPU seconds over
   the busiest of two workers'): what idle cores would show, when the machine is shared.
-* Peak resident memory per worker, sampled (psutil) after every file: it must stay flat
-  across files, whatever their number.
-* A projection for 100 workers from the measured per-file cost and overhead: a bench-sized
-  corpus and a season (2,000 recorder-hours), with the read bandwidth it would need.
+* Peak resident memory per worker, sampled (psutil) every 0.25 s and after every file, and
+  the worker's own peak (VmHWM) at the end: it must stay flat across files, whatever their
+  number.
+* A projection for 100 workers from the measured per-file cost, warm-up and overheads: the
+  bench's corpus and a season (2,000 one-hour files), with the read bandwidth it needs.
 
 The recordings are the demo scenes tiled to an hour each (each file starts at another place
 of the tiling, at another gain), written as FLAC under --data/bench-scale and reused; the
@@ -176,15 +177,16 @@ class RssSampler:
 
 
 def worker_facts() -> dict:
-    import resource
-
+    """A worker's pid, threads and peak resident memory (VmHWM: ru_maxrss would carry the
+    process's parent's over the exec that started it)."""
     import torch
 
+    status = Path("/proc/self/status").read_text()
     return {
         "pid": os.getpid(),
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "vmhwm_mb": int(status.split("VmHWM:")[1].split()[0]) / 1024,
     }
 
 
@@ -215,17 +217,25 @@ def scan_on_dask(run: Path, files: list[str], out: Path, workers: int) -> dict:
         cpu = meter.stop()
         sampler.stop()
         facts = client.run(worker_facts)
-        busy = [
-            sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
+        tasks = sorted(
+            (
+                min(s["start"] for s in task["startstops"]),
+                task["worker"],
+                sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute"),
+            )
             for task in stream.data
             if "detect" in str(task["key"])
-        ]
+        )
+        busy = [b for _, _, b in tasks]
+        # a worker's first task also imports torch and loads the model: its extra time
+        firsts = {w: b for _, w, b in reversed(tasks)}  # (the earliest task of each worker)
+        steady = float(np.median(busy))
+        warmup = max(0.0, float(np.mean(list(firsts.values()))) - steady) if busy else 0.0
         # the round trip of an empty task (submit -> result), one worker kept busy at a time
         t = time.perf_counter()
         n_noop = 200
         list(engine.map(noop, list(range(n_noop)), name="noop"))
         noop_s = (time.perf_counter() - t) / n_noop
-    per_file = float(np.mean(busy)) if busy else float("nan")
     third = max(1, len(sampler.after_file) // 3)
     return {
         "workers": workers,
@@ -235,14 +245,15 @@ def scan_on_dask(run: Path, files: list[str], out: Path, workers: int) -> dict:
         "realtime_factor": round(summary.audio_seconds / wall, 1),
         "events": len(summary.events),
         "tasks": len(busy),
-        "per_file_compute_s": round(per_file, 3),
+        "per_file_compute_s": round(steady, 3),  # the median task
+        "worker_warmup_s": round(warmup, 2),  # a first task's extra: imports, the model
         "overhead_s_per_task": round(max(0.0, (wall * workers - sum(busy)) / len(busy)), 4),
         "noop_task_round_trip_s": round(noop_s, 5),
         # the CPU each worker spent on the scan: on a shared machine the wall time says how
         # busy the machine was, this what the work cost (the wall time of idle cores)
         "worker_cpu_s": {a: round(cpu_after[a] - cpu_before[a], 2) for a in cpu_after},
         "peak_rss_mb_per_worker": {a: round(v, 1) for a, v in sampler.peak.items()},
-        "worker_ru_maxrss_mb": {a: round(f["ru_maxrss_mb"], 1) for a, f in facts.items()},
+        "worker_vmhwm_mb": {a: round(f["vmhwm_mb"], 1) for a, f in facts.items()},
         "rss_mb_after_first_third": round(sampler.after_file[third - 1], 1),
         "rss_mb_after_last_file": round(sampler.after_file[-1], 1),
         "worker_torch_threads": sorted({f["torch_threads"] for f in facts.values()}),
@@ -252,26 +263,31 @@ def scan_on_dask(run: Path, files: list[str], out: Path, workers: int) -> dict:
 
 
 def projection(one: dict, two: dict, files: int, hours: float) -> dict:
-    """Wall time with 100 workers, from the measured per-file cost and overheads: files are
-    scanned in rounds of one file per worker (``ceil(files / workers)`` rounds of per-file
-    cost plus the per-task overhead), and the scheduler hands out tasks one after another
-    (its round trip per task, a floor however many workers there are)."""
-    per_file = one["per_file_compute_s"]
+    """Wall time with 100 workers, from the measured costs: each worker warms up once
+    (imports, the model), then files are scanned in rounds of one file per worker
+    (``ceil(files / workers)`` rounds of the per-file cost plus the per-task overhead); the
+    scheduler hands out tasks one after another (an empty task's round trip each, a floor
+    however many workers there are). The season is 2,000 one-hour files, the per-file cost
+    scaled to an hour (it grows with the length; the overheads do not)."""
     overhead = max(one["overhead_s_per_task"], two["overhead_s_per_task"])
     serial = two["noop_task_round_trip_s"]
-    audio_per_file = hours * 3600
+    warmup = max(one["worker_warmup_s"], two["worker_warmup_s"])
 
-    def wall(n_files: int, workers: int) -> float:
+    def wall(n_files: int, workers: int, per_file: float) -> float:
         rounds = math.ceil(n_files / workers)
-        return max(rounds * (per_file + overhead), n_files * serial)
+        return max(warmup + rounds * (per_file + overhead), n_files * serial)
 
     out = {}
-    for name, n_files in (("bench", files), ("season", SEASON_FILES)):
-        w1, w100 = wall(n_files, 1), wall(n_files, PROJECTED_WORKERS)
-        rtf = n_files * audio_per_file / w100
+    per_hour = one["per_file_compute_s"] / hours
+    for name, n_files, file_hours in (("bench", files, hours), ("season", SEASON_FILES, 1.0)):
+        per_file = per_hour * file_hours
+        w1 = wall(n_files, 1, per_file)
+        w100 = wall(n_files, PROJECTED_WORKERS, per_file)
+        rtf = n_files * file_hours * 3600 / w100
         out[name] = {
             "files": n_files,
-            "hours": n_files * hours,
+            "hours": n_files * file_hours,
+            "per_file_s": round(per_file, 2),
             "wall_s_1_worker": round(w1, 1),
             f"wall_s_{PROJECTED_WORKERS}_workers": round(w100, 1),
             "speedup": round(w1 / w100, 1),
@@ -281,9 +297,9 @@ def projection(one: dict, two: dict, files: int, hours: float) -> dict:
             "read_mb_per_s_pcm": round(rtf * SR * 2 / 1e6, 1),
         }
     out["assumes"] = (
-        "one file per task, workers of one core like these, files read at the bandwidth "
-        "given; few files for many workers leave workers idle (the bench's 20 files on 100 "
-        "workers: one round)"
+        "one file per task, workers of one core like these, the files read at the bandwidth "
+        "given, the workers already started (a batch queue's wait not counted); fewer files "
+        "than workers leave workers idle"
     )
     return out
 
