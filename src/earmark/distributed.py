@@ -73,6 +73,14 @@ INSTALL = "pip install 'earmark[dask]'"
 RETRIES = 2
 #: Seconds to wait for a scheduler given by address to answer.
 CONNECT_TIMEOUT = 10.0
+#: Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns glibc's
+#: dynamic mmap threshold off: every array over 128 KiB is then a fresh mmap, faulted in
+#: page by page. A worker scanning with it took 1.5-1.9x the time of one process (a one-hour
+#: recording, cnn, one thread: 18.3 s against 10.1 s). The local cluster's workers start
+#: without it (this setting unset), allocating as one process does; on another cluster,
+#: give the workers MALLOC_MMAP_THRESHOLD_=67108864 (as examples/slurm_detect.py does):
+#: as fast, measured.
+TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def require_dask() -> Any:
@@ -135,14 +143,17 @@ class Engine:
         # Worker processes, one thread each: torch and the decoders then use one core per
         # worker (the nanny sets OMP_NUM_THREADS=1), and a worker that dies loses only its
         # own file. No dashboard: it needs bokeh and a port.
+        import dask
+
         try:
-            self.cluster = distributed.LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set({TRIM_SETTING: None}):  # see TRIM_SETTING
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
         except (OSError, TimeoutError) as exc:
             raise EarmarkError(f"cannot start a local Dask cluster: {_line(exc)}") from None
         self.client = distributed.Client(self.cluster, set_as_default=False)
