@@ -222,7 +222,6 @@ class KillOnce(WorkerPlugin):
             os._exit(1)
 
 
-@pytest.mark.slow
 def test_a_worker_that_dies_loses_only_its_file_which_is_retried(
     scene: Path, engine: distributed.Engine, tmp_path: Path
 ) -> None:
