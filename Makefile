@@ -58,11 +58,11 @@ demo: setup
 
 # The optional extras the tests cover install for the tests only, never for setup or the
 # demo: birdnet (BirdNET v2.4, CC BY-NC-SA 4.0 weights), annotations (crowsetta, for the
-# annotation formats earmark does not read itself) and search (usearch, the similarity index).
-# It changes no installed version (checked with pip install --dry-run): torch stays 2.13.0 and
-# numpy stays 2.x.
+# annotation formats earmark does not read itself), search (usearch, the similarity index) and
+# dask (dask.distributed and dask-jobqueue, for corpus jobs on a cluster). It changes no
+# installed version (checked with pip install --dry-run): torch stays 2.13.0 and numpy stays 2.x.
 $(BIRDNET_STAMP): $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,birdnet,annotations,search]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,birdnet,annotations,search,dask]'
 	touch $(BIRDNET_STAMP)
 
 lint: setup

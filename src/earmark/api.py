@@ -39,11 +39,23 @@ def detect(
     """Find and count events in long recordings (``earmark detect``): ``model`` is a model
     directory, an ``.onnx`` file or a loaded model; ``inputs`` recordings or folders of
     them; the tables go to ``out``. ``options`` go to :func:`earmark.detection.run.detect`
-    (``windowing``, ``rules``, ``settings``, ``resume``, ``workers``, callbacks)."""
+    (``windowing``, ``rules``, ``settings``, ``resume``, ``decode_ahead``, callbacks).
+    ``workers=N`` (a local Dask cluster), ``scheduler=ADDRESS`` or ``engine`` run it on
+    Dask, one task per recording (:func:`earmark.distributed.detect`): ``model`` must then
+    be the model's path, which the workers load."""
     from earmark.detection.run import detect as run_detect
-    from earmark.errors import EarmarkError
+    from earmark.errors import EarmarkError, ParameterError
     from earmark.predict import input_files
 
+    if any(options.get(k) is not None for k in ("workers", "scheduler", "engine")):
+        if not isinstance(model, (str, Path)):
+            raise ParameterError(
+                "on Dask the workers load the model from its folder: give its path"
+            )
+        from earmark.distributed import detect as dask_detect
+
+        return dask_detect(model, inputs, out, **options)
+    options = {k: v for k, v in options.items() if k not in ("workers", "scheduler", "engine")}
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {inputs}")

@@ -124,6 +124,25 @@ def _load_for(
     return model
 
 
+DaskWorkers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Run on a local Dask cluster of N worker processes, one thread each, one task "
+        "per file (pip install 'earmark\\[dask]'); default: in this process.",
+    ),
+]
+DaskScheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on the Dask cluster at this scheduler address (tcp://host:8786), one task "
+        "per file; its workers must see the files (and the model) at these paths.",
+    ),
+]
+
+
 def _error(message: object) -> None:
     err_console.print(
         f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True
@@ -243,6 +262,22 @@ def _progress(description: str, total: int, quiet: bool) -> Iterator[Callable[[]
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
+
+
+def _dask_engine(workers: int | None, scheduler: str | None) -> dict[str, Any] | None:
+    """The Dask engine asked for (``--workers`` / ``--scheduler``) as the library's keyword
+    arguments, or ``None`` for a run in this process. Both flags: a usage error; dask not
+    installed: a one-line error saying how to install it, before any work."""
+    if workers is None and scheduler is None:
+        return None
+    from earmark.distributed import check_engine, require_dask
+
+    if workers is not None and scheduler is not None:
+        raise OptionError("--workers starts a local Dask cluster, --scheduler uses one: not both")
+    with _options():
+        check_engine(workers, scheduler)
+    require_dask()
+    return {"workers": workers, "scheduler": scheduler}
 
 
 def _version(value: bool) -> None:
@@ -579,12 +614,15 @@ def features(
         int | None, typer.Option(help="MFCC coefficients (default: 20; hand-crafted 13).")
     ] = None,
     deltas: Annotated[int, typer.Option(min=0, max=2, help="MFCC deltas: 0, 1 or 2.")] = 0,
+    workers: DaskWorkers = None,
+    scheduler: DaskScheduler = None,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Compute features for every file into one .npz (X, y, classes, filepaths, settings);
-    unreadable files are skipped and listed (exit code 3)."""
+    unreadable files are skipped and listed (exit code 3). With --workers / --scheduler each
+    file is a Dask task; the table is the same."""
     from earmark.artifact import check_out
 
     if kind not in FEATURE_KINDS:
@@ -603,6 +641,7 @@ def features(
             n_mfcc=n_mfcc,
             deltas=deltas,
         )
+    dask = _dask_engine(workers, scheduler)
     check_out(out, overwrite=overwrite, file=True)
     quiet = quiet or as_json
     manifest = data.load(path, layout=layout)
@@ -617,7 +656,14 @@ def features(
             err_console.print(f"clip length: {duration:.2f} s (the longest clip; set --duration)")
     audio_cfg = audio_io.AudioConfig(sample_rate=sr, duration=duration, crop=crop)
     with _progress(f"{kind} features", len(manifest), quiet) as advance:
-        table = compute_features(manifest, audio_cfg, feat_cfg, on_file=advance)
+        if dask is None:
+            table = compute_features(manifest, audio_cfg, feat_cfg, on_file=advance)
+        else:
+            from earmark import distributed
+
+            table = distributed.compute_features(
+                manifest, audio_cfg, feat_cfg, on_file=advance, **dask
+            )
     table.save(out)
     _list_unreadable([problem for _path, problem in table.skipped])
     if as_json:
@@ -672,13 +718,16 @@ def embed(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows embedded at once.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: DaskWorkers = None,
+    scheduler: DaskScheduler = None,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Embed every window of audio files with a pretrained frontend into one table: a row
     per window (file, start_s, end_s, embedding). Long files are streamed; unreadable files
-    are skipped and listed (exit code 3)."""
+    are skipped and listed (exit code 3). With --workers / --scheduler each file is a Dask
+    task; the table is the same."""
     from earmark.artifact import check_out
     from earmark.detection.windows import Windowing
     from earmark.features import pretrained
@@ -692,21 +741,20 @@ def embed(
         resolve_device(device)
         if out.suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: the output name must end in .parquet or .npz")
+    dask = _dask_engine(workers, scheduler)
     check_out(out, overwrite=overwrite, file=True)
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
     quiet = quiet or as_json
+    options = {"window": window, "hop": hop, "batch_size": batch_size, "device": device}
     with _progress(f"{frontend} embeddings", len(paths), quiet) as advance:
-        table = pretrained.embed_files(
-            paths,
-            frontend,
-            window=window,
-            hop=hop,
-            batch_size=batch_size,
-            device=device,
-            on_file=advance,
-        )
+        if dask is None:
+            table = pretrained.embed_files(paths, frontend, on_file=advance, **options)
+        else:
+            from earmark import distributed
+
+            table = distributed.embed_files(paths, frontend, on_file=advance, **options, **dask)
     if len(table):
         table.save(out)
     _list_unreadable([problem for _path, problem in table.skipped])
@@ -895,7 +943,13 @@ CacheDir = Annotated[
     typer.Option(help="Feature cache folder (default: $EARMARK_CACHE or ~/.cache/earmark)."),
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Compute features without a cache.")]
-Workers = Annotated[int | None, typer.Option(help="Feature workers (default: all cores).")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        help="Processes / threads computing features on this machine (default: all cores); "
+        "not Dask workers (detect, predict, embed and features take those)."
+    ),
+]
 
 
 #: The options of `train` and `cv` by the settings they set, for one-line errors.
@@ -1760,17 +1814,23 @@ def predict(
     device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "auto",
     threads: Threads = None,
     no_calibration: NoCalibration = False,
+    workers: DaskWorkers = None,
+    scheduler: DaskScheduler = None,
     quiet: Quiet = False,
 ) -> None:
     """Top-k labels with scores for each file; long audio is windowed and pooled. A
     multi-label model also lists every class at or above its threshold (``present``; the
     run's calibrated thresholds, else 0.5). Unreadable files are listed on stderr (exit code
-    3; 1 when none could be read)."""
+    3; 1 when none could be read). With --workers / --scheduler each file is a Dask task
+    (the torch runtime on each worker)."""
     from earmark.predict import input_files
 
     _one_format(json=as_json, jsonl=as_jsonl, csv=as_csv)
     if pooling is not None and pooling not in ("mean", "max"):
         raise typer.BadParameter("use mean or max", param_hint="--pooling")
+    dask = _dask_engine(workers, scheduler)
+    if dask is not None and runtime != "torch":
+        raise OptionError(f"--runtime {runtime} runs in this process: Dask workers run torch")
     paths = input_files(inputs)
     if not paths:
         raise EarmarkError(f"no audio files in {', '.join(map(str, inputs))}")
@@ -1789,7 +1849,20 @@ def predict(
     machine = as_json or as_jsonl or as_csv
     multi = bool(getattr(clf, "multi_label_", False))
     with _progress("predicting", len(paths), quiet or machine) as advance:
-        preds = clf.predict_files(paths, top_k=top_k, on_file=advance)
+        if dask is None:
+            preds = clf.predict_files(paths, top_k=top_k, on_file=advance)
+        else:
+            from earmark import distributed
+
+            preds = distributed.predict_files(
+                run,
+                paths,
+                top_k=top_k,
+                calibration=not no_calibration,
+                pooling=pooling,
+                on_file=advance,
+                **dask,
+            )
     failed = [p for p in preds if p.error is not None]
     if as_json:
         _emit_json(
@@ -1929,7 +2002,16 @@ def detect(
             "done; an option that differs from the record is refused."
         ),
     ] = False,
-    workers: Annotated[int, typer.Option(min=1, help="Recordings decoded ahead.")] = 1,
+    decode_ahead: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Recordings decoded ahead in background threads (a run in this process; "
+            "default 1).",
+        ),
+    ] = None,
+    workers: DaskWorkers = None,
+    scheduler: DaskScheduler = None,
     runtime: Runtime = "torch",
     device: Annotated[str, typer.Option(help="Where networks run: auto, cpu or cuda.")] = "auto",
     threads: Threads = None,
@@ -1939,7 +2021,8 @@ def detect(
 ) -> None:
     """Find and count events in long recordings with sliding windows; writes events.csv /
     .json, counts.csv, scores.parquet, Raven and Audacity tables per recording, errors.csv,
-    and the run's settings (detection.json, which --resume reads)."""
+    and the run's settings (detection.json, which --resume reads). With --workers /
+    --scheduler each recording is a Dask task; the tables are the same."""
     from earmark.detection.events import EventRules, load_thresholds
     from earmark.detection.run import (
         RULES_SETTINGS,
@@ -1977,6 +2060,15 @@ def detect(
                 given |= {"threshold": 0.5, "thresholds": load_thresholds(threshold)}
         Windowing(**{k: v for k, v in given.items() if k in WINDOWING_SETTINGS})
         EventRules(**{k: v for k, v in given.items() if k in RULES_SETTINGS})
+    dask = _dask_engine(workers, scheduler)
+    if dask is not None and decode_ahead is not None:
+        raise OptionError(
+            "--decode-ahead is for a run in this process: each Dask worker reads its own recording"
+        )
+    if dask is not None and runtime != "torch":
+        raise OptionError(f"--runtime {runtime} runs in this process: Dask workers run torch")
+    if dask is not None:
+        dask |= {"run": run, "calibration": not no_calibration, "device": device}
     quiet = quiet or as_json
     paths = input_files(inputs)
     if not paths:
@@ -1992,7 +2084,7 @@ def detect(
     record = read_record(out) if resume else None
     try:  # refuse a differing option before anything is read
         windowing, rules = resolve_settings(model, out, settings=given, resume=resume)
-        summary = _run_detection(model, paths, out, given, resume, workers, quiet)
+        summary = _run_detection(model, paths, out, given, resume, decode_ahead, quiet, dask)
     except SettingConflict as exc:
         setting = "threshold" if exc.setting == "thresholds" else exc.setting
         flag = "--" + setting.replace("_", "-")
@@ -2050,16 +2142,25 @@ def detect(
     _partial(summary.failed, summary.scored + summary.resumed)
 
 
-def _run_detection(model, paths, out, given, resume, workers, quiet):
+def _run_detection(model, paths, out, given, resume, decode_ahead, quiet, dask=None):
     """The detection run with a progress bar over hours of audio (files, real-time factor);
-    ``given``: the settings given on the command line (the library fills in the rest)."""
+    ``given``: the settings given on the command line (the library fills in the rest);
+    ``dask``: :func:`earmark.distributed.detect`'s engine and model arguments, for a run
+    on Dask (the bar then moves a recording at a time)."""
     import time
 
-    from earmark.detection.run import detect as run_detect
+    options: dict[str, Any] = {"settings": given, "resume": resume}
+    if dask is None:
+        from earmark.detection.run import detect as run_detect
 
-    options = {"settings": given, "resume": resume, "workers": workers}
+        job = functools.partial(run_detect, model, decode_ahead=decode_ahead or 1)
+    else:  # the same run, its recordings scored on Dask (the model loaded from its folder)
+        from earmark import distributed
+
+        engine = dict(dask)
+        job = functools.partial(distributed.detect, engine.pop("run"), **engine)
     if quiet:
-        return run_detect(model, paths, out, **options)
+        return job(paths, out, **options)
     total = 0.0
     for p in paths:
         with suppress(EarmarkError):  # unreadable: reported by the run itself
@@ -2085,7 +2186,7 @@ def _run_detection(model, paths, out, given, resume, workers, quiet):
             done["files"] += 1
             bar.update(task, files=f"{done['files']}/{len(paths)}")
 
-        return run_detect(model, paths, out, on_file=on_file, on_audio=on_audio, **options)
+        return job(paths, out, on_file=on_file, on_audio=on_audio, **options)
 
 
 @app.command()

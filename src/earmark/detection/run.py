@@ -10,8 +10,10 @@ setting or model given that differs is refused, see :func:`resolve_settings`) an
 recordings whose part matches. At the end the folder-wide tables (events CSV / JSON, counts,
 scores Parquet, errors) are rebuilt from all parts and the record completed (status
 ``complete``, files scored / resumed / failed, events, each recording's duration). The next
-recordings are decoded in background threads while the current one is scored (``workers``
-of them at a time).
+recordings are decoded in background threads while the current one is scored
+(``decode_ahead`` of them at a time). Given ``remote`` (:mod:`earmark.distributed`: a Dask
+cluster), the recordings to do are scored there instead, one task per recording, and their
+tracks come back here, where everything is written as above: the same files either way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,12 @@ __all__ = [
 
 SETTINGS_FILE = "detection.json"  # the run's settings record
 RECORD_VERSION = 1
+
+#: Scores recordings elsewhere (:func:`earmark.distributed.detect` supplies one): given the
+#: recordings' paths, the windowing and the batch size, it yields ``(k, result)`` as each is
+#: done, ``k`` the recording's position in the list and ``result`` its
+#: :class:`ScoreTrack`, or the message of the :class:`AudioError` that made it unreadable.
+RemoteScorer = Callable[[Sequence[str], Windowing, int], Iterable[tuple[int, "ScoreTrack | str"]]]
 
 
 @dataclass
@@ -388,10 +396,11 @@ def detect(
     rules: EventRules | None = None,
     settings: Mapping[str, Any] | None = None,
     resume: bool = False,
-    workers: int = 1,
+    decode_ahead: int = 1,
     batch_size: int = 256,
     on_file: Callable[[str, float], None] | None = None,
     on_audio: Callable[[float], None] | None = None,
+    remote: RemoteScorer | None = None,
 ) -> DetectionSummary:
     """Detect events in every recording of ``paths`` with ``model`` and write the tables to
     ``out_dir`` (see the module docstring).
@@ -405,13 +414,18 @@ def detect(
     setting given that differs from the record's, is refused (:class:`SettingConflict`);
     one equal to the record's is fine. Without a record, ``resume`` starts afresh.
 
-    ``workers``: recordings decoded ahead in background threads (at least 1: the current
-    one). ``on_file(path, seconds)`` is called as each recording is done, ``on_audio(s)`` as
-    each block of ``s`` seconds is scored (for a progress bar). Unreadable recordings are
-    listed in ``errors.csv`` and in the summary; the run goes on.
+    ``decode_ahead``: recordings decoded ahead in background threads (at least 1: the
+    current one). ``on_file(path, seconds)`` is called as each recording is done,
+    ``on_audio(s)`` as each block of ``s`` seconds is scored (for a progress bar). Unreadable
+    recordings are listed in ``errors.csv`` and in the summary; the run goes on.
+
+    ``remote`` scores the recordings to do elsewhere (:data:`RemoteScorer`; see
+    :func:`earmark.distributed.detect`): they come back in the order they finish, and
+    ``on_audio`` is called with each one's whole length as it arrives. What is written is
+    the same as for a run in this process.
     """
-    if workers < 1:
-        raise ParameterError(f"workers must be >= 1, got {workers}")
+    if isinstance(decode_ahead, bool) or not isinstance(decode_ahead, int) or decode_ahead < 1:
+        raise ParameterError(f"decode_ahead must be a whole number >= 1, got {decode_ahead!r}")
     windowing, rules = resolve_settings(
         model, out_dir, windowing=windowing, rules=rules, settings=settings, resume=resume
     )
@@ -456,43 +470,61 @@ def detect(
 
     def open_ahead(pos: int) -> None:
         # decode the next recordings in background threads (ensemble members decode their own)
-        for j in todo[pos : pos + workers]:
+        for j in todo[pos : pos + decode_ahead]:
             if single and j not in readers:
                 blocks = model.preprocessing.blocks(Path(paths[j]), BLOCK_SECONDS)
                 readers[j] = Prefetched(blocks, depth=2)
 
-    try:
-        for pos, i in enumerate(todo):
-            open_ahead(pos)
-            try:
-                track = score_file(
-                    model,
-                    paths[i],
-                    windowing,
-                    batch_size=batch_size,
-                    blocks=readers.get(i),
-                    on_block=on_audio,
-                )
-            except AudioError as exc:
-                summary.failed += 1
-                summary.errors.append((paths[i], str(exc)))
-                if on_file is not None:
-                    on_file(paths[i], 0.0)
+    def failed(i: int, message: str) -> None:
+        summary.failed += 1
+        summary.errors.append((paths[i], message))
+        if on_file is not None:
+            on_file(paths[i], 0.0)
+
+    def scored(i: int, track: ScoreTrack) -> None:
+        write_tables(i, track)
+        _save_part(parts_dir / f"{names[i]}.npz", track, fingerprint)  # last: "done"
+        tracks[i] = track
+        summary.scored += 1
+        summary.audio_seconds += track.duration
+        if on_file is not None:
+            on_file(paths[i], track.duration)
+
+    if remote is not None:
+        for k, result in remote([paths[i] for i in todo], windowing, batch_size):
+            i = todo[k]
+            if isinstance(result, str):
+                failed(i, result)
                 continue
-            finally:
-                reader = readers.pop(i, None)
-                if reader is not None:
-                    reader.close()
-            write_tables(i, track)
-            _save_part(parts_dir / f"{names[i]}.npz", track, fingerprint)  # last: "done"
-            tracks[i] = track
-            summary.scored += 1
-            summary.audio_seconds += track.duration
-            if on_file is not None:
-                on_file(paths[i], track.duration)
-    finally:
-        for reader in readers.values():
-            reader.close()
+            if on_audio is not None:
+                on_audio(result.duration)
+            scored(i, result)
+        errors_of = {p: n for n, p in enumerate(paths)}  # in the recordings' order, as here
+        summary.errors.sort(key=lambda e: errors_of[e[0]])
+    else:
+        try:
+            for pos, i in enumerate(todo):
+                open_ahead(pos)
+                try:
+                    track = score_file(
+                        model,
+                        paths[i],
+                        windowing,
+                        batch_size=batch_size,
+                        blocks=readers.get(i),
+                        on_block=on_audio,
+                    )
+                except AudioError as exc:
+                    failed(i, str(exc))
+                    continue
+                finally:
+                    reader = readers.pop(i, None)
+                    if reader is not None:
+                        reader.close()
+                scored(i, track)
+        finally:
+            for reader in readers.values():
+                reader.close()
 
     ordered = [tracks[i] for i in sorted(tracks)]
     for i in sorted(tracks):  # tables of resumed recordings too, from their parts

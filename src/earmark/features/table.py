@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,16 @@ from earmark.errors import AudioError, EarmarkError
 from earmark.features.config import FeatureConfig
 from earmark.prefetch import prefetch_map
 
-__all__ = ["FeatureTable", "compute_features"]
+__all__ = ["FeatureTable", "RemoteRows", "compute_features"]
+
+#: Computes feature rows elsewhere (:func:`earmark.distributed.compute_features` supplies
+#: one): given the rows' files and segments (``None``: the whole file) and the settings, it
+#: yields ``(k, vector, error)`` as each row is done, ``k`` the row's position in the list
+#: and either its feature array or the message of the error that made it unreadable.
+RemoteRows = Callable[
+    [Sequence[str], Sequence["tuple[float, float] | None"], AudioConfig, FeatureConfig],
+    Iterable[tuple[int, "np.ndarray | None", "str | None"]],
+]
 
 
 @dataclass
@@ -139,6 +149,35 @@ def _handcrafted_file(
         return None, str(exc)
 
 
+def feature_row(
+    path: str,
+    audio: AudioConfig,
+    features: FeatureConfig,
+    span: tuple[float, float] | None = None,
+    *,
+    frontend: Callable[[Any], Any] | None = None,
+    device: str = "cpu",
+) -> tuple[np.ndarray | None, str | None]:
+    """One row of :func:`compute_features` alone: the file's (or segment's) features, or
+    the error that made it unreadable. ``frontend`` (spectral and pretrained kinds): the
+    torch module of :func:`~earmark.features.frontend.build_frontend` on ``device``, built
+    once by the caller; it sees a batch of one clip, as :func:`compute_features` batches
+    them."""
+    if features.kind == "handcrafted":
+        return _handcrafted_file(path, audio.to_dict(), features.to_dict(), span)
+    if frontend is None:
+        raise EarmarkError(f"{features.kind} features need the frontend module")
+    import torch
+
+    try:
+        y = _clip(path, audio, span)
+    except AudioError as exc:
+        return None, str(exc)
+    with torch.inference_mode():
+        out = frontend(torch.from_numpy(y[None]).to(device)).float().cpu().numpy()
+    return out[0], None
+
+
 def _digests(paths: list[str], workers: int) -> list[str | None]:
     """Content digests of ``paths``, each distinct file hashed once (the windows of one
     recording share it)."""
@@ -165,6 +204,7 @@ def compute_features(
     batch_size: int = 64,
     device: str = "cpu",
     on_file: Callable[[], None] | None = None,
+    remote: RemoteRows | None = None,
 ) -> FeatureTable:
     """Decode, standardize and featurize every file of ``manifest``.
 
@@ -175,7 +215,9 @@ def compute_features(
     frontend (``aisfx``...) embeds ``batch_size`` clips at a time on ``device``; its cache
     entries are keyed by its weights too. Clips must share a length for the spectral kinds,
     ``waveform`` and the pretrained frontends: set ``audio.duration``. Unreadable files are
-    skipped and listed in ``FeatureTable.skipped``.
+    skipped and listed in ``FeatureTable.skipped``. ``remote`` computes the rows the cache
+    does not hold elsewhere (:data:`RemoteRows`, one row at a time, as
+    :func:`feature_row` does); the table is the same.
     """
     if features.kind != "handcrafted" and audio.duration is None:
         raise EarmarkError(
@@ -209,7 +251,11 @@ def compute_features(
         if on_file is not None:
             on_file()
 
-    if features.kind == "handcrafted":
+    if remote is not None:
+        results = remote([paths[i] for i in todo], [spans[i] for i in todo], audio, features)
+        for k, value, error in results:
+            keep(todo[k], value, error)
+    elif features.kind == "handcrafted":
         args = (audio.to_dict(), features.to_dict())
         if workers > 1 and len(todo) >= PARALLEL_MIN_FILES:
             ctx = multiprocessing.get_context("spawn")  # safe beside torch's threads

@@ -8,7 +8,9 @@ rate, mono) and the streamed windowing of ``detect``
 (:meth:`earmark.predict.Predictor.score_track`, with the embedding as the "score"), so a long
 recording is read block by block and memory does not grow with its length. The last window
 of a file (or a file shorter than one window) is zero-padded; its ``end_s`` is the file's end.
-A file that cannot be read is listed in :attr:`Embeddings.skipped` and left out.
+A file that cannot be read is listed in :attr:`Embeddings.skipped` and left out. Given
+``remote`` (:func:`earmark.distributed.embed_files`: a Dask cluster), each file is embedded
+there by :func:`embedder`'s predictor, the same computation, and the rows come back here.
 
 :meth:`Embeddings.save` writes the table atomically, as Parquet or ``.npz`` by the name's
 suffix. The Parquet table has one row per window: ``file`` (the path as given), ``start_s``,
@@ -36,12 +38,28 @@ import earmark.features.pretrained as pretrained
 from earmark.atomic import atomic_write
 from earmark.errors import AudioError, EarmarkError, ParameterError
 
-__all__ = ["FORMATS", "Embeddings", "FileEmbedder", "embed_files", "file_embedder"]
+__all__ = [
+    "FORMATS",
+    "Embeddings",
+    "FileEmbedder",
+    "RemoteEmbedder",
+    "embed_files",
+    "embedder",
+    "file_embedder",
+]
 
 #: The output formats, by file suffix.
 FORMATS = (".parquet", ".npz")
 #: Key of the settings in the Parquet metadata.
 META_KEY = b"earmark"
+
+#: Embeds files elsewhere (:func:`earmark.distributed.embed_files` supplies one): given the
+#: files, the windowing and the batch size, it yields ``(k, rows)`` as each is done, ``k``
+#: the file's position in the list and ``rows`` its windows' ``(starts, ends, vectors)``, or
+#: the message of the :class:`AudioError` that made it unreadable.
+RemoteEmbedder = Callable[
+    [list[str], Any, int], Iterable[tuple[int, "tuple[np.ndarray, np.ndarray, np.ndarray] | str"]]
+]
 
 
 @dataclass
@@ -181,6 +199,32 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
+def embedder(frontend: str, window: float, device: str) -> Any:
+    """The :class:`earmark.predict.Predictor` whose "scores" are ``frontend``'s embeddings of
+    ``window``-second windows on ``device`` (a resolved one: ``cpu``, ``cuda``): the one
+    preprocessing path, decoding at the frontend's rate, mono. Its weights are loaded (and
+    checked) here, before the first file. A Dask worker builds one per process
+    (:mod:`earmark.distributed`); :func:`file_embedder` wraps one for a single process."""
+    from earmark.audio import AudioConfig
+    from earmark.features.config import FeatureConfig
+    from earmark.predict import Predictor
+    from earmark.preprocess import Preprocessing
+
+    meta = pretrained.info(frontend)
+    prep = Preprocessing(
+        AudioConfig(sample_rate=meta.sample_rate, channels=1, max_duration=None),
+        FeatureConfig(kind=frontend),
+        window,
+        device=device,
+    )
+    prep.frontend()  # built (weights checked) before the first file
+
+    def identity(vectors: np.ndarray) -> np.ndarray:  # the "scores" are the embeddings
+        return np.asarray(vectors, dtype=np.float32)
+
+    return Predictor(prep, [str(i) for i in range(meta.dim)], identity, flat=True)
+
+
 class FileEmbedder:
     """Embeds one file's windows at a time (built by :func:`file_embedder`): the streamed
     path :func:`embed_files` and the similarity index (:mod:`earmark.review.index`) share.
@@ -205,6 +249,23 @@ class FileEmbedder:
         return track.starts, track.ends, np.asarray(track.scores, dtype=np.float32)
 
 
+def _windowing(
+    frontend: str, window: float | None, hop: float | None, last: str, batch_size: int
+) -> Any:
+    """The checked windowing of an embedding run (:class:`ParameterError` for a bad window,
+    hop or batch size), the frontend's package checked too (its install command)."""
+    from earmark.detection.windows import Windowing
+
+    meta = pretrained.info(frontend)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    window = meta.window_seconds if window is None else window
+    windowing = Windowing(window=window, hop=hop if hop is not None else window, last=last)
+    if not pretrained.available(frontend):
+        pretrained.load(frontend)  # raises the one-line install error
+    return windowing
+
+
 def file_embedder(
     frontend: str = pretrained.DEFAULT,
     *,
@@ -221,33 +282,11 @@ def file_embedder(
     ``device``. Everything is checked and the frontend's weights loaded here, before any file
     is read: :class:`ParameterError` for a bad setting, :class:`EarmarkError` with the install
     command when the frontend's package is missing."""
-    from earmark.audio import AudioConfig
-    from earmark.detection.windows import Windowing
-    from earmark.features.config import FeatureConfig
-    from earmark.predict import Predictor
-    from earmark.preprocess import Preprocessing
     from earmark.training import resolve_device
 
-    meta = pretrained.info(frontend)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    window = meta.window_seconds if window is None else window
-    windowing = Windowing(window=window, hop=hop if hop is not None else window, last=last)
+    windowing = _windowing(frontend, window, hop, last, batch_size)
     dev = str(resolve_device(device))
-    if not pretrained.available(frontend):
-        pretrained.load(frontend)  # raises the one-line install error
-    prep = Preprocessing(
-        AudioConfig(sample_rate=meta.sample_rate, channels=1, max_duration=None),
-        FeatureConfig(kind=frontend),
-        float(windowing.window),
-        device=dev,
-    )
-    prep.frontend()  # built (weights checked) before the first file
-
-    def identity(vectors: np.ndarray) -> np.ndarray:  # the "scores" are the embeddings
-        return np.asarray(vectors, dtype=np.float32)
-
-    predictor = Predictor(prep, [str(i) for i in range(meta.dim)], identity, flat=True)
+    predictor = embedder(frontend, float(windowing.window), dev)
     return FileEmbedder(frontend, windowing, predictor, batch_size, dev)
 
 
@@ -261,12 +300,14 @@ def embed_files(
     device: str = "auto",
     on_file: Callable[[], None] | None = None,
     on_audio: Callable[[float], None] | None = None,
+    remote: RemoteEmbedder | None = None,
 ) -> Embeddings:
     """Embed the windows of audio files (files, folders searched for audio, manifest CSVs)
     with pretrained ``frontend``: windows of ``window`` seconds (default: the frontend's
     ``window_seconds``) every ``hop`` seconds (default: the window, no overlap), embedded
     ``batch_size`` windows at a time on ``device`` (``auto``: the GPU when present).
     ``on_file()`` is called after each file, ``on_audio(seconds)`` as audio is consumed.
+    ``remote`` embeds the files elsewhere (:data:`RemoteEmbedder`); the table is the same.
 
     Raises :class:`ParameterError` for a bad window, hop or batch size or an unknown
     frontend, and :class:`EarmarkError` (with the install command) when the frontend's
@@ -274,24 +315,43 @@ def embed_files(
     listed in :attr:`Embeddings.skipped`."""
     from earmark.predict import input_files
 
-    embedder = file_embedder(frontend, window=window, hop=hop, batch_size=batch_size, device=device)
+    meta = pretrained.info(frontend)
+    one = None  # settings checked (and, here, the weights loaded) before any file is read
+    if remote is not None:
+        windowing = _windowing(frontend, window, hop, "pad", batch_size)
+    else:
+        one = file_embedder(frontend, window=window, hop=hop, batch_size=batch_size, device=device)
+        windowing = one.windowing
+    paths = input_files(inputs)
+    rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | str] = {}
+    if remote is not None:
+        for k, result in remote(paths, windowing, batch_size):
+            rows[k] = result
+            if on_file is not None:
+                on_file()
+    else:
+        for k, path in enumerate(paths):
+            try:
+                rows[k] = one(path, on_audio)  # type: ignore[misc]
+            except AudioError as exc:
+                rows[k] = str(exc)
+            if on_file is not None:
+                on_file()
+    window, hop = float(windowing.window), float(windowing.hop)
     files: list[str] = []
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
     vectors: list[np.ndarray] = []
     skipped: list[tuple[str, str]] = []
-    for path in input_files(inputs):
-        try:
-            s, e, v = embedder(path, on_audio)
-        except AudioError as exc:
-            skipped.append((str(path), str(exc)))
-        else:
-            files += [str(path)] * len(s)
-            starts.append(s)
-            ends.append(e)
-            vectors.append(v)
-        if on_file is not None:
-            on_file()
+    for k in sorted(rows):  # the files' order, however they came back
+        result = rows[k]
+        if isinstance(result, str):
+            skipped.append((str(paths[k]), result))
+            continue
+        files += [str(paths[k])] * len(result[0])
+        starts.append(result[0])
+        ends.append(result[1])
+        vectors.append(result[2])
     return Embeddings(
         frontend=frontend,
         window_seconds=embedder.window_seconds,
@@ -299,6 +359,6 @@ def embed_files(
         files=files,
         starts=np.concatenate(starts) if starts else np.zeros(0),
         ends=np.concatenate(ends) if ends else np.zeros(0),
-        vectors=np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32),
+        vectors=np.concatenate(vectors) if vectors else np.zeros((0, meta.dim), np.float32),
         skipped=skipped,
     )
