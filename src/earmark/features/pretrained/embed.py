@@ -354,8 +354,8 @@ def embed_files(
         vectors.append(result[2])
     return Embeddings(
         frontend=frontend,
-        window_seconds=embedder.window_seconds,
-        hop_seconds=embedder.hop_seconds,
+        window_seconds=window,
+        hop_seconds=hop,
         files=files,
         starts=np.concatenate(starts) if starts else np.zeros(0),
         ends=np.concatenate(ends) if ends else np.zeros(0),
