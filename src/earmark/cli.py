@@ -865,9 +865,10 @@ def search(
         bool, typer.Option("--exact", help="Scan every window instead of the graph.")
     ] = False,
     as_json: AsJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """The windows of the indexed corpus nearest to a query clip (the mean of its windows'
-    embeddings), nearest first, with the cosine distance."""
+    embeddings), nearest first, with the cosine distance (--quiet: the table alone)."""
     from earmark.review.index import open_index
 
     result = open_index(index).search_file(query, k=k, exact=exact or None)
@@ -884,8 +885,11 @@ def search(
             f"{hit.end_s:.2f}",
         )
     console.print(table)
-    how = "exact scan" if result.exact else "approximate"
-    console.print(f"{len(result.hits)} hits in {result.took_ms:.0f} ms ({how})", highlight=False)
+    if not quiet:
+        how = "exact scan" if result.exact else "approximate"
+        console.print(
+            f"{len(result.hits)} hits in {result.took_ms:.0f} ms ({how})", highlight=False
+        )
 
 
 @app.command()
@@ -3091,8 +3095,10 @@ def reviews_list(
     limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
     as_json: AsJson = False,
+    quiet: Quiet = False,
 ) -> None:
-    """The reviews, newest first: what was said of which span, by whom, of which model."""
+    """The reviews, newest first: what was said of which span, by whom, of which model
+    (--quiet: the rows without the table's title)."""
     from earmark.review.store import opened
 
     with _options(), opened(db) as store:
@@ -3103,7 +3109,7 @@ def reviews_list(
         _emit_json({"reviews": [r.to_dict(with_path=True) for r in rows], "total": total})
         return
     table = Table("id", "when (UTC)", "recording", "span (s)", "label", "verdict", "reviewer",
-                  "model", title=f"{len(rows)} of {total} reviews")  # fmt: skip
+                  "model", title=None if quiet else f"{len(rows)} of {total} reviews")  # fmt: skip
     for r in rows:
         verdict_text = f"relabel -> {r.new_label}" if r.verdict == "relabel" else r.verdict
         table.add_row(
@@ -3124,6 +3130,7 @@ def reviews_list(
 def reviews_delete(
     db: ReviewsDb,
     review_id: Annotated[int, typer.Argument(help="The review's id (`earmark reviews list`).")],
+    quiet: Quiet = False,
 ) -> None:
     """Remove a review (undo): an earlier review of the same item counts again."""
     from earmark.review.store import opened
@@ -3131,7 +3138,8 @@ def reviews_delete(
     with opened(db) as store:
         if not store.delete(review_id):
             raise EarmarkError(f"{db}: no review {review_id}")
-    console.print(f"review {review_id} removed", highlight=False)
+    if not quiet:
+        console.print(f"review {review_id} removed", highlight=False)
 
 
 @reviews_app.command("export")

@@ -40,6 +40,7 @@ __all__ = [
     "OnnxClassifier",
     "checksum_field",
     "read_onnx_meta",
+    "verify_checksum",
 ]
 
 #: The ONNX metadata key holding earmark's settings (JSON) inside an exported file.
@@ -62,7 +63,7 @@ def checksum_field(digest: str) -> bytes:
 _CHECKSUM = re.compile(re.escape(checksum_field("")) + rb"([0-9a-f]{64})")
 
 
-def _verify_checksum(path: Path, data: bytes) -> bool:
+def verify_checksum(path: Path, data: bytes) -> bool:
     """Whether ``data`` (the file ``path``) carries a checksum; a wrong one is refused."""
     found = _CHECKSUM.findall(data)
     if not found:
@@ -220,7 +221,7 @@ class OnnxClassifier(UsesPredictor):
         a server, where those cores are needed by the HTTP side between calls)."""
         path = Path(path)
         data = _read(path)
-        checked = _verify_checksum(path, data)
+        checked = verify_checksum(path, data)
         session = _session(path, data, threads=threads, spin=spin)
         stored = session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if stored is not None:
@@ -242,7 +243,7 @@ class OnnxClassifier(UsesPredictor):
         checked: its checksum, its settings' classes and features, one input ``features``)."""
         path = Path(path)
         data = _read(path)
-        if not _verify_checksum(path, data):
+        if not verify_checksum(path, data):
             raise ArtifactError(f"{path}: its {CHECKSUM_KEY} is missing (modified after export?)")
         session = _session(path, data, **getattr(self, "_options", {}))
         stored = session.get_modelmeta().custom_metadata_map.get(META_KEY)

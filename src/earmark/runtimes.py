@@ -146,12 +146,12 @@ def _usable(path: Path) -> bool:
     """Whether a cached file is an intact earmark export (checksum verified); a damaged one
     is removed, to be written again (never an error)."""
     from earmark.artifact import ArtifactError
-    from earmark.onnx_model import _verify_checksum
+    from earmark.onnx_model import verify_checksum
 
     if not path.is_file():
         return False
     try:
-        if _verify_checksum(path, path.read_bytes()):
+        if verify_checksum(path, path.read_bytes()):
             return True
     except (ArtifactError, OSError):
         pass
