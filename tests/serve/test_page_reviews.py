@@ -302,3 +302,54 @@ def test_the_review_queue_walks_suggestions_and_stores_verdicts(
     assert verdicts == ["wrong", "relabel", None]
     assert page.js_errors == [] and page.http_errors == []
     page.close()
+
+
+def test_a_search_on_the_page_finds_the_window_and_its_hit_is_reviewed(
+    browser, live, plain_run: Path, plain_model: Any, seven_or_not, tmp_path: Path
+) -> None:
+    from earmark.review.index import build_index, open_index
+
+    _, rec = seven_or_not
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    y, sr = sf.read(rec, dtype="float32")
+    sf.write(corpus / "field.wav", y, sr)
+    build_index(corpus, tmp_path / "idx", hop=0.5, device="cpu")
+    query = tmp_path / "query.wav"  # the 'seven' of the recording, as a clip of its own
+    sf.write(query, y[round(SEVEN_AT * sr) : round((SEVEN_AT + 1.0) * sr)], sr)
+    db = tmp_path / "reviews.sqlite"
+    store = ReviewStore(db)
+    url = live(
+        create_app(
+            plain_model,
+            name=plain_run.name,
+            recordings=Recordings(tmp_path / "kept"),
+            reviews=store,
+            index=open_index(tmp_path / "idx"),
+            model_sha256=artifact_sha256(plain_run),
+        )
+    )
+    page = _open(browser, url)
+    assert page.locator("#search-panel").is_visible()
+    page.set_input_files("#search-file", str(query))
+    page.wait_for_selector("#search-hits .hit.item")
+    assert "hits for query.wav" in page.locator("#search-status").inner_text()
+    first = page.locator("#search-hits .hit.item").first
+    start = float(first.get_attribute("data-start"))
+    assert "field.wav" in first.inner_text()
+    assert abs(start - SEVEN_AT) <= 1.0  # the nearest window holds the query's 'seven'
+    first.locator(".play").click()  # heard from the server (GET /v1/audio/...)
+    page.wait_for_function("!document.getElementById('player').paused")
+    assert page.locator("#now-playing").get_attribute("data-start") == first.get_attribute(
+        "data-start"
+    )
+    # a hit has no label of its own: the reviewer names its class
+    first.locator(".review-relabel").click()
+    page.fill("#search-hits .relabel-input", "seven")
+    page.press("#search-hits .relabel-input", "Enter")
+    page.wait_for_selector("#search-hits .hit.item[data-verdict=relabel]")
+    rows, total = store.list()
+    assert total == 1 and rows[0].source == "search" and rows[0].new_label == "seven"
+    assert rows[0].path == str((corpus / "field.wav").resolve()) and rows[0].start_s == start
+    assert page.js_errors == [] and page.http_errors == []
+    store.close()
