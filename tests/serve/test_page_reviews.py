@@ -343,7 +343,9 @@ def test_a_search_on_the_page_finds_the_window_and_its_hit_is_reviewed(
     assert page.locator("#now-playing").get_attribute("data-start") == first.get_attribute(
         "data-start"
     )
-    # a hit has no label of its own: the reviewer names its class
+    # a hit has no label of its own: no correct / wrong, the reviewer names its class
+    assert first.locator(".review-correct").count() == 0
+    assert first.locator(".review-wrong").count() == 0
     first.locator(".review-relabel").click()
     page.fill("#search-hits .relabel-input", "seven")
     page.press("#search-hits .relabel-input", "Enter")
