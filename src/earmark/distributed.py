@@ -406,6 +406,16 @@ def _as_given(message: str, sent: str, given: str) -> str:
     return f"{given}: {message[len(prefix) :]}" if message.startswith(prefix) else message
 
 
+def _worker_threads() -> int:
+    """The threads of the Dask worker running this task (1 outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
 def _detect_task(path: str, ref: ModelRef, windowing: dict, batch_size: int) -> Any:
     """On a worker: one recording's score track, or why it cannot be read."""
     from earmark.detection.scores import BLOCK_SECONDS, score_file
@@ -414,7 +424,10 @@ def _detect_task(path: str, ref: ModelRef, windowing: dict, batch_size: int) -> 
 
     model = ref.load()
     blocks = None
-    if not hasattr(model, "members"):  # decoded in a thread while scored, as in one process
+    if not hasattr(model, "members") and _worker_threads() > 1:
+        # decoded in a thread while scored, as in one process; a single-threaded worker (one
+        # core, as a LocalCluster's and a batch job's are) decodes inline: a second thread on
+        # the same core would only take turns with the scoring
         blocks = Prefetched(model.preprocessing.blocks(Path(path), BLOCK_SECONDS), depth=2)
     try:
         return score_file(
