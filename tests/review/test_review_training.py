@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from signals import SR
+from signals import seven_or_not as make_seven_or_not
 
 from earmark.data.manifest import Manifest
 from earmark.errors import EarmarkError
 from earmark.review.store import Review, ReviewStore
 from earmark.review.training import add_reviews, review_windows, reviewed_spans
-
-SR = 16_000
 
 
 def _rev(path: Path, start: float, label: str, verdict: str, **kw) -> Review:
@@ -105,34 +105,11 @@ def test_add_reviews_appends_segment_rows_or_says_why_not(rec: Path, tmp_path: P
         add_reviews(train, tmp_path / "missing.sqlite")
 
 
-def _noise(seconds: float, seed: int) -> np.ndarray:
-    return (0.003 * np.random.default_rng(seed).standard_normal(round(seconds * SR))).astype(
-        np.float32
-    )
-
-
 @pytest.fixture(scope="module")
 def seven_or_not(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Data: one-second windows of quiet noise, with a spoken 'seven' ('seven') or without
-    ('background'); a recording in the same noise holding a 'two' at 1 s (speech the model
-    never heard, which it takes for a seven) and a 'seven' at 4 s."""
-    root = tmp_path_factory.mktemp("seven_or_not")
-    for name in ("seven", "background"):
-        (root / "data" / name).mkdir(parents=True)
-    for i in range(8):
-        clip, _ = sf.read(demo_digits / "seven" / f"v{i:03d}.wav", dtype="float32")
-        y = _noise(1.0, 100 + i)
-        at = (i * 997) % (SR - clip.size)
-        y[at : at + clip.size] += clip
-        sf.write(root / "data" / "seven" / f"v{i:03d}.wav", y, SR)
-        sf.write(root / "data" / "background" / f"n{i}.wav", _noise(1.0, i), SR)
-    y = _noise(6.0, 99)
-    for digit, at in (("two", 1.125), ("seven", 4.125)):
-        clip, _ = sf.read(demo_digits / digit / "v001.wav", dtype="float32")
-        y[round(at * SR) : round(at * SR) + clip.size] += clip
-    rec = root / "rec.wav"
-    sf.write(rec, y, SR)
-    return root / "data", rec
+    """Clips of 'seven' / 'background' and a recording with a false and a true 'seven'
+    (:func:`signals.seven_or_not`)."""
+    return make_seven_or_not(demo_digits, tmp_path_factory.mktemp("seven_or_not"))
 
 
 def _seven_score(clf, rec: Path, start: float, tmp: Path) -> float:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 from browser_pages import check_screenshot
+from signals import SEVEN_AT, SR, TWO_AT
+from signals import seven_or_not as make_seven_or_not
 from typer.testing import CliRunner
 
 from earmark.cli import app as cli_app
@@ -28,42 +29,18 @@ from earmark.review.store import ReviewStore, artifact_sha256
 from earmark.review.suggestions import load_suggestions
 from earmark.serve import Recordings, create_app
 
-SR = 16_000
 TRAIN = ["--model", "logreg", "--features", "logmel", "--duration", "1", "--seed", "0"]
-TWO_AT, SEVEN_AT = 1.125, 4.125  # where the recording's 'two' and 'seven' start (s)
 
 
 def _cli(*args: str | Path):
     return CliRunner().invoke(cli_app, [str(a) for a in args])
 
 
-def _noise(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.003 * rng.standard_normal(round(seconds * SR))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def seven_or_not(demo_digits: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Data: one-second clips of quiet noise with a spoken 'seven' ('seven') or without
-    ('background'); ``field.wav``: 6 s of the same noise holding a 'two' (speech the model
-    never heard) and a 'seven' (a voice it did not train on)."""
-    root = tmp_path_factory.mktemp("seven_or_not")
-    for name in ("seven", "background"):
-        (root / "data" / name).mkdir(parents=True)
-    for i in range(8):
-        clip, _ = sf.read(demo_digits / "seven" / f"v{i:03d}.wav", dtype="float32")
-        y = _noise(1.0, 100 + i)
-        at = (i * 997) % (SR - clip.size)
-        y[at : at + clip.size] += clip
-        sf.write(root / "data" / "seven" / f"v{i:03d}.wav", y, SR)
-        sf.write(root / "data" / "background" / f"n{i}.wav", _noise(1.0, i), SR)
-    y = _noise(6.0, 99)
-    for digit, at in (("two", TWO_AT), ("seven", SEVEN_AT)):
-        clip, _ = sf.read(demo_digits / digit / "v001.wav", dtype="float32")
-        y[round(at * SR) : round(at * SR) + clip.size] += clip
-    rec = root / "field.wav"
-    sf.write(rec, y, SR, subtype="PCM_16")
-    return root / "data", rec
+    """Clips of 'seven' / 'background' and a recording with a false and a true 'seven'
+    (:func:`signals.seven_or_not`)."""
+    return make_seven_or_not(demo_digits, tmp_path_factory.mktemp("seven_or_not"))
 
 
 @pytest.fixture(scope="module")
