@@ -161,3 +161,121 @@ def test_detect_and_predict_cli_take_the_runtime(
     ):
         res = cli.invoke(app, [*base, "--out", str(tmp_path / "x"), *bad])
         assert res.exit_code == 2 and hint in res.output, res.output
+
+
+def _pooling_net(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A float ONNX graph with the poolings the rewrite takes (2x2 rounding up over odd
+    sizes, 3x3 rounding down) and one it leaves (padded), and an input for it."""
+    import torch
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AvgPool2d(2, ceil_mode=True),
+        torch.nn.Conv2d(4, 8, 3, padding=1),
+        torch.nn.AvgPool2d(3),
+        torch.nn.AvgPool2d(2, padding=1),
+    ).eval()
+    x = torch.randn(2, 1, 19, 25)
+    path = tmp_path / "pools.onnx"
+    torch.onnx.export(
+        net, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False,
+        dynamic_axes={"x": {0: "batch", 3: "frames"}},
+    )  # fmt: skip
+    return path, x.numpy()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's TorchScript exporter
+def test_poolings_become_the_depthwise_convolutions_they_equal(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from earmark.runtimes import pools_as_convolutions
+
+    path, x = _pooling_net(tmp_path)
+    proto = onnx.load(str(path))
+    assert pools_as_convolutions(proto) == 2  # the padded pooling stays
+    assert [n.op_type for n in proto.graph.node].count("AveragePool") == 1
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(proto, str(rewritten))
+    for batch in (x, x[:1, :, :, :20]):  # odd and even widths
+        want = ort.InferenceSession(str(path)).run(None, {"x": batch})[0]
+        got = ort.InferenceSession(str(rewritten)).run(None, {"x": batch})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_int8_cnn_pools_and_pads_on_8_bit_values(
+    demo_digits: Path, recording: Path, tmp_path: Path
+) -> None:
+    """The demo's ``cnn`` family (average poolings): quantized with its poolings as
+    depthwise convolutions and their edge padding on the 8-bit values, scoring the
+    scene's windows as the float graph does."""
+    import onnx
+
+    from earmark import data
+    from earmark.audio import AudioConfig
+    from earmark.classifier import Classifier
+    from earmark.training import TrainConfig
+
+    cfg = TrainConfig(epochs=2, batch_size=16, device="cpu", seed=0, augment="none")
+    audio = AudioConfig(duration=1.0)
+    clf = Classifier("cnn", audio=audio, train=cfg, params={"widths": [8, 16]})
+    run = clf.fit(data.load(demo_digits)).save(tmp_path / "cnn")
+    float_model = load_runtime(run, "onnx", lanes=1)
+    int8 = load_runtime(run, "int8", calibration_data=[recording], lanes=1)
+    (graph,) = int8.path.parent.glob("frames-int8-*.onnx")  # beside its waveform graph
+    proto = onnx.load(str(graph))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "AveragePool" not in ops and ops.count("Pad") == 2
+    producers = {o: n.op_type for n in proto.graph.node for o in n.output}
+    assert {producers[n.input[0]] for n in proto.graph.node if n.op_type == "Pad"} == {
+        "QuantizeLinear"  # a convolution's output, still 8-bit (QDQ: fused at load)
+    }
+    want = float_model.predictor.score_track(recording, WINDOWING).scores
+    got = int8.predictor.score_track(recording, WINDOWING).scores
+    assert np.abs(got - want).max() < 0.1
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
+
+
+def test_lanes_score_batches_at_once_and_give_the_same_scores(
+    run: Path, recording: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import torch
+
+    one = load_runtime(run, "onnx", lanes=1)
+    two = load_runtime(run, "onnx", lanes=2)
+    assert two.frames_session.get_session_options().intra_op_num_threads == 1
+    lanes_seen: set[str] = set()
+    run_frames = two.run_frames
+
+    def spy(features: np.ndarray) -> np.ndarray:  # which thread scores, at what torch threads
+        lanes_seen.add(threading.current_thread().name.split("_")[0])
+        assert torch.get_num_threads() == 1
+        return run_frames(features)
+
+    monkeypatch.setattr(two, "run_frames", spy)
+    threads = torch.get_num_threads()
+    want = one.predictor.score_track(recording, WINDOWING, batch_size=8)
+    got = two.predictor.score_track(recording, WINDOWING, batch_size=8)
+    assert lanes_seen == {"earmark-lane"} and torch.get_num_threads() == threads
+    np.testing.assert_array_equal(got.starts, want.starts)
+    np.testing.assert_array_equal(got.scores, want.scores)  # one thread a call: exact
+    # a batch of clips split across the lanes: the same scores, in order
+    segments = [np.asarray(s) for s in np.split(np.zeros((1, 16000 * 40), np.float32), 40, 1)]
+    segments = [s + 0.01 * k for k, s in enumerate(segments)]
+    np.testing.assert_array_equal(
+        two.predictor.score_windows(segments), one.predictor.score_windows(segments)
+    )
+
+
+def test_lanes_default_to_the_cores_for_scans_and_one_for_a_server(run: Path) -> None:
+    from earmark.prefetch import usable_cores
+
+    assert load_runtime(run, "onnx").lanes == usable_cores()
+    assert load_runtime(run, "onnx", threads=3).lanes == 3
+    served = load_runtime(run, "onnx", threads=2, spin=False)
+    assert served.lanes == 1 and served.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ParameterError, match="lanes must be"):
+        load_runtime(run, "onnx", lanes=0)

@@ -16,10 +16,19 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["Prefetched", "default_workers", "prefetch_map"]
+__all__ = ["Prefetched", "default_workers", "prefetch_map", "usable_cores"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or ``taskset``
+    limits it), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def default_workers(cap: int = 8) -> int:

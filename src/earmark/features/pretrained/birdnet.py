@@ -51,13 +51,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import operator
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from earmark.errors import EarmarkError, ParameterError
+from earmark.prefetch import usable_cores
 
 __all__ = [
     "ATTRIBUTION",
@@ -184,13 +184,6 @@ def _embedding_model(model: bytes) -> bytes:
     return bytes(buf)
 
 
-def _default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class BirdNETEmbedder:
     """BirdNET v2.4 embeddings of 48 kHz audio: ``embedder(waves) -> float32 [n, 1024]``.
 
@@ -201,7 +194,7 @@ class BirdNETEmbedder:
 
     def __init__(self, *, threads: int | None = None) -> None:
         if threads is None:
-            threads = _default_threads()
+            threads = usable_cores()
         try:
             count = operator.index(threads)  # int or numpy integer, not 1.5
         except TypeError:
