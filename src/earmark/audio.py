@@ -416,6 +416,16 @@ def info(path: str | Path) -> AudioInfo:
 # Decoding: one chunk iterator per backend, shared by load() and stream()
 
 
+#: Integer PCM read as integers and scaled here: the same float32 samples as libsndfile's own
+#: conversion (a power-of-two scale: exact, checked in the tests), which is a scalar loop 4x
+#: slower than numpy's (an hour of 16-bit audio at 16 kHz: 0.21 s of CPU against 0.05 s).
+_INTEGER_READS: dict[str, tuple[str, np.float32]] = {
+    "PCM_16": ("int16", np.float32(2.0**-15)),
+    "PCM_24": ("int32", np.float32(2.0**-31)),  # libsndfile left-justifies 24 bits in 32
+    "PCM_32": ("int32", np.float32(2.0**-31)),
+}
+
+
 def _iter_soundfile(
     meta: AudioInfo, f: sf.SoundFile, start: int, stop: int | None
 ) -> Iterator[np.ndarray]:
@@ -423,16 +433,19 @@ def _iter_soundfile(
     want = (meta.frames if stop is None else min(stop, meta.frames)) - start
     got = 0
     size = _block_frames(meta.channels)
+    integer, scale = _INTEGER_READS.get(f.subtype, ("float32", None))
     try:
         with f:
             if start:
                 f.seek(start)
             while stop is None or got < stop - start:
                 n = size if stop is None else min(size, stop - start - got)
-                block = f.read(n, dtype="float32", always_2d=True)
+                block = f.read(n, dtype=integer, always_2d=True)
                 got += block.shape[0]
                 if block.shape[0]:
-                    yield block.T
+                    yield (
+                        block.T if scale is None else np.multiply(block.T, scale, dtype=np.float32)
+                    )
                 if block.shape[0] < n:  # a short read is the end of the file
                     break
     except sf.LibsndfileError as exc:
