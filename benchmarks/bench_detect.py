@@ -17,9 +17,13 @@
   cores with event F1 within 0.02 of torch). The export and quantization happen once, into
   the cache, before the timed scan; so do the one-time imports (scikit-learn's metrics, about
   a second, come with the first prediction): the figure is the scan's throughput.
+* Each scan process scans its recording ``--repeat`` times (default 3): ``rtf`` and the
+  peak memory are the first scan's, in a fresh process (cold: memory first touched, ORT's
+  arena growing); ``warm_rtf`` the median of the later ones (a corpus scan's steady state);
+  ``runs_s`` every wall time (this VM's speed drifts by 10-25% over minutes).
 
 Run: .venv/bin/python benchmarks/bench_detect.py [--data out/demo] [--skip-birdnet]
-     [--models cnn] [--runtimes torch int8] [--hours 1]
+     [--models cnn] [--runtimes torch int8] [--hours 1] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -59,13 +63,19 @@ from earmark.detection.run import detect
 from earmark.runtimes import load_runtime
 model = load_runtime(sys.argv[1], sys.argv[4])  # exported and quantized before: cached
 model.predictor  # its one-time imports (scikit-learn's metrics), outside the timing
-t = time.perf_counter()
-s = detect(model, [sys.argv[2]], sys.argv[3], windowing=Windowing(window=1.0, hop=0.5),
-           rules=EventRules(threshold=0.5, background=("other", "noise")))
-wall = time.perf_counter() - t
-print(json.dumps({"wall_s": wall, "audio_s": s.audio_seconds, "rtf": s.audio_seconds / wall,
-                  "events": len(s.events),
-                  "peak_rss_mb": peak_rss_mb()}))
+walls = []
+for k in range(int(sys.argv[5])):  # the first in a fresh process, then warm
+    t = time.perf_counter()
+    s = detect(model, [sys.argv[2]], f"{sys.argv[3]}-{k}", windowing=Windowing(window=1.0, hop=0.5),
+               rules=EventRules(threshold=0.5, background=("other", "noise")))
+    walls.append(time.perf_counter() - t)
+    if k == 0:
+        peak = peak_rss_mb()
+warm = sorted(walls[1:])[len(walls[1:]) // 2] if len(walls) > 1 else None
+print(json.dumps({"wall_s": walls[0], "audio_s": s.audio_seconds,
+                  "rtf": s.audio_seconds / walls[0], "events": len(s.events),
+                  "runs_s": walls, "warm_rtf": warm and s.audio_seconds / warm,
+                  "peak_rss_mb": peak}))
 """
 
 BIRDNET = """
@@ -125,9 +135,9 @@ def train_detector(name: str, scenes, out: Path) -> Path:
     return out
 
 
-def scan(run: Path, recording: Path, out: Path, runtime: str = "torch") -> dict:
+def scan(run: Path, recording: Path, out: Path, runtime: str = "torch", repeat: int = 3) -> dict:
     res = subprocess.run(
-        [sys.executable, "-c", SCAN, str(run), str(recording), str(out), runtime],
+        [sys.executable, "-c", SCAN, str(run), str(recording), str(out), runtime, str(repeat)],
         check=True,
         capture_output=True,
         text=True,
@@ -142,6 +152,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, nargs="*", default=[1.0, 3.0])
     parser.add_argument("--models", nargs="*", default=["seed-cnn", "cnn"])
     parser.add_argument("--runtimes", nargs="*", default=list(RUNTIMES), choices=RUNTIMES)
+    parser.add_argument("--repeat", type=int, default=3, help="scans of each long recording")
     args = parser.parse_args()
     digits = args.data / "digits"
     if not (digits / "manifest.csv").exists():
@@ -192,7 +203,7 @@ def main() -> None:
     files = {h: long_recording(work / f"long-{h:g}h.wav", h, digits) for h in args.hours}
     for row, (run, runtime) in rows.items():
         for hours, path in files.items():
-            got = scan(run, path, work / f"scan-{row}-{hours:g}h", runtime)
+            got = scan(run, path, work / f"scan-{row}-{hours:g}h", runtime, args.repeat)
             results["models"][row][f"{hours:g}h"] = got
             print(row, f"{hours:g} h", json.dumps(got), flush=True)
 

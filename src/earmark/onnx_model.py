@@ -227,9 +227,10 @@ class OnnxClassifier(UsesPredictor):
         a server, where those cores are needed by the HTTP side between calls).
         ``lanes`` > 1: batches are scored that many at once, each on one thread
         (:class:`earmark.predict.Predictor`; ``threads`` is then 1 a call): throughput for
-        scans, where one call's work split over threads leaves cores waiting (measured on
-        the demo ``cnn``, int8, 2 cores: 193 us a window with 2 threads a call, 120 with 2
-        lanes of one)."""
+        scans, where one call's work split over threads leaves cores waiting (the demo
+        ``cnn``'s int8 network on 2 cores, batches of 256: 185 us a window with 2 threads a
+        call, 159 with 2 lanes of one, medians of 6), and the torch frontend of one batch
+        runs beside the network of another."""
         if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
             raise ParameterError(f"lanes must be a whole number >= 1, got {lanes!r}")
         if lanes > 1:
