@@ -52,3 +52,30 @@ def test_an_error_surfaces_at_its_item_and_closing_early_stops_the_work() -> Non
         for value in prefetch_map(work, range(1000), workers=2, ahead=4):
             got.append(value)
     assert got == [0, 1, 2] and len(calls) < 20
+
+
+def test_usable_cores_follow_the_affinity_and_a_cgroup_quota(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from earmark import prefetch
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # docker --cpus 1.5
+    assert prefetch.cgroup_quota(str(tmp_path)) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert prefetch.cgroup_quota(str(tmp_path)) is None
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert prefetch.cgroup_quota(str(tmp_path)) == 3.0
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert prefetch.cgroup_quota(str(tmp_path)) is None
+    assert prefetch.cgroup_quota(str(tmp_path / "absent")) is None
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(prefetch, "cgroup_quota", lambda: 1.5)
+    assert prefetch.usable_cores() == 2  # the quota, rounded up
+    monkeypatch.setattr(prefetch, "cgroup_quota", lambda: None)
+    assert prefetch.usable_cores() == 4

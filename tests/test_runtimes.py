@@ -279,3 +279,77 @@ def test_lanes_default_to_the_cores_for_scans_and_one_for_a_server(run: Path) ->
     assert served.lanes == 1 and served.session.get_session_options().intra_op_num_threads == 2
     with pytest.raises(ParameterError, match="lanes must be"):
         load_runtime(run, "onnx", lanes=0)
+
+
+def test_a_short_recording_is_scored_on_every_lane(
+    run: Path, recording: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recording of one batch (its last) is split across the lanes, not left on one."""
+    import threading
+    import time
+
+    two = load_runtime(run, "onnx", lanes=2)
+    one = load_runtime(run, "onnx", lanes=1)
+    busy, most, guard = [0], [0], threading.Lock()
+    run_frames = two.run_frames
+
+    def spy(features: np.ndarray) -> np.ndarray:
+        with guard:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.2)  # long enough for the other lane to start
+        try:
+            return run_frames(features)
+        finally:
+            with guard:
+                busy[0] -= 1
+
+    monkeypatch.setattr(two, "run_frames", spy)
+    got = two.predictor.score_track(recording, WINDOWING)  # 39 windows: one batch of 256
+    assert most[0] == 2
+    want = one.predictor.score_track(recording, WINDOWING)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    np.testing.assert_array_equal(got.starts, want.starts)
+
+
+def test_lanes_take_any_whole_number_and_torch_threads_come_back(run: Path) -> None:
+    import threading
+
+    import torch
+
+    from earmark.predict import one_torch_thread
+
+    assert load_runtime(run, "onnx", threads=np.int64(2)).lanes == 2
+
+    def fresh() -> int:  # what a thread started now (a lane) runs torch on
+        got = []
+        t = threading.Thread(target=lambda: got.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return got[0]
+
+    before = fresh()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:
+        with one_torch_thread():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    errors: list[str] = []
+
+    def b() -> None:
+        a_in.wait(5)
+        with one_torch_thread():
+            b_in.set()
+            a_out.wait(5)
+            if fresh() != 1:  # A left; B's lanes must still score on one thread
+                errors.append(f"a lane started after A left runs on {fresh()} threads")
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and fresh() == before  # A in, B in, A out, B out: restored

@@ -76,7 +76,12 @@ Runtime = Annotated[
     ),
 ]
 Threads = Annotated[
-    int | None, typer.Option(min=1, help="Threads per model call (default: all cores).")
+    int | None,
+    typer.Option(
+        min=1,
+        help="Cores to use (default: all): torch's threads per call; with --runtime onnx or "
+        "int8, that many batches at once, one thread each (serve: threads per call).",
+    ),
 ]
 
 

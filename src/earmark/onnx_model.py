@@ -28,7 +28,7 @@ import numpy as np
 
 from earmark.artifact import ArtifactError
 from earmark.audio import AudioConfig
-from earmark.errors import EarmarkError, ParameterError
+from earmark.errors import EarmarkError
 from earmark.features.config import FeatureConfig
 from earmark.predict import Predictor, UsesPredictor
 from earmark.preprocess import Preprocessing
@@ -231,8 +231,9 @@ class OnnxClassifier(UsesPredictor):
         ``cnn``'s int8 network on 2 cores, batches of 256: 185 us a window with 2 threads a
         call, 159 with 2 lanes of one, medians of 6), and the torch frontend of one batch
         runs beside the network of another."""
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-            raise ParameterError(f"lanes must be a whole number >= 1, got {lanes!r}")
+        from earmark.predict import whole_lanes
+
+        lanes = whole_lanes(lanes)
         if lanes > 1:
             threads = 1
         path = Path(path)

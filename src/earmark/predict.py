@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import sys
 import threading
 from collections import deque
@@ -74,6 +75,18 @@ STREAM_SECONDS = 60.0
 #: Windows a lane gets at least when ``score_windows`` splits a batch across lanes (below
 #: it, the threads cost more than they give).
 LANE_WINDOWS = 16
+
+
+def whole_lanes(lanes: object) -> int:
+    """``lanes`` as an ``int`` >= 1 (any integer type, numpy's included), or a one-line
+    :class:`ParameterError`."""
+    try:
+        n = operator.index(lanes)  # type: ignore[arg-type]
+    except TypeError:
+        n = 0
+    if isinstance(lanes, bool) or n < 1:
+        raise ParameterError(f"lanes must be a whole number >= 1, got {lanes!r}")
+    return n
 
 
 class Cancelled(EarmarkError):
@@ -268,8 +281,7 @@ class Predictor:
 
         if pooling not in ("mean", "max"):
             raise ParameterError(f"pooling must be mean or max, got {pooling!r}")
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-            raise ParameterError(f"lanes must be a whole number >= 1, got {lanes!r}")
+        lanes = whole_lanes(lanes)
         self.preprocessing = preprocessing
         self.classes = list(classes)
         self.score = score
@@ -535,7 +547,15 @@ class Predictor:
             while len(pending) >= batch_size or (final and pending):
                 batch = pending[:batch_size]
                 del pending[:batch_size]
-                run(batch)
+                if pool is not None and not pending and final:
+                    # the recording's last batch (a short recording's only one): split
+                    # across the lanes, so it does not run on one core while the others wait
+                    parts = min(self.lanes, len(batch) // LANE_WINDOWS)
+                    step = math.ceil(len(batch) / max(parts, 1))
+                    for i in range(0, len(batch), step):
+                        run(batch[i : i + step])
+                else:
+                    run(batch)
                 # keep from the next window's context (an end-aligned last window may start
                 # up to a hop before the next grid start)
                 keep_from = (pending[0] if pending else (next_k - 1) * hop) - ctx - buf_start
@@ -581,24 +601,39 @@ class Predictor:
         )
 
 
+_ONE_THREAD_LOCK = threading.Lock()
+_one_thread_users = 0
+_threads_before = 0
+
+
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
-    """Torch's intra-op threads set to 1 for the block (the process-wide setting; restored
-    after): lanes each compute their batch's features on one core. With torch's default
-    (one thread per core) each lane's FFTs and matrix products spread over every core
-    and the lanes fight for them: the demo ``cnn``'s int8 scan of an hour took 2.2-2.4 s
-    instead of 1.8-1.9 s on 2 cores. Nothing to do when torch is not loaded (an ONNX
-    model over waveforms runs without it)."""
+    """Torch's intra-op threads set to 1 for the block, so lanes each compute their batch's
+    features on one core. With torch's default (one thread per core) each lane's FFTs and
+    matrix products spread over every core and the lanes fight for them: the demo
+    ``cnn``'s int8 scan of an hour took 2.2-2.4 s instead of 1.8-1.9 s on 2 cores.
+
+    Torch's setting is global (threads started meanwhile take it), so blocks entered from
+    several threads at once share it: the first sets 1 and the last to leave restores the
+    count from before the first. Nothing to do when torch is not loaded (an ONNX model over
+    waveforms runs without it)."""
+    global _one_thread_users, _threads_before
     torch = sys.modules.get("torch")
     if torch is None:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _ONE_THREAD_LOCK:
+        if _one_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _ONE_THREAD_LOCK:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 class FileScores:

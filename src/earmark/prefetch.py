@@ -8,6 +8,7 @@ however many files there are.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -16,19 +17,43 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["Prefetched", "default_workers", "prefetch_map", "usable_cores"]
+__all__ = ["Prefetched", "cgroup_quota", "default_workers", "prefetch_map", "usable_cores"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container or ``taskset``
-    limits it), at least 1."""
+    """The cores this process may use, at least 1: its CPU affinity (``taskset``, a
+    cpuset), lowered to its CPU quota when a cgroup sets one (``docker --cpus``, a
+    Kubernetes CPU limit; rounded up)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cgroup_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cgroup_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs' worth of time the cgroup at ``root`` allows (v2 ``cpu.max``, v1
+    ``cpu/cpu.cfs_quota_us / cpu.cfs_period_us``), or ``None``: no limit, or not readable."""
+    v2 = (f"{root}/cpu.max",)
+    v1 = (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us")
+    try:
+        with open(v2[0]) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(v1[0]) as f1, open(v1[1]) as f2:
+            quota_us, period_us = int(f1.read()), int(f2.read())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
 
 
 def default_workers(cap: int = 8) -> int:

@@ -18,7 +18,7 @@ gives the model to use, with one interface whatever the runtime (a
   Before quantizing, each average pooling of the network becomes the depthwise convolution
   it equals (:func:`pools_as_convolutions`): onnxruntime's ``QLinearAveragePool`` took 30-45%
   of the demo ``cnn``'s int8 time (96-139 us of 320-400 us a window, one thread), its
-  depthwise ``QLinearConv`` takes a tenth of that; a 2x2 pooling that rounds up (PyTorch's
+  depthwise ``QLinearConv`` about a seventh of that; a 2x2 pooling that rounds up (PyTorch's
   ``ceil_mode``) is an edge padding first, done on the uint8 values (:func:`integer_pads`).
   Static, not dynamic: onnxruntime's dynamic quantization turns each convolution into a
   ``ConvInteger`` that quantizes its input at every call, measured 5x *slower* than float
@@ -62,6 +62,9 @@ CACHE_VERSION = 2
 #: Calibration windows for static quantization (min-max ranges): a few per class of the
 #: training data, about what onnxruntime's examples calibrate on.
 CALIBRATION_WINDOWS = 64
+#: Lanes by default at most (each holds a batch's features and onnxruntime's activations,
+#: about 50 MB for the demo ``cnn``); more with ``threads``.
+MAX_LANES = 16
 _FRONTEND_PREFIX = "/frontend/"  # torch's exporter names the frontend's nodes so
 
 
@@ -81,17 +84,17 @@ def load_runtime(
     torch runtime's are the caller's to set); ``spin=False``: they sleep between calls (a
     server). ``lanes`` (onnx, int8): batches scored at once, each on one thread
     (:meth:`earmark.onnx_model.OnnxClassifier.load`); default: ``threads`` lanes, or one
-    per usable core, for scans; 1 with ``spin=False`` (a server scores each request with
-    ``threads`` threads). ``cache_dir``: where exports are kept (default
-    :func:`earmark.cache.default_cache_dir`). ``calibration_data``: audio files to calibrate
-    int8 ranges on when the run's training data is gone. Raises :class:`ParameterError`
-    (one line) for a model a runtime cannot run."""
+    per usable core (at most :data:`MAX_LANES`), for scans; 1 with ``spin=False`` (a
+    server scores each request with ``threads`` threads). ``cache_dir``: where exports are
+    kept (default :func:`earmark.cache.default_cache_dir`). ``calibration_data``: audio
+    files to calibrate int8 ranges on when the run's training data is gone. Raises
+    :class:`ParameterError` (one line) for a model a runtime cannot run."""
     from earmark.onnx_model import OnnxClassifier
 
     if runtime not in RUNTIMES:
         raise ParameterError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if lanes is None:
-        lanes = 1 if not spin else (threads or usable_cores())
+        lanes = 1 if not spin else (threads or min(usable_cores(), MAX_LANES))
     run = Path(run)
     if run.suffix.lower() == ".onnx":
         if runtime == "int8":
@@ -435,6 +438,8 @@ def integer_pads(proto: Any) -> int:
         mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
         if pad.op_type != "Pad" or mode not in (b"edge", b"reflect"):
             continue
+        if len(pad.input) > 2 and pad.input[2]:  # a float constant_value: not for 8 bits
+            continue
         dq = producer.get(pad.input[0])
         after = consumers.get(pad.output[0], [])
         if dq is None or dq.op_type != "DequantizeLinear" or len(after) != 1:
@@ -453,7 +458,8 @@ def integer_pads(proto: Any) -> int:
         pad.input[0] = dq.input[0]
         pad.output[0] = q.output[0]
         drop.add(q.name)
-        if len(consumers[dq.output[0]]) == 1:
+        consumers[dq.output[0]].remove(pad)
+        if not consumers[dq.output[0]]:  # (a DQ read by other nodes stays)
             drop.add(dq.name)
         done += 1
     kept = [n for n in proto.graph.node if n.name not in drop]
