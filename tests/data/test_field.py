@@ -10,7 +10,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from earmark.cli import app
+from earmark.data.annotations import read_table
 from earmark.data.field import make_field_scenes
+from earmark.detection.tables import read_raven
 from earmark.detection.truth import read_truth
 from earmark.errors import ParameterError
 
@@ -63,6 +65,26 @@ def test_every_recording_has_a_raven_table_of_exactly_its_targets(field) -> None
     assert [(e.start, e.end, e.label) for e in csv_events] == [
         (e.start, e.end, e.label) for e in raven_events
     ]
+
+
+def test_field_tables_read_back_through_both_raven_readers(field) -> None:
+    """Each table, read by the detection reader and by the annotation reader, gives the same
+    spans and labels as the truth CSV, on the recording its ``Begin File`` names."""
+    truth = pd.read_csv(field.truth["train"])
+    for table in field.tables("train"):
+        wav = table.parent / table.name.replace(".Table.1.selections.txt", ".wav")
+        want = truth[truth["file"] == wav.name]
+        want = [(round(a, 4), round(b, 4), c) for a, b, c in
+                zip(want["start_s"], want["end_s"], want["label"], strict=True)]  # fmt: skip
+        assert len(want) > 0
+        events = read_raven(table)
+        assert {e.file for e in events} == {wav.stem}
+        assert [(e.start, e.end, e.label) for e in events] == want
+        ann = read_table(table).frame
+        assert set(ann["recording"]) == {str(wav.resolve())}
+        got = list(zip(ann["start_s"], ann["end_s"], ann["label"], strict=True))
+        assert got == want
+        assert (ann["low_hz"] < ann["high_hz"]).all()
 
 
 def test_annotations_sit_where_the_words_are_in_the_audio(field, demo_digits: Path) -> None:

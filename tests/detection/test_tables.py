@@ -4,10 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from signals import SR, tone
 
 from earmark.detection.events import Event
 from earmark.detection.scores import ScoreTrack
 from earmark.detection.tables import (
+    RavenSelection,
+    raven_text,
     read_audacity,
     read_events,
     read_raven,
@@ -16,6 +20,7 @@ from earmark.detection.tables import (
     write_events_csv,
     write_events_json,
     write_raven,
+    write_raven_table,
     write_scores,
 )
 from earmark.errors import ParameterError
@@ -52,6 +57,83 @@ def test_raven_selection_table_is_tab_separated_and_reads_back(tmp_path: Path) -
         ("a", 10.0, 10.75, "frog, green"),
     ]
     assert back[0].score == pytest.approx(0.91)
+
+
+RAVEN_FIXED = "\t".join(
+    [
+        "Selection",
+        "View",
+        "Channel",
+        "Begin Time (s)",
+        "End Time (s)",
+        "Low Freq (Hz)",
+        "High Freq (Hz)",
+    ]
+)
+
+
+def test_raven_writer_columns_and_formatting() -> None:
+    full = [
+        RavenSelection(1.25, 2.5, 300, 4000.04, "bird", 0.91, "/data/site 1.wav", "site 1.wav"),
+        RavenSelection(1 / 3, 10, 0, 8000, "frog", 0.5, "/data/site 1.wav", "site 1.wav"),
+    ]
+    assert raven_text(full).splitlines() == [
+        f"{RAVEN_FIXED}\tBegin Path\tBegin File\tAnnotation\tScore",
+        "1\tSpectrogram 1\t1\t1.2500\t2.5000\t300.0\t4000.0\t/data/site 1.wav\tsite 1.wav\t"
+        "bird\t0.910000",
+        "2\tSpectrogram 1\t1\t0.3333\t10.0000\t0.0\t8000.0\t/data/site 1.wav\tsite 1.wav\t"
+        "frog\t0.500000",
+    ]
+    # optional columns only when a selection gives them or `columns` names them
+    plain = [RavenSelection(1.0, 2.0, 0.0, 100.0, "bird")]
+    assert raven_text(plain, label_column="Label").splitlines() == [
+        f"{RAVEN_FIXED}\tLabel",
+        "1\tSpectrogram 1\t1\t1.0000\t2.0000\t0.0\t100.0\tbird",
+    ]
+    assert raven_text([], columns=("Score", "Begin File")) == (
+        f"{RAVEN_FIXED}\tBegin File\tAnnotation\tScore\n"
+    )
+    # a selection without a value another one gives leaves its cell empty
+    mixed = [*plain, RavenSelection(3.0, 4.0, 0.0, 100.0, "frog", score=0.25)]
+    assert raven_text(mixed).splitlines()[1].endswith("\tbird\t")
+    with pytest.raises(ParameterError, match="label column 'Name'"):
+        raven_text(plain, label_column="Name")
+    with pytest.raises(ParameterError, match="unknown optional Raven column 'Notes'"):
+        raven_text(plain, columns=("Notes",))
+
+
+def _both_readers(table: Path, recordings: Path | None = None) -> tuple[list, list]:
+    """(start, end, label) of a Raven table through :func:`read_raven` and through the
+    annotation reader, each sorted."""
+    from earmark.data.annotations import read_table
+
+    events = sorted((e.start, e.end, e.label) for e in read_raven(table))
+    ann = read_table(table, recordings=recordings, format="raven").frame
+    rows = sorted(zip(ann["start_s"], ann["end_s"], ann["label"], strict=True))
+    return events, rows
+
+
+def test_raven_table_with_awkward_labels_reads_back_through_both_readers(
+    tmp_path: Path,
+) -> None:
+    sf.write(tmp_path / "site.wav", tone(duration=4.0), SR)
+    selections = [
+        RavenSelection(0.5, 1.0, 0.0, 8000.0, 'frog "green"', begin_file="site.wav"),
+        RavenSelection(2.0, 3.5, 200.0, 900.0, "owl\ttawny", begin_file="site.wav"),
+    ]
+    path = write_raven_table(tmp_path / "t.selections.txt", selections)
+    want = [(0.5, 1.0, 'frog "green"'), (2.0, 3.5, "owl\ttawny")]
+    assert _both_readers(path) == (want, want)
+
+
+def test_detection_raven_table_reads_back_through_both_readers(tmp_path: Path) -> None:
+    sf.write(tmp_path / "a.wav", tone(duration=12.0), SR)
+    path = write_raven(tmp_path / "a.selections.txt", EVENTS, max_freq=8000)
+    want = [(e.start, e.end, e.label) for e in EVENTS]
+    assert _both_readers(path) == (want, want)
+    assert path.read_text().splitlines()[0] == f"{RAVEN_FIXED}\tLabel\tScore"
+    empty = write_raven(tmp_path / "b.selections.txt", [], max_freq=8000)
+    assert empty.read_text() == f"{RAVEN_FIXED}\tLabel\tScore\n"
 
 
 def test_raven_tables_as_birdnet_writes_them(tmp_path: Path) -> None:

@@ -189,6 +189,16 @@ def test_export_writes_tables_the_annotation_reader_takes_back(
         got = sorted(zip(ann["recording"], ann["start_s"], ann["end_s"], ann["label"],
                          strict=True))  # fmt: skip
         assert got == [(rec, 1.0, 2.0, "tone"), (rec, 3.5, 4.25, "background")]
+    # the Raven export also reads back through the detection reader, on the same recording
+    from earmark.detection.tables import read_raven
+
+    assert [(e.file, e.start, e.end, e.label) for e in read_raven(tmp_path / "t.txt")] == [
+        ("scene", 1.0, 2.0, "tone"),
+        ("scene", 3.5, 4.25, "background"),
+    ]
+    header, first, _ = (tmp_path / "t.txt").read_text().splitlines()
+    assert header.split("\t")[-3:] == ["Begin Path", "Begin File", "Annotation"]
+    assert first.split("\t")[5:9] == ["0.0", "8000.0", rec, "scene.wav"]
     # the hard negatives train as the background class (`earmark train t.csv --annotations`)
     windows = load_windows(tmp_path / "t.csv", window_s=0.5)
     assert set(windows.classes) == {"background", "tone"}

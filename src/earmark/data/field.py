@@ -42,22 +42,12 @@ import soundfile as sf
 
 from earmark.atomic import atomic_text, atomic_write
 from earmark.data.scenes import background_noise
+from earmark.detection.tables import RavenSelection, write_raven_table
 from earmark.errors import ParameterError
 
-__all__ = ["RAVEN_TABLE_COLUMNS", "SPLITS", "FieldScenes", "field_background", "make_field_scenes"]
+__all__ = ["SPLITS", "FieldScenes", "field_background", "make_field_scenes"]
 
 SPLITS = ("train", "valid", "test")
-RAVEN_TABLE_COLUMNS = [
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Begin File",
-    "Annotation",
-]
 TRUTH_COLUMNS = ["file", "start_s", "end_s", "label"]
 PLACEMENT_COLUMNS = [
     "split",
@@ -180,31 +170,28 @@ def _split_voices(voices: Sequence[str], fractions: tuple[float, float, float]) 
     }
 
 
-def _csv(rows: list[dict], columns: list[str], delimiter: str = ",") -> str:
+def _csv(rows: list[dict], columns: list[str]) -> str:
     """CSV text of ``rows`` with ``columns`` only (placement rows carry more fields)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, columns, delimiter=delimiter, lineterminator="\n", extrasaction="ignore"
-    )
+    writer = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
 
 
-def _raven_rows(events: list[dict], wav_name: str) -> list[dict]:
+def _selections(events: list[dict], wav_name: str) -> list[RavenSelection]:
+    """The Raven selections of one recording's targets, by start time: ``Begin File`` names
+    the WAV, ``Annotation`` holds the word, the band is the event's own."""
     return [
-        {
-            "Selection": i,
-            "View": "Spectrogram 1",
-            "Channel": 1,
-            "Begin Time (s)": f"{ev['start_s']:.4f}",
-            "End Time (s)": f"{ev['end_s']:.4f}",
-            "Low Freq (Hz)": f"{ev['low_hz']:.1f}",
-            "High Freq (Hz)": f"{ev['high_hz']:.1f}",
-            "Begin File": wav_name,
-            "Annotation": ev["label"],
-        }
-        for i, ev in enumerate(sorted(events, key=lambda e: e["start_s"]), start=1)
+        RavenSelection(
+            ev["start_s"],
+            ev["end_s"],
+            ev["low_hz"],
+            ev["high_hz"],
+            ev["label"],
+            begin_file=wav_name,
+        )
+        for ev in sorted(events, key=lambda e: e["start_s"])
     ]
 
 
@@ -389,7 +376,7 @@ def make_field_scenes(
             wav = paths[split] / name
             atomic_write(wav, lambda tmp, a=audio: sf.write(tmp, a, sr, subtype="PCM_16"))
             table_path = paths[split] / f"{Path(name).stem}.Table.1.selections.txt"
-            atomic_text(table_path, _csv(_raven_rows(events, name), RAVEN_TABLE_COLUMNS, "\t"))
+            write_raven_table(table_path, _selections(events, name), columns=("Begin File",))
             truth += sorted(events, key=lambda e: e["start_s"])
             if on_recording is not None:
                 on_recording()

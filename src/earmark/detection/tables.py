@@ -3,7 +3,9 @@
 * events CSV / JSON: ``file, start_s, end_s, label, score``
 * counts CSV: ``file, label, n``
 * Raven selection tables (tab-separated, ``Begin Time (s)`` / ``End Time (s)``), one per
-  recording, as Raven Pro and BirdNET write them
+  recording, as Raven Pro and BirdNET write them. :func:`raven_text` /
+  :func:`write_raven_table` are earmark's one Raven writer (detections, the field scenes'
+  truth and exported reviews all go through it); :func:`write_raven` is its detection form
 * Audacity label tracks (``start<TAB>end<TAB>label``), one per recording
 * the raw score track as Parquet: ``file, start_s, end_s`` and one column per class
 """
@@ -14,6 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,10 @@ from earmark.errors import ParameterError
 
 __all__ = [
     "RAVEN_COLUMNS",
+    "RAVEN_LABEL_COLUMNS",
+    "RAVEN_OPTIONAL_COLUMNS",
+    "RavenSelection",
+    "raven_text",
     "read_audacity",
     "read_events",
     "read_raven",
@@ -34,10 +41,12 @@ __all__ = [
     "write_events_csv",
     "write_events_json",
     "write_raven",
+    "write_raven_table",
     "write_scores",
 ]
 
 EVENT_COLUMNS = ["file", "start_s", "end_s", "label", "score"]
+#: The columns every Raven selection table earmark writes starts with.
 RAVEN_COLUMNS = [
     "Selection",
     "View",
@@ -46,16 +55,29 @@ RAVEN_COLUMNS = [
     "End Time (s)",
     "Low Freq (Hz)",
     "High Freq (Hz)",
-    "Label",
-    "Score",
 ]
+#: Label columns the Raven readers (:func:`read_raven` and :mod:`earmark.data.annotations`)
+#: both take; :func:`read_raven` tries them in this order.
+RAVEN_LABEL_COLUMNS = ("Label", "Annotation", "Species", "Common Name", "Class")
+#: Columns written only when asked for; the label column sits between ``Begin File`` and
+#: ``Score``.
+RAVEN_OPTIONAL_COLUMNS = ("Begin Path", "Begin File", "Score")
 
 
 def _csv_text(
-    rows: Iterable[dict[str, object]], columns: Sequence[str], delimiter: str = ","
+    rows: Iterable[dict[str, object]],
+    columns: Sequence[str],
+    delimiter: str = ",",
+    extras: str = "raise",
 ) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), delimiter=delimiter, lineterminator="\n")
+    writer = csv.DictWriter(
+        buf,
+        fieldnames=list(columns),
+        delimiter=delimiter,
+        lineterminator="\n",
+        extrasaction=extras,
+    )
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -95,24 +117,94 @@ def write_counts(path: str | Path, rows: Iterable[dict[str, object]]) -> Path:
     return atomic_text(path, _csv_text(rows, ["file", "label", "n"]))
 
 
+@dataclass(frozen=True)
+class RavenSelection:
+    """One selection (row) of a Raven selection table: a span in seconds from the start of
+    its recording, a frequency band in Hz, and a label. ``score``, ``begin_path`` (the
+    recording's path) and ``begin_file`` (its file name) fill the optional columns
+    ``Score``, ``Begin Path`` and ``Begin File``; ``None`` leaves the cell empty."""
+
+    start: float
+    end: float
+    low_hz: float
+    high_hz: float
+    label: str
+    score: float | None = None
+    begin_path: str | None = None
+    begin_file: str | None = None
+
+
+def raven_text(
+    selections: Iterable[RavenSelection],
+    *,
+    label_column: str = "Annotation",
+    columns: Sequence[str] = (),
+) -> str:
+    """The text of a Raven selection table: one header line, then one tab-separated row per
+    selection, numbered from 1, view ``Spectrogram 1``, channel 1, in the order given.
+
+    The columns are :data:`RAVEN_COLUMNS`, then ``Begin Path`` and ``Begin File``, the label
+    (named ``label_column``, one of :data:`RAVEN_LABEL_COLUMNS`), and ``Score``; each
+    optional column is there when a selection gives it or when ``columns`` names it (so an
+    empty table keeps its header). Times have 4 decimals (0.1 ms), frequencies 1, scores 6.
+    A cell holding a tab, a quote or a line break is quoted as CSV quotes it, which both of
+    earmark's Raven readers undo."""
+    selections = list(selections)
+    if label_column not in RAVEN_LABEL_COLUMNS:
+        raise ParameterError(
+            f"Raven label column {label_column!r}: use one of {', '.join(RAVEN_LABEL_COLUMNS)}"
+        )
+    unknown = [c for c in columns if c not in RAVEN_OPTIONAL_COLUMNS]
+    if unknown:
+        raise ParameterError(
+            f"unknown optional Raven column {unknown[0]!r}; use {', '.join(RAVEN_OPTIONAL_COLUMNS)}"
+        )
+    given = {
+        "Begin Path": any(s.begin_path is not None for s in selections),
+        "Begin File": any(s.begin_file is not None for s in selections),
+        "Score": any(s.score is not None for s in selections),
+    }
+    wanted = [c for c in RAVEN_OPTIONAL_COLUMNS if given[c] or c in columns]
+    header = [*RAVEN_COLUMNS, *[c for c in wanted if c != "Score"], label_column]
+    header += ["Score"] if "Score" in wanted else []
+    rows = []
+    for i, sel in enumerate(selections, start=1):
+        rows.append(
+            {
+                "Selection": i,
+                "View": "Spectrogram 1",
+                "Channel": 1,
+                "Begin Time (s)": f"{sel.start:.4f}",
+                "End Time (s)": f"{sel.end:.4f}",
+                "Low Freq (Hz)": f"{sel.low_hz:.1f}",
+                "High Freq (Hz)": f"{sel.high_hz:.1f}",
+                "Begin Path": sel.begin_path or "",
+                "Begin File": sel.begin_file or "",
+                label_column: sel.label,
+                "Score": "" if sel.score is None else f"{sel.score:.6f}",
+            }
+        )
+    return _csv_text(rows, header, delimiter="\t", extras="ignore")
+
+
+def write_raven_table(
+    path: str | Path,
+    selections: Iterable[RavenSelection],
+    *,
+    label_column: str = "Annotation",
+    columns: Sequence[str] = (),
+) -> Path:
+    """Write :func:`raven_text` of ``selections`` to ``path`` atomically."""
+    return atomic_text(path, raven_text(selections, label_column=label_column, columns=columns))
+
+
 def write_raven(path: str | Path, events: Iterable[Event], *, max_freq: float) -> Path:
-    """A Raven selection table of one recording's events (frequency band: 0..``max_freq``
-    Hz, the model's whole band)."""
-    rows = [
-        {
-            "Selection": i,
-            "View": "Spectrogram 1",
-            "Channel": 1,
-            "Begin Time (s)": f"{ev.start:.4f}",
-            "End Time (s)": f"{ev.end:.4f}",
-            "Low Freq (Hz)": "0.0",
-            "High Freq (Hz)": f"{max_freq:.1f}",
-            "Label": ev.label,
-            "Score": f"{ev.score:.6f}",
-        }
-        for i, ev in enumerate(events, start=1)
-    ]
-    return atomic_text(path, _csv_text(rows, RAVEN_COLUMNS, delimiter="\t"))
+    """A Raven selection table of one recording's detected events: ``Label`` and ``Score``
+    columns, the frequency band 0..``max_freq`` Hz (the model's whole band)."""
+    selections = (
+        RavenSelection(ev.start, ev.end, 0.0, max_freq, ev.label, score=ev.score) for ev in events
+    )
+    return write_raven_table(path, selections, label_column="Label", columns=("Score",))
 
 
 def read_raven(path: str | Path, *, file: str | None = None) -> list[Event]:
@@ -131,10 +223,7 @@ def read_raven(path: str | Path, *, file: str | None = None) -> list[Event]:
     for row in rows:
         if "Spectrogram" not in row.get("View", "Spectrogram"):
             continue
-        label_col = next(
-            (c for c in ("Label", "Annotation", "Species", "Common Name", "Class") if c in row),
-            None,
-        )
+        label_col = next((c for c in RAVEN_LABEL_COLUMNS if c in row), None)
         if label_col is None or "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise ParameterError(
                 f"{path}: a Raven table needs Begin Time (s), End Time (s) and a Label or "

@@ -16,7 +16,8 @@ a positive class keeps only its positives (the span is not background).
 Formats: ``csv`` (``file,start_s,end_s,label`` plus ``verdict``, ``review_id``,
 ``reviewer``, ``model``, which the reader ignores) or ``raven`` (a selection table: one row
 per span with ``Begin Path`` / ``Begin File``, times in the file, ``Annotation``; the band
-is the whole file's, 0 Hz to Nyquist). Written atomically.
+is the whole file's, 0 Hz to Nyquist), written by earmark's one Raven writer
+(:func:`earmark.detection.tables.raven_text`). Written atomically.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from earmark.atomic import atomic_text
 from earmark.data.segments import DEFAULT_NEGATIVE_LABEL
+from earmark.detection.tables import RavenSelection, raven_text
 from earmark.errors import ParameterError
 from earmark.review.store import Review, ReviewStore, opened
 
@@ -35,18 +37,6 @@ __all__ = ["FORMATS", "ExportSummary", "export_reviews"]
 
 FORMATS = ("csv", "raven")
 CSV_COLUMNS = ("file", "start_s", "end_s", "label", "verdict", "review_id", "reviewer", "model")
-RAVEN_COLUMNS = (
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Begin Path",
-    "Begin File",
-    "Annotation",
-)
 
 
 @dataclass
@@ -144,29 +134,29 @@ def _csv(rows: list[dict[str, object]]) -> str:
 
 
 def _raven(rows: list[dict[str, object]]) -> str:
+    """A Raven table of the rows: ``Begin Path`` the recording, ``Begin File`` its name,
+    ``Annotation`` the label, the band 0 Hz to the file's Nyquist (0 when it cannot be read)."""
     from earmark import audio as audio_io
     from earmark.errors import AudioError
 
     nyquist: dict[str, float] = {}
-    lines = ["\t".join(RAVEN_COLUMNS)]
-    for i, row in enumerate(rows, start=1):
+    selections = []
+    for row in rows:
         path = str(row["file"])
         if path not in nyquist:
             try:
                 nyquist[path] = audio_io.info(path).sample_rate / 2
             except AudioError:
                 nyquist[path] = 0.0
-        cells = [
-            str(i),
-            "Spectrogram 1",
-            "1",
-            f"{row['start_s']:.4f}",
-            f"{row['end_s']:.4f}",
-            "0",
-            f"{nyquist[path]:g}",
-            path,
-            Path(path).name,
-            str(row["label"]),
-        ]
-        lines.append("\t".join(cells))
-    return "\n".join(lines) + "\n"
+        selections.append(
+            RavenSelection(
+                float(row["start_s"]),  # type: ignore[arg-type]
+                float(row["end_s"]),  # type: ignore[arg-type]
+                0.0,
+                nyquist[path],
+                str(row["label"]),
+                begin_path=path,
+                begin_file=Path(path).name,
+            )
+        )
+    return raven_text(selections, columns=("Begin Path", "Begin File"))
