@@ -355,26 +355,23 @@ def cross_validate(
     :func:`evaluate_multilabel`. ``on_fold(i, metrics)`` reports progress.
     """
     labels = np.asarray(classes, dtype=object)
-    results, sizes = [], []
-    if np.ndim(y) == 2:  # multi-label: every row labelled, the model's columns are classes
-        for i, (train, test) in enumerate(folds):
+    multi_label = np.ndim(y) == 2  # every row labelled; the model's columns are the classes
+
+    def scored(train: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        if multi_label:
             model = make_model().fit(X[train], y[train])
-            metrics = evaluate_multilabel(y[test], model.predict_proba(X[test]), classes).metrics
-            results.append(metrics)
-            sizes.append(len(test))
-            if on_fold is not None:
-                on_fold(i, metrics)
-        if not results:
-            raise ParameterError("no folds to cross-validate")
-        return CVResult(folds=results, kind=kind, fold_sizes=sizes)
-    for i, (train, test) in enumerate(folds):
+            return evaluate_multilabel(y[test], model.predict_proba(X[test]), classes).metrics
         train = train[y[train] >= 0]
         model = make_model().fit(X[train], labels[y[train]])
         # The model's columns follow the classes it saw; place them among all classes.
         proba = np.zeros((len(test), len(classes)))
         cols = [list(labels).index(c) for c in model.classes_]
         proba[:, cols] = model.predict_proba(X[test])
-        metrics = evaluate(y[test], proba, classes).metrics
+        return evaluate(y[test], proba, classes).metrics
+
+    results, sizes = [], []
+    for i, (train, test) in enumerate(folds):
+        metrics = scored(train, test)
         results.append(metrics)
         sizes.append(len(test))
         if on_fold is not None:
