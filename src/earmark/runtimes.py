@@ -20,6 +20,8 @@ gives the model to use, with one interface whatever the runtime (a
   of the demo ``cnn``'s int8 time (96-139 us of 320-400 us a window, one thread), its
   depthwise ``QLinearConv`` about a seventh of that; a 2x2 pooling that rounds up (PyTorch's
   ``ceil_mode``) is an edge padding first, done on the uint8 values (:func:`integer_pads`).
+  The rewritten graph is also closer to the float network: on 256 windows of the demo
+  detector's hour, scores within 0.03 of float's (0.19 with onnxruntime's own pooling).
   Static, not dynamic: onnxruntime's dynamic quantization turns each convolution into a
   ``ConvInteger`` that quantizes its input at every call, measured 5x *slower* than float
   on the demo detector's ``cnn`` (the network alone: 4.1 ms vs 0.83 ms a window, one
