@@ -295,6 +295,39 @@ def test_engine_options_are_checked_before_anything_runs(scene: Path, tmp_path: 
         earmark.detect(earmark.load(scene / "run"), scene / "recs", tmp_path / "d", workers=2)
 
 
+def test_a_scheduler_address_dask_cannot_parse_is_a_usage_error(
+    scene: Path, tmp_path: Path
+) -> None:
+    """An unknown scheme, no port or a bad one: refused before a client is made (a client
+    that met one was left half-open, and its finalizer held the exit 20 s with a traceback)."""
+    base = ["detect", str(scene / "run"), str(scene / "recs"), "--out", str(tmp_path / "d")]
+    for address, says in (
+        ("nonsense", "no valid host:port"),
+        ("http://x", "no http:// transport"),
+        ("tcp://127.0.0.1:abc", "no valid host:port"),
+        ("tcp://127.0.0.1:99999", "no valid host:port"),
+        ("inproc://x", "no Dask scheduler in this process"),
+    ):
+        res = runner.invoke(app, [*base, "--scheduler", address])
+        assert res.exit_code == 2 and says in res.output, (address, res.output)
+        assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(EarmarkError, match="no valid host:port"):
+        distributed.Engine(scheduler="tcp://").start()
+    src = str(Path(earmark.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "earmark", *base, "--scheduler", "http://x"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert time.perf_counter() - t0 < 15  # not held up at exit by a half-open client
+
+
 def test_without_dask_the_error_is_one_line_naming_the_extra(
     scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -275,13 +275,16 @@ def _dask_engine(workers: int | None, scheduler: str | None) -> dict[str, Any] |
     installed: a one-line error saying how to install it, before any work."""
     if workers is None and scheduler is None:
         return None
-    from earmark.distributed import check_engine, require_dask
+    from earmark.distributed import check_address, check_engine, require_dask
 
     if workers is not None and scheduler is not None:
         raise OptionError("--workers starts a local Dask cluster, --scheduler uses one: not both")
     with _options():
         check_engine(workers, scheduler)
     require_dask()
+    if scheduler is not None:
+        with _options():
+            check_address(scheduler)
     return {"workers": workers, "scheduler": scheduler}
 
 

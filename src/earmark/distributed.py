@@ -131,6 +131,7 @@ class Engine:
             return
         distributed = require_dask()
         if self.scheduler is not None:
+            check_address(self.scheduler)
             try:
                 self.client = distributed.Client(
                     self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False
@@ -221,6 +222,46 @@ def check_engine(workers: int | None, scheduler: str | None) -> None:
         raise ParameterError(f"workers must be a whole number >= 1, got {workers!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise ParameterError(f"scheduler must be an address (tcp://host:8786), got {scheduler!r}")
+
+
+def check_address(address: str) -> None:
+    """Refuse a scheduler address Dask cannot parse (:class:`ParameterError`): a scheme it
+    does not know (``http://``), no port or a bad one (``tcp://host``, ``tcp://host:x``), an
+    ``inproc://`` address of no scheduler in this process. Checked before a client is made:
+    a client that meets such an address raises from inside its start and is left half-open
+    (distributed closes it only after a network error), and its finalizer then holds up the
+    interpreter's exit for 20 s with a traceback. Needs dask.distributed."""
+    from distributed.comm import inproc, registry
+    from distributed.comm.addressing import parse_address
+
+    example = "give tcp://host:8786"
+    scheme, loc = parse_address(address)
+    try:
+        backend = registry.get_backend(scheme)
+    except ValueError:
+        raise ParameterError(
+            f"scheduler address {address}: Dask has no {scheme}:// transport "
+            f"(it knows {', '.join(sorted(registry.backends))}); {example}"
+        ) from None
+    if scheme == "inproc":
+        try:
+            listening = inproc.global_manager.get_listener_for(loc) is not None
+        except (ValueError, TypeError):
+            listening = False
+        if not listening:
+            raise ParameterError(
+                f"scheduler address {address}: no Dask scheduler in this process there "
+                f"(inproc:// reaches only those); {example}"
+            )
+        return
+    try:
+        _host, port = backend.get_address_host_port(loc)
+    except NotImplementedError:  # a transport without host and port: left to the client
+        return
+    except ValueError:
+        port = None
+    if port is None or not 0 < port < 65536:
+        raise ParameterError(f"scheduler address {address} has no valid host:port; {example}")
 
 
 def _line(exc: BaseException) -> str:
