@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -256,6 +257,56 @@ def test_resume_submits_only_the_recordings_not_done(
     assert (again.resumed, again.scored, again.failed) == (2, 1, 1)  # two not submitted
     assert sorted(reported) == sorted(files)  # every file reported once, done or not
     same_run(in_process(scene, tmp_path / "here"), out, resumed=2)
+
+
+CTRL_C = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+from earmark import distributed
+try:
+    with distributed.Engine(workers=2) as engine:
+        print(sorted(engine.client.scheduler_info()["workers"]) and "ready", flush=True)
+        time.sleep(60)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_client_and_the_local_workers_say_nothing(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the client and its local workers (one process group): the
+    client stops and closes the cluster; the workers ignore it (each printed a
+    KeyboardInterrupt traceback). Port 8787 taken (another cluster): no warning about it."""
+    src = str(Path(earmark.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # in use already: as wanted
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,  # its own process group, as a terminal's job
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            time.sleep(1.0)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 130 and out.strip() == "interrupted", (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "already in use" not in err, err
 
 
 def test_a_task_that_fails_stops_the_job_with_one_line_naming_its_file(

@@ -83,6 +83,24 @@ CONNECT_TIMEOUT = 10.0
 TRIM_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
+#: The local cluster's address: its scheduler and workers listen on this machine only.
+LOCAL_HOST = "127.0.0.1"
+#: The module each worker of the local cluster preloads: its :func:`dask_setup` runs in the
+#: worker process as the worker starts.
+PRELOAD = "earmark.distributed"
+
+
+def dask_setup(worker: Any) -> None:
+    """The local cluster's workers ignore Ctrl-C (called by distributed in each worker
+    process, see :data:`PRELOAD`). A terminal sends SIGINT to the whole process group, the
+    workers with the client: the client stops the job and closes the cluster (which ends
+    the workers), while a worker that took it printed a KeyboardInterrupt traceback."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def require_dask() -> Any:
     """``distributed``, or :class:`EarmarkError` saying how to install it (one line)."""
     try:
@@ -146,14 +164,21 @@ class Engine:
         # own file. No dashboard: it needs bokeh and a port.
         import dask
 
+        # Its workers ignore Ctrl-C (PRELOAD); the scheduler's HTTP server (started even
+        # without a dashboard) takes a free port, not 8787: a port in use (another cluster)
+        # made distributed print a four-line warning.
+        preload = [*dask.config.get("distributed.worker.preload", []), PRELOAD]
         try:
             with dask.config.set({TRIM_SETTING: None}):  # see TRIM_SETTING
                 self.cluster = distributed.LocalCluster(
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=True,
+                    host=LOCAL_HOST,
                     dashboard_address=None,
+                    scheduler_kwargs={"dashboard_address": f"{LOCAL_HOST}:0"},
                     silence_logs=logging.ERROR,
+                    preload=preload,
                 )
         except (OSError, TimeoutError) as exc:
             raise EarmarkError(f"cannot start a local Dask cluster: {_line(exc)}") from None
