@@ -1,5 +1,6 @@
 """Write files atomically: to a temporary name in the same folder, then renamed into place, so
-a crash or a kill never leaves a half-written file under the real name.
+a crash or a kill never leaves a half-written file under the real name; and hold a folder for
+one job at a time (:func:`folder_lock`).
 
 The temporary file is made by :mod:`tempfile`, which creates it readable by its owner only
 (0600); before the rename it gets the mode a plain ``open(path, "w")`` would have given it
@@ -8,12 +9,15 @@ The temporary file is made by :mod:`tempfile`, which creates it readable by its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_text", "atomic_write", "default_mode"]
+from earmark.errors import EarmarkError
+
+__all__ = ["atomic_text", "atomic_write", "default_mode", "folder_lock"]
 
 
 def _umask() -> int:
@@ -56,3 +60,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 def atomic_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, name: str, busy: str) -> Iterator[None]:
+    """Hold the lock file ``name`` in ``folder`` (created) for the block, so two jobs never
+    write into one folder at once: a second one raises :class:`EarmarkError` ``"{folder}:
+    {busy}"`` at once instead of mixing its files with the first's. The lock is the kernel's
+    (``flock``): it goes with the process, even one that is killed, so a stale lock file
+    never blocks anything. Not on POSIX: no lock (one job at a time is the user's to keep)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EarmarkError(f"{folder}: {busy}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

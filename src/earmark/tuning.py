@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from earmark.atomic import folder_lock
 from earmark.checks import SettingsError, check_value
 from earmark.errors import EarmarkError, Interrupted, ParameterError
 from earmark.evaluation import METRICS
@@ -579,26 +580,11 @@ def _check_folder(out: Path, *, overwrite: bool) -> None:
     check_out(out)
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
+def _locked(out: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``out``'s lock file while searching: a second search into the same folder is
     refused, and a trial left running in the study can only be one whose process is gone
     (the lock goes with the process, even when it is killed)."""
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock, one search at a time is the user's to keep
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EarmarkError(f"{out}: another earmark tune is searching into it") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return folder_lock(out, LOCK_FILE, "another earmark tune is searching into it")
 
 
 def _optuna() -> Any:

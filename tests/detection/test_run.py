@@ -20,7 +20,7 @@ from earmark.detection.run import (
     resolve_settings,
 )
 from earmark.detection.tables import read_events, read_raven, read_scores
-from earmark.errors import ParameterError
+from earmark.errors import EarmarkError, ParameterError
 
 
 @pytest.fixture
@@ -206,6 +206,32 @@ def test_a_recording_given_twice_is_detected_once(
     assert {e.file for e in events} <= {str(b), str(folder / "site1" / "a.wav")}
     counts = (tmp_path / "det" / "counts.csv").read_text().splitlines()
     assert len(counts) == 1 + 2 * 10
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(
+    detector: Classifier, folder: Path, tmp_path: Path
+) -> None:
+    """While one run writes into a folder, another (here started from the first's progress
+    callback: another lock holder, as another process would be) is refused at once; the
+    first finishes as if alone, and the folder is free again afterwards."""
+    (folder / "site1" / "broken.wav").unlink()
+    out = tmp_path / "det"
+    refused: list[str] = []
+
+    def second(path: str, seconds: float) -> None:
+        if refused:
+            return
+        with pytest.raises(EarmarkError) as err:
+            detect(detector, [path], out, rules=EventRules(threshold=0.9))
+        refused.append(str(err.value))
+
+    summary = detect(detector, paths(folder), out, rules=RULES, on_file=second)
+    assert refused == [f"{out}: another earmark detect is writing into it"]
+    assert summary.scored == 2 and read_record(out)["rules"]["threshold"] == 0.3
+    alone = detect(detector, paths(folder), tmp_path / "alone", rules=RULES)
+    assert read_events(out / "events.csv") == read_events(tmp_path / "alone" / "events.csv")
+    assert alone.scored == 2
+    detect(detector, paths(folder), out, rules=RULES, resume=True)  # free again
 
 
 def test_recording_names_are_unique_and_safe() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from earmark.atomic import atomic_text, atomic_write
+from earmark.atomic import atomic_text, atomic_write, folder_lock
 from earmark.detection.events import (
     Event,
     EventRules,
@@ -63,6 +63,7 @@ __all__ = [
 
 SETTINGS_FILE = "detection.json"  # the run's settings record
 RECORD_VERSION = 1
+LOCK_FILE = ".detect.lock"  # held while a run writes into the folder (see detect)
 
 #: Scores recordings elsewhere (:func:`earmark.distributed.detect` supplies one): given the
 #: recordings' paths, the windowing and the batch size, it yields ``(k, result)`` as each is
@@ -426,6 +427,41 @@ def detect(
     """
     if isinstance(decode_ahead, bool) or not isinstance(decode_ahead, int) or decode_ahead < 1:
         raise ParameterError(f"decode_ahead must be a whole number >= 1, got {decode_ahead!r}")
+    # one run into a folder at a time: a second one (into the parts, the tables and the record
+    # of the first) is refused, not mixed in
+    with folder_lock(out_dir, LOCK_FILE, "another earmark detect is writing into it"):
+        return _detect(
+            model,
+            paths,
+            out_dir,
+            windowing=windowing,
+            rules=rules,
+            settings=settings,
+            resume=resume,
+            decode_ahead=decode_ahead,
+            batch_size=batch_size,
+            on_file=on_file,
+            on_audio=on_audio,
+            remote=remote,
+        )
+
+
+def _detect(
+    model: Any,
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    windowing: Windowing | None,
+    rules: EventRules | None,
+    settings: Mapping[str, Any] | None,
+    resume: bool,
+    decode_ahead: int,
+    batch_size: int,
+    on_file: Callable[[str, float], None] | None,
+    on_audio: Callable[[float], None] | None,
+    remote: RemoteScorer | None,
+) -> DetectionSummary:
+    """:func:`detect`, its folder held."""
     windowing, rules = resolve_settings(
         model, out_dir, windowing=windowing, rules=rules, settings=settings, resume=resume
     )
