@@ -149,6 +149,14 @@ def test_cli_refuses_nproc_0() -> None:
     assert result.exit_code == 2 and "--nproc" in result.output
 
 
+def test_cli_refuses_nproc_for_a_classical_model_as_a_usage_error(tmp_path: Path) -> None:
+    args = ["train", tmp_path / "no-data", "-o", tmp_path / "run", "--model", "logreg"]
+    result = CliRunner().invoke(app, [str(a) for a in [*args, "--nproc", "2"]])
+    assert result.exit_code == 2, result.output
+    assert "only networks train in several processes" in " ".join(result.stderr.split())
+    assert not (tmp_path / "run").exists()
+
+
 # -- two processes ----------------------------------------------------------------------------
 
 

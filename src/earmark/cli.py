@@ -1172,6 +1172,11 @@ def train(
     settings = train_settings(recipe, options, resume=resume, names=OPTION_NAMES)
     out = out or resume
     clf = _classifier(settings, cache_dir=_cache(cache_dir, no_cache), workers=workers)
+    if nproc is not None and clf.family != "neural":  # before any audio is read
+        raise typer.BadParameter(
+            f"only networks train in several processes; {clf.model} is {clf.family}",
+            param_hint="--nproc",
+        )
     manifest = _load_data(
         path,
         annotations=annotations,
