@@ -361,3 +361,63 @@ def test_lanes_take_any_whole_number_and_torch_threads_come_back(run: Path) -> N
     for t in threads:
         t.join()
     assert errors == [] and fresh() == before  # A in, B in, A out, B out: restored
+
+
+def test_a_cache_folder_that_refuses_writes_is_one_line(
+    run: Path, cache: Path, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache the user cannot write into (another user's, read-only) fails with the one
+    line that says so, whether the export, the quantization or the removal of a damaged
+    file hits it, never a traceback; an intact cache reads without writing."""
+    import shutil
+    import tempfile
+
+    from earmark.runtimes import _run_digest
+
+    load_runtime(run, "onnx")  # the float exports, in the module's cache
+    digest = _run_digest(run)
+    mkstemp, unlink = tempfile.mkstemp, Path.unlink
+
+    def under(path: object) -> bool:
+        return str(path).startswith(str(tmp_path))
+
+    def no_new_file(*args, **kwargs):  # (root writes anywhere: the rights are simulated)
+        if under(kwargs.get("dir")):
+            raise PermissionError(13, "Permission denied")
+        return mkstemp(*args, **kwargs)
+
+    def no_removal(self: Path, *args, **kwargs) -> None:
+        if under(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return unlink(self, *args, **kwargs)
+
+    clip = str(demo_digits / "seven" / "v004.wav")
+    cli = CliRunner()
+
+    def predict(folder: Path):
+        monkeypatch.setenv("EARMARK_CACHE", str(folder))
+        with monkeypatch.context() as m:
+            m.setattr(tempfile, "mkstemp", no_new_file)
+            m.setattr(Path, "unlink", no_removal)
+            return cli.invoke(app, ["predict", str(run), clip, "--runtime", "int8", "--json"])
+
+    fresh = predict(tmp_path / "fresh")  # nothing exported yet
+    exported = tmp_path / "exported"  # the float graphs there, int8 to be written
+    shutil.copytree(
+        cache / "onnx" / digest, exported / "onnx" / digest, ignore=shutil.ignore_patterns("*int8*")
+    )
+    quantize = predict(exported)
+    for res in (fresh, quantize):
+        assert res.exit_code == 1, res.output
+        assert "cannot keep the ONNX export in" in res.output
+        assert "EARMARK_CACHE" in res.output and "Traceback" not in res.output
+        assert not isinstance(res.exception, OSError)
+    # the int8 files made where writes are allowed, then one torn: it cannot be replaced
+    monkeypatch.setenv("EARMARK_CACHE", str(exported))
+    load_runtime(run, "int8", calibration_data=[clip])
+    (model,) = exported.glob("onnx/*/model-int8-*.onnx")
+    intact = model.read_bytes()
+    assert predict(exported).exit_code == 0  # read, nothing written
+    model.write_bytes(intact[: len(intact) // 2])
+    torn = predict(exported)
+    assert torn.exit_code == 1 and "cannot keep the ONNX export in" in torn.output, torn.output

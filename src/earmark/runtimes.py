@@ -128,24 +128,33 @@ def load_runtime(
     folder = folder / "onnx" / _run_digest(run)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        graph, frames = _exports(model, folder)
     except OSError as exc:
-        raise EarmarkError(
-            f"cannot keep the ONNX export in {folder} ({exc.strerror or exc}): set "
-            "EARMARK_CACHE to a writable folder"
-        ) from None
-    graph, frames = _exports(model, folder)
+        raise _unwritable(folder, exc) from None
     if runtime == "int8":
         windows = calibration_windows(model, run, calibration_data)
         tag = hashlib.blake2b(windows.tobytes(), digest_size=8).hexdigest()
-        graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
-        if frames is not None:
-            frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+        try:
+            graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
+            if frames is not None:
+                frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+        except OSError as exc:
+            raise _unwritable(folder, exc) from None
     onnx_model = OnnxClassifier.load(graph, threads=threads, spin=spin, lanes=lanes)
     if frames is not None:
         onnx_model.attach_frames(frames)
     onnx_model.runtime = runtime
     onnx_model.calibration_ = getattr(model, "calibration_", None)
     return onnx_model
+
+
+def _unwritable(folder: Path, exc: OSError) -> EarmarkError:
+    """The one line for a cache folder the export cannot be written into (missing rights,
+    a file in the way, a full disk): the folder, the system's reason, the way out."""
+    return EarmarkError(
+        f"cannot keep the ONNX export in {folder} ({exc.strerror or exc}): set "
+        "EARMARK_CACHE to a writable folder"
+    )
 
 
 def _run_digest(run: Path) -> str:
