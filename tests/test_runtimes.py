@@ -421,3 +421,28 @@ def test_a_cache_folder_that_refuses_writes_is_one_line(
     model.write_bytes(intact[: len(intact) // 2])
     torn = predict(exported)
     assert torn.exit_code == 1 and "cannot keep the ONNX export in" in torn.output, torn.output
+
+
+def test_int8_finds_training_data_recorded_relative_to_where_training_ran(
+    detector, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`earmark train data -o runs/x` records ``data.root`` as ``data``: a scan or a server
+    started elsewhere calibrates on that data all the same (found above the run), not on
+    the scanned audio (other int8 files, other scores) or, with no audio (serve), not at
+    all; with the data really gone, the message names the folder."""
+    from earmark.runtimes import calibration_windows
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data").symlink_to(demo_digits, target_is_directory=True)
+    run = detector.save(project / "runs" / "x", extra={"data": {"root": "data", "layout": "auto"}})
+    model = earmark.load(run)
+    monkeypatch.chdir(project)  # where training ran
+    want = calibration_windows(model, run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    np.testing.assert_array_equal(calibration_windows(model, run), want)
+    (project / "data").unlink()
+    with pytest.raises(ParameterError, match=r"training data \(data\) is not there"):
+        calibration_windows(model, run)

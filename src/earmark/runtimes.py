@@ -205,16 +205,19 @@ def calibration_windows(
 ) -> np.ndarray:
     """Float32 ``[n, channels, samples]`` windows (at most :data:`CALIBRATION_WINDOWS`) to
     calibrate int8 ranges on: clips of the run's training data when its folder (``data.root``
-    in ``earmark.json``) is still readable, a few per class; else windows cut from ``files``
-    (the audio the model is about to score), spread over them. Raises
-    :class:`ParameterError` when neither gives a window."""
+    in ``earmark.json``; a relative one as :func:`_training_root` finds it) is still
+    readable, a few per class; else windows cut from ``files`` (the audio the model is about
+    to score), spread over them. Raises :class:`ParameterError` when neither gives a
+    window."""
     prep = model.preprocessing
     training = _training_files(run) if run is not None else []
     sources = training or [str(f) for f in files]
     if not sources:
+        recorded = _recorded_root(run) if run is not None else None
+        where = f" ({recorded})" if recorded else ""
         raise ParameterError(
-            "--runtime int8 calibrates on audio: the run's training data is not there and no "
-            "audio was given"
+            f"--runtime int8 calibrates on audio: the run's training data{where} is not there "
+            "and no audio was given"
         )
     per_file = max(1, math.ceil(CALIBRATION_WINDOWS / len(sources)))
     window = prep.window
@@ -234,6 +237,37 @@ def calibration_windows(
     return np.stack(out).astype(np.float32)
 
 
+def _recorded_root(run: str | Path) -> str | None:
+    """The training data's folder as the run records it (``data.root``), or ``None``."""
+    from earmark.artifact import ArtifactError, read_meta
+
+    try:
+        root = (read_meta(run).get("data") or {}).get("root")
+    except (ArtifactError, EarmarkError, AttributeError, OSError):
+        return None
+    return root if isinstance(root, str) and root else None
+
+
+def _training_root(run: str | Path) -> Path | None:
+    """The run's training data folder, or ``None`` when it is gone. A relative
+    ``data.root`` is relative to where training ran (``earmark train data/ -o runs/x``
+    records ``data``): the working directory when that is still it, else the first folder
+    above the run holding it, so a scan from elsewhere calibrates on the same data."""
+    recorded = _recorded_root(run)
+    if recorded is None:
+        return None
+    root = Path(recorded)
+    if root.is_dir():
+        return root
+    if root.is_absolute():
+        return None
+    try:
+        parents = Path(run).resolve().parents
+    except OSError:
+        return None
+    return next((base / root for base in parents if (base / root).is_dir()), None)
+
+
 def _training_files(run: str | Path) -> list[str]:
     """Up to a few files per class of the run's training data (sorted: the same every
     time), or ``[]`` when the run does not say where it is or it is gone."""
@@ -243,8 +277,8 @@ def _training_files(run: str | Path) -> list[str]:
     try:
         meta = read_meta(run)
         record = meta.get("data") or {}
-        root = Path(record["root"])
-        if not root.is_dir():
+        root = _training_root(run)
+        if root is None:
             return []
         manifest = data.load(root, layout=record.get("layout", "auto"))
     except (ArtifactError, EarmarkError, KeyError, TypeError, OSError):
