@@ -446,3 +446,13 @@ def test_int8_finds_training_data_recorded_relative_to_where_training_ran(
     (project / "data").unlink()
     with pytest.raises(ParameterError, match=r"training data \(data\) is not there"):
         calibration_windows(model, run)
+
+
+def test_a_run_directory_named_like_an_export_is_a_run(detector, tmp_path: Path) -> None:
+    """``-o runs/cnn.onnx`` is a run directory all the same: loaded as one on every
+    runtime (it was taken for an exported file: 'no such ONNX file')."""
+    run = detector.save(tmp_path / "cnn.onnx")
+    assert earmark.load(run).family == "neural"
+    assert load_runtime(run, "torch").family == "neural"
+    onnx = load_runtime(run, "onnx", threads=1)
+    assert isinstance(onnx, OnnxClassifier) and onnx.path.parent != tmp_path

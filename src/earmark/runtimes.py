@@ -104,7 +104,7 @@ def load_runtime(
     if lanes is None:
         lanes = 1 if not spin else (threads or min(usable_cores(), MAX_LANES))
     run = Path(run)
-    if run.suffix.lower() == ".onnx":
+    if run.suffix.lower() == ".onnx" and not run.is_dir():  # (a run directory may be x.onnx)
         if runtime == "int8":
             raise ParameterError(
                 f"{run}: --runtime int8 quantizes a run directory's network; give the run "
