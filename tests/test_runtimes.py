@@ -456,3 +456,28 @@ def test_a_run_directory_named_like_an_export_is_a_run(detector, tmp_path: Path)
     assert load_runtime(run, "torch").family == "neural"
     onnx = load_runtime(run, "onnx", threads=1)
     assert isinstance(onnx, OnnxClassifier) and onnx.path.parent != tmp_path
+
+
+def test_int8_calibrates_on_the_audio_given_when_the_training_audio_is_unreadable(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    """The training folder is there but its files are empty (or not audio): int8 calibrates
+    on the audio given, as when the folder is gone (it failed: 'none of it could be read'
+    of a readable recording); with nothing readable at all, the message names a file."""
+    from earmark.runtimes import calibration_windows
+
+    data = tmp_path / "data"
+    for label in ("seven", "other"):
+        (data / label).mkdir(parents=True)
+        for k in range(3):
+            (data / label / f"c{k}.wav").write_bytes(b"")
+    run = detector.save(tmp_path / "run", extra={"data": {"root": str(data), "layout": "auto"}})
+    model = earmark.load(run)
+    clip = demo_digits / "seven" / "v004.wav"
+    np.testing.assert_array_equal(
+        calibration_windows(model, run, [clip]), calibration_windows(model, None, [clip])
+    )
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    with pytest.raises(ParameterError, match=r"none of the 7 files tried .* \(.*c0\.wav"):
+        calibration_windows(model, run, [bad])

@@ -206,35 +206,53 @@ def calibration_windows(
     """Float32 ``[n, channels, samples]`` windows (at most :data:`CALIBRATION_WINDOWS`) to
     calibrate int8 ranges on: clips of the run's training data when its folder (``data.root``
     in ``earmark.json``; a relative one as :func:`_training_root` finds it) is still
-    readable, a few per class; else windows cut from ``files`` (the audio the model is about
-    to score), spread over them. Raises :class:`ParameterError` when neither gives a
-    window."""
+    readable, a few per class; else (no folder, or none of its audio readable) windows cut
+    from ``files`` (the audio the model is about to score), spread over them. Raises
+    :class:`ParameterError` when neither gives a window."""
     prep = model.preprocessing
     training = _training_files(run) if run is not None else []
-    sources = training or [str(f) for f in files]
-    if not sources:
+    given = [str(f) for f in files]
+    if not training and not given:
         recorded = _recorded_root(run) if run is not None else None
         where = f" ({recorded})" if recorded else ""
         raise ParameterError(
             f"--runtime int8 calibrates on audio: the run's training data{where} is not there "
             "and no audio was given"
         )
+    first: str | None = None  # the first file that could not be read, and why
+    for sources in (training, given):  # training data unreadable: the audio given
+        if not sources:
+            continue
+        out, problem = _cut_windows(prep, sources)
+        if out:
+            return np.stack(out).astype(np.float32)
+        first = first or problem
+    tried = len(training) + len(given)
+    raise ParameterError(
+        f"--runtime int8 calibrates on audio: none of the {tried} files tried could be read "
+        f"({first})"
+    )
+
+
+def _cut_windows(prep: Any, sources: Sequence[str]) -> tuple[list[np.ndarray], str | None]:
+    """Up to :data:`CALIBRATION_WINDOWS` windows spread over ``sources`` (unreadable ones
+    skipped: the scan reports them), and the first file that could not be read with why."""
     per_file = max(1, math.ceil(CALIBRATION_WINDOWS / len(sources)))
     window = prep.window
     out: list[np.ndarray] = []
+    problem = None
     for path in sources:
         if len(out) >= CALIBRATION_WINDOWS:
             break
         try:
             signal = prep.read(path, duration=per_file * prep.window_seconds)
-        except (AudioError, OSError):
-            continue  # an unreadable file calibrates nothing; the scan reports it
+        except (AudioError, OSError) as exc:
+            problem = problem or (str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            continue
         n = max(1, min(per_file, signal.shape[1] // window))
         segments = [signal[:, k * window : (k + 1) * window] for k in range(n)]
         out.extend(prep.prepare(segments)[: CALIBRATION_WINDOWS - len(out)])
-    if not out:
-        raise ParameterError("--runtime int8 calibrates on audio: none of it could be read")
-    return np.stack(out).astype(np.float32)
+    return out, problem
 
 
 def _recorded_root(run: str | Path) -> str | None:
