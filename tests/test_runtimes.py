@@ -361,3 +361,123 @@ def test_lanes_take_any_whole_number_and_torch_threads_come_back(run: Path) -> N
     for t in threads:
         t.join()
     assert errors == [] and fresh() == before  # A in, B in, A out, B out: restored
+
+
+def test_a_cache_folder_that_refuses_writes_is_one_line(
+    run: Path, cache: Path, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache the user cannot write into (another user's, read-only) fails with the one
+    line that says so, whether the export, the quantization or the removal of a damaged
+    file hits it, never a traceback; an intact cache reads without writing."""
+    import shutil
+    import tempfile
+
+    from earmark.runtimes import _run_digest
+
+    load_runtime(run, "onnx")  # the float exports, in the module's cache
+    digest = _run_digest(run)
+    mkstemp, unlink = tempfile.mkstemp, Path.unlink
+
+    def under(path: object) -> bool:
+        return str(path).startswith(str(tmp_path))
+
+    def no_new_file(*args, **kwargs):  # (root writes anywhere: the rights are simulated)
+        if under(kwargs.get("dir")):
+            raise PermissionError(13, "Permission denied")
+        return mkstemp(*args, **kwargs)
+
+    def no_removal(self: Path, *args, **kwargs) -> None:
+        if under(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return unlink(self, *args, **kwargs)
+
+    clip = str(demo_digits / "seven" / "v004.wav")
+    cli = CliRunner()
+
+    def predict(folder: Path):
+        monkeypatch.setenv("EARMARK_CACHE", str(folder))
+        with monkeypatch.context() as m:
+            m.setattr(tempfile, "mkstemp", no_new_file)
+            m.setattr(Path, "unlink", no_removal)
+            return cli.invoke(app, ["predict", str(run), clip, "--runtime", "int8", "--json"])
+
+    fresh = predict(tmp_path / "fresh")  # nothing exported yet
+    exported = tmp_path / "exported"  # the float graphs there, int8 to be written
+    shutil.copytree(
+        cache / "onnx" / digest, exported / "onnx" / digest, ignore=shutil.ignore_patterns("*int8*")
+    )
+    quantize = predict(exported)
+    for res in (fresh, quantize):
+        assert res.exit_code == 1, res.output
+        assert "cannot keep the ONNX export in" in res.output
+        assert "EARMARK_CACHE" in res.output and "Traceback" not in res.output
+        assert not isinstance(res.exception, OSError)
+    # the int8 files made where writes are allowed, then one torn: it cannot be replaced
+    monkeypatch.setenv("EARMARK_CACHE", str(exported))
+    load_runtime(run, "int8", calibration_data=[clip])
+    (model,) = exported.glob("onnx/*/model-int8-*.onnx")
+    intact = model.read_bytes()
+    assert predict(exported).exit_code == 0  # read, nothing written
+    model.write_bytes(intact[: len(intact) // 2])
+    torn = predict(exported)
+    assert torn.exit_code == 1 and "cannot keep the ONNX export in" in torn.output, torn.output
+
+
+def test_int8_finds_training_data_recorded_relative_to_where_training_ran(
+    detector, demo_digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`earmark train data -o runs/x` records ``data.root`` as ``data``: a scan or a server
+    started elsewhere calibrates on that data all the same (found above the run), not on
+    the scanned audio (other int8 files, other scores) or, with no audio (serve), not at
+    all; with the data really gone, the message names the folder."""
+    from earmark.runtimes import calibration_windows
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data").symlink_to(demo_digits, target_is_directory=True)
+    run = detector.save(project / "runs" / "x", extra={"data": {"root": "data", "layout": "auto"}})
+    model = earmark.load(run)
+    monkeypatch.chdir(project)  # where training ran
+    want = calibration_windows(model, run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    np.testing.assert_array_equal(calibration_windows(model, run), want)
+    (project / "data").unlink()
+    with pytest.raises(ParameterError, match=r"training data \(data\) is not there"):
+        calibration_windows(model, run)
+
+
+def test_a_run_directory_named_like_an_export_is_a_run(detector, tmp_path: Path) -> None:
+    """``-o runs/cnn.onnx`` is a run directory all the same: loaded as one on every
+    runtime (it was taken for an exported file: 'no such ONNX file')."""
+    run = detector.save(tmp_path / "cnn.onnx")
+    assert earmark.load(run).family == "neural"
+    assert load_runtime(run, "torch").family == "neural"
+    onnx = load_runtime(run, "onnx", threads=1)
+    assert isinstance(onnx, OnnxClassifier) and onnx.path.parent != tmp_path
+
+
+def test_int8_calibrates_on_the_audio_given_when_the_training_audio_is_unreadable(
+    detector, demo_digits: Path, tmp_path: Path
+) -> None:
+    """The training folder is there but its files are empty (or not audio): int8 calibrates
+    on the audio given, as when the folder is gone (it failed: 'none of it could be read'
+    of a readable recording); with nothing readable at all, the message names a file."""
+    from earmark.runtimes import calibration_windows
+
+    data = tmp_path / "data"
+    for label in ("seven", "other"):
+        (data / label).mkdir(parents=True)
+        for k in range(3):
+            (data / label / f"c{k}.wav").write_bytes(b"")
+    run = detector.save(tmp_path / "run", extra={"data": {"root": str(data), "layout": "auto"}})
+    model = earmark.load(run)
+    clip = demo_digits / "seven" / "v004.wav"
+    np.testing.assert_array_equal(
+        calibration_windows(model, run, [clip]), calibration_windows(model, None, [clip])
+    )
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    with pytest.raises(ParameterError, match=r"none of the 7 files tried .* \(.*c0\.wav"):
+        calibration_windows(model, run, [bad])

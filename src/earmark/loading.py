@@ -22,7 +22,7 @@ def load(path: str | Path, *, calibration: bool = True, **options: Any) -> Any:
     to the ONNX runner (``threads``, ``spin``). A classifier's run calibrated by
     ``earmark calibrate`` scores with its calibration and thresholds unless
     ``calibration`` is false."""
-    if Path(path).suffix.lower() == ".onnx":
+    if Path(path).suffix.lower() == ".onnx" and not Path(path).is_dir():  # (a run named x.onnx)
         from earmark.onnx_model import OnnxClassifier
 
         return OnnxClassifier.load(path, **options)

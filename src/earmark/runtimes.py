@@ -104,7 +104,7 @@ def load_runtime(
     if lanes is None:
         lanes = 1 if not spin else (threads or min(usable_cores(), MAX_LANES))
     run = Path(run)
-    if run.suffix.lower() == ".onnx":
+    if run.suffix.lower() == ".onnx" and not run.is_dir():  # (a run directory may be x.onnx)
         if runtime == "int8":
             raise ParameterError(
                 f"{run}: --runtime int8 quantizes a run directory's network; give the run "
@@ -128,24 +128,33 @@ def load_runtime(
     folder = folder / "onnx" / _run_digest(run)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        graph, frames = _exports(model, folder)
     except OSError as exc:
-        raise EarmarkError(
-            f"cannot keep the ONNX export in {folder} ({exc.strerror or exc}): set "
-            "EARMARK_CACHE to a writable folder"
-        ) from None
-    graph, frames = _exports(model, folder)
+        raise _unwritable(folder, exc) from None
     if runtime == "int8":
         windows = calibration_windows(model, run, calibration_data)
         tag = hashlib.blake2b(windows.tobytes(), digest_size=8).hexdigest()
-        graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
-        if frames is not None:
-            frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+        try:
+            graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
+            if frames is not None:
+                frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+        except OSError as exc:
+            raise _unwritable(folder, exc) from None
     onnx_model = OnnxClassifier.load(graph, threads=threads, spin=spin, lanes=lanes)
     if frames is not None:
         onnx_model.attach_frames(frames)
     onnx_model.runtime = runtime
     onnx_model.calibration_ = getattr(model, "calibration_", None)
     return onnx_model
+
+
+def _unwritable(folder: Path, exc: OSError) -> EarmarkError:
+    """The one line for a cache folder the export cannot be written into (missing rights,
+    a file in the way, a full disk): the folder, the system's reason, the way out."""
+    return EarmarkError(
+        f"cannot keep the ONNX export in {folder} ({exc.strerror or exc}): set "
+        "EARMARK_CACHE to a writable folder"
+    )
 
 
 def _run_digest(run: Path) -> str:
@@ -196,33 +205,85 @@ def calibration_windows(
 ) -> np.ndarray:
     """Float32 ``[n, channels, samples]`` windows (at most :data:`CALIBRATION_WINDOWS`) to
     calibrate int8 ranges on: clips of the run's training data when its folder (``data.root``
-    in ``earmark.json``) is still readable, a few per class; else windows cut from ``files``
-    (the audio the model is about to score), spread over them. Raises
+    in ``earmark.json``; a relative one as :func:`_training_root` finds it) is still
+    readable, a few per class; else (no folder, or none of its audio readable) windows cut
+    from ``files`` (the audio the model is about to score), spread over them. Raises
     :class:`ParameterError` when neither gives a window."""
     prep = model.preprocessing
     training = _training_files(run) if run is not None else []
-    sources = training or [str(f) for f in files]
-    if not sources:
+    given = [str(f) for f in files]
+    if not training and not given:
+        recorded = _recorded_root(run) if run is not None else None
+        where = f" ({recorded})" if recorded else ""
         raise ParameterError(
-            "--runtime int8 calibrates on audio: the run's training data is not there and no "
-            "audio was given"
+            f"--runtime int8 calibrates on audio: the run's training data{where} is not there "
+            "and no audio was given"
         )
+    first: str | None = None  # the first file that could not be read, and why
+    for sources in (training, given):  # training data unreadable: the audio given
+        if not sources:
+            continue
+        out, problem = _cut_windows(prep, sources)
+        if out:
+            return np.stack(out).astype(np.float32)
+        first = first or problem
+    tried = len(training) + len(given)
+    raise ParameterError(
+        f"--runtime int8 calibrates on audio: none of the {tried} files tried could be read "
+        f"({first})"
+    )
+
+
+def _cut_windows(prep: Any, sources: Sequence[str]) -> tuple[list[np.ndarray], str | None]:
+    """Up to :data:`CALIBRATION_WINDOWS` windows spread over ``sources`` (unreadable ones
+    skipped: the scan reports them), and the first file that could not be read with why."""
     per_file = max(1, math.ceil(CALIBRATION_WINDOWS / len(sources)))
     window = prep.window
     out: list[np.ndarray] = []
+    problem = None
     for path in sources:
         if len(out) >= CALIBRATION_WINDOWS:
             break
         try:
             signal = prep.read(path, duration=per_file * prep.window_seconds)
-        except (AudioError, OSError):
-            continue  # an unreadable file calibrates nothing; the scan reports it
+        except (AudioError, OSError) as exc:
+            problem = problem or (str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            continue
         n = max(1, min(per_file, signal.shape[1] // window))
         segments = [signal[:, k * window : (k + 1) * window] for k in range(n)]
         out.extend(prep.prepare(segments)[: CALIBRATION_WINDOWS - len(out)])
-    if not out:
-        raise ParameterError("--runtime int8 calibrates on audio: none of it could be read")
-    return np.stack(out).astype(np.float32)
+    return out, problem
+
+
+def _recorded_root(run: str | Path) -> str | None:
+    """The training data's folder as the run records it (``data.root``), or ``None``."""
+    from earmark.artifact import ArtifactError, read_meta
+
+    try:
+        root = (read_meta(run).get("data") or {}).get("root")
+    except (ArtifactError, EarmarkError, AttributeError, OSError):
+        return None
+    return root if isinstance(root, str) and root else None
+
+
+def _training_root(run: str | Path) -> Path | None:
+    """The run's training data folder, or ``None`` when it is gone. A relative
+    ``data.root`` is relative to where training ran (``earmark train data/ -o runs/x``
+    records ``data``): the working directory when that is still it, else the first folder
+    above the run holding it, so a scan from elsewhere calibrates on the same data."""
+    recorded = _recorded_root(run)
+    if recorded is None:
+        return None
+    root = Path(recorded)
+    if root.is_dir():
+        return root
+    if root.is_absolute():
+        return None
+    try:
+        parents = Path(run).resolve().parents
+    except OSError:
+        return None
+    return next((base / root for base in parents if (base / root).is_dir()), None)
 
 
 def _training_files(run: str | Path) -> list[str]:
@@ -234,8 +295,8 @@ def _training_files(run: str | Path) -> list[str]:
     try:
         meta = read_meta(run)
         record = meta.get("data") or {}
-        root = Path(record["root"])
-        if not root.is_dir():
+        root = _training_root(run)
+        if root is None:
             return []
         manifest = data.load(root, layout=record.get("layout", "auto"))
     except (ArtifactError, EarmarkError, KeyError, TypeError, OSError):
