@@ -481,3 +481,28 @@ def test_int8_calibrates_on_the_audio_given_when_the_training_audio_is_unreadabl
     bad.write_text("not audio")
     with pytest.raises(ParameterError, match=r"none of the 7 files tried .* \(.*c0\.wav"):
         calibration_windows(model, run, [bad])
+
+
+def test_without_training_data_the_first_int8_export_serves_later_scans(
+    detector, demo_digits: Path, recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the training data gone, int8 calibrates on the audio scanned, once: a later scan
+    of other audio reuses that export (the same scores for the same recording whatever else
+    is scanned; one export in the cache, not one per call), until it is damaged."""
+    monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
+    gone = {"data": {"root": str(tmp_path / "gone"), "layout": "auto"}}
+    run = detector.save(tmp_path / "run", extra=gone)
+    first = load_runtime(run, "int8", calibration_data=[recording], lanes=1)
+    clip = demo_digits / "seven" / "v004.wav"
+    later = load_runtime(run, "int8", calibration_data=[clip], lanes=1)
+    assert later.path == first.path
+    (folder,) = (tmp_path / "cache" / "onnx").iterdir()
+    assert len(list(folder.glob("model-int8-*.onnx"))) == 1
+    assert len(list(folder.glob("frames-int8-*.onnx"))) == 1
+    np.testing.assert_array_equal(
+        later.predictor.score_track(recording, WINDOWING).scores,
+        first.predictor.score_track(recording, WINDOWING).scores,
+    )
+    first.path.write_bytes(first.path.read_bytes()[:100])  # damaged: made again, from the clip
+    again = load_runtime(run, "int8", calibration_data=[clip], lanes=1)
+    assert again.path != first.path and not first.path.exists()

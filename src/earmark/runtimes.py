@@ -34,7 +34,8 @@ gives the model to use, with one interface whatever the runtime (a
   thread), where static quantization's ``QLinearConv`` ran 2x faster (0.43 ms) with the
   same top class on all 256 windows. The calibration windows come from the run's training
   data when its folder is still there, else from the audio given (the recordings being
-  scanned); the quantized files are cached under those windows' digest too.
+  scanned); the quantized files are cached under those windows' digest too, and without
+  the training data the first export made from scanned audio serves every later scan.
 
 A run's calibration (``calibration.json``, :mod:`earmark.calibration`) is applied to the
 ONNX scores exactly as the torch runtime applies it, unless ``calibration=False``.
@@ -132,12 +133,8 @@ def load_runtime(
     except OSError as exc:
         raise _unwritable(folder, exc) from None
     if runtime == "int8":
-        windows = calibration_windows(model, run, calibration_data)
-        tag = hashlib.blake2b(windows.tobytes(), digest_size=8).hexdigest()
         try:
-            graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
-            if frames is not None:
-                frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+            graph, frames = _int8_exports(model, run, folder, graph, frames, calibration_data)
         except OSError as exc:
             raise _unwritable(folder, exc) from None
     onnx_model = OnnxClassifier.load(graph, threads=threads, spin=spin, lanes=lanes)
@@ -146,6 +143,45 @@ def load_runtime(
     onnx_model.runtime = runtime
     onnx_model.calibration_ = getattr(model, "calibration_", None)
     return onnx_model
+
+
+def _int8_exports(
+    model: Any,
+    run: Path,
+    folder: Path,
+    graph: Path,
+    frames: Path | None,
+    files: Sequence[str | Path],
+) -> tuple[Path, Path | None]:
+    """The int8 twins of ``graph`` and ``frames`` in ``folder``: quantized on the run's
+    training windows (named by their digest: the same files every time); without readable
+    training data, the int8 export an earlier scan made for this run from its audio when
+    there is one (so a run scores alike whatever is scanned, and the cache holds one such
+    export, not one per call), else one calibrated on ``files``."""
+    try:
+        windows = calibration_windows(model, run)  # the training data alone
+    except ParameterError:
+        earlier = _earlier_int8(folder, frames is not None)
+        if earlier is not None:
+            return earlier
+        windows = calibration_windows(model, run, files)
+    tag = hashlib.blake2b(windows.tobytes(), digest_size=8).hexdigest()
+    graph = _quantized(graph, folder / f"model-int8-{tag}.onnx", windows, model)
+    if frames is not None:
+        frames = _quantized(frames, folder / f"frames-int8-{tag}.onnx", windows, model)
+    return graph, frames
+
+
+def _earlier_int8(folder: Path, with_frames: bool) -> tuple[Path, Path | None] | None:
+    """The newest intact int8 export in ``folder`` (with its frontend-less twin when
+    ``with_frames``), or ``None``."""
+    found = sorted(folder.glob("model-int8-*.onnx"), key=lambda p: p.stat().st_mtime)
+    for graph in reversed(found):
+        tag = graph.stem.removeprefix("model-int8-")
+        frames = folder / f"frames-int8-{tag}.onnx" if with_frames else None
+        if _usable(graph) and (frames is None or _usable(frames)):
+            return graph, frames
+    return None
 
 
 def _unwritable(folder: Path, exc: OSError) -> EarmarkError:
