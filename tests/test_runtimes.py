@@ -506,3 +506,21 @@ def test_without_training_data_the_first_int8_export_serves_later_scans(
     first.path.write_bytes(first.path.read_bytes()[:100])  # damaged: made again, from the clip
     again = load_runtime(run, "int8", calibration_data=[clip], lanes=1)
     assert again.path != first.path and not first.path.exists()
+
+
+def test_temporary_exports_a_killed_process_left_are_removed(run: Path, cache: Path) -> None:
+    """A kill -9 during an export leaves its hidden temporary file: the next load removes
+    it once it is old (a young one may be another process's export under way)."""
+    import os
+    import time
+
+    folder = load_runtime(run, "onnx").path.parent  # the run's folder in the cache
+    assert folder.parent == cache / "onnx"
+    old, young = folder / ".model.abc123.onnx", folder / ".frames.def456.onnx"
+    for tmp in (old, young):
+        tmp.write_bytes(b"half an export")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    load_runtime(run, "onnx")
+    assert not old.exists() and young.exists()
+    young.unlink()

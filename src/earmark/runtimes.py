@@ -74,6 +74,9 @@ CALIBRATION_WINDOWS = 64
 #: Lanes by default at most (each holds a batch's features and onnxruntime's activations,
 #: about 50 MB for the demo ``cnn``); more with ``threads``.
 MAX_LANES = 16
+#: A temporary export file older than this (seconds) is one a killed process left: removed.
+#: (An export or quantization takes seconds.)
+STALE_SECONDS = 3600.0
 _FRONTEND_PREFIX = "/frontend/"  # torch's exporter names the frontend's nodes so
 
 
@@ -129,6 +132,7 @@ def load_runtime(
     folder = folder / "onnx" / _run_digest(run)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale(folder)
         graph, frames = _exports(model, folder)
     except OSError as exc:
         raise _unwritable(folder, exc) from None
@@ -182,6 +186,21 @@ def _earlier_int8(folder: Path, with_frames: bool) -> tuple[Path, Path | None] |
         if _usable(graph) and (frames is None or _usable(frames)):
             return graph, frames
     return None
+
+
+def _remove_stale(folder: Path) -> None:
+    """Remove the temporary files (``.model.*.onnx``: :func:`earmark.atomic.atomic_write`'s)
+    that an export killed halfway left in ``folder``, once older than
+    :data:`STALE_SECONDS` (a younger one may be another process's export under way)."""
+    import time
+
+    now = time.time()
+    for tmp in folder.glob(".*.onnx"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass  # (its process finished or removed it meanwhile)
 
 
 def _unwritable(folder: Path, exc: OSError) -> EarmarkError:
