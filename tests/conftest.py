@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 from collections.abc import Callable
@@ -12,6 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 from signals import SR, tone
+
+# typer's error panels wide enough that a message with a long temporary path is never wrapped
+# mid-word (the tests look for the message; where it wraps depends on the machine's paths).
+# Read by typer when it is first imported: here, before any test module imports the CLI.
+os.environ.setdefault("TERMINAL_WIDTH", "400")
 
 
 def _video_stream(container: av.container.OutputContainer) -> av.VideoStream:
