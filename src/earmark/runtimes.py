@@ -179,8 +179,14 @@ def _int8_exports(
 def _earlier_int8(folder: Path, with_frames: bool) -> tuple[Path, Path | None] | None:
     """The newest intact int8 export in ``folder`` (with its frontend-less twin when
     ``with_frames``), or ``None``."""
-    found = sorted(folder.glob("model-int8-*.onnx"), key=lambda p: p.stat().st_mtime)
-    for graph in reversed(found):
+
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # (removed meanwhile by another process: skipped below)
+            return 0.0
+
+    for graph in sorted(folder.glob("model-int8-*.onnx"), key=mtime, reverse=True):
         tag = graph.stem.removeprefix("model-int8-")
         frames = folder / f"frames-int8-{tag}.onnx" if with_frames else None
         if _usable(graph) and (frames is None or _usable(frames)):
